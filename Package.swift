@@ -1,0 +1,29 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Release builds target AVX2 + FMA: SwiftPM's baseline x86-64 target scalarizes SIMD code
+// (measured 10-50x slower on the elementwise kernels). See ../shared/swift-facts.md.
+let cpuFlags: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"], .when(configuration: .release))]
+
+let package = Package(
+    name: "loranas",
+    products: [
+        .library(name: "loranas", type: .dynamic, targets: ["LoRANASCAPI"]),
+        .executable(name: "loranas-cli", targets: ["loranas"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .target(name: "LoRANAS", dependencies: ["COpenBLAS"], swiftSettings: cpuFlags),
+        .target(name: "LoRANASCAPI", dependencies: ["LoRANAS"], swiftSettings: cpuFlags),
+        .executableTarget(name: "loranas",
+                          dependencies: ["LoRANAS", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          swiftSettings: cpuFlags),
+        .testTarget(name: "LoRANASTests", dependencies: ["LoRANAS", "LoRANASCAPI"],
+                    resources: [.copy("Fixtures")]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,124 @@
+import Foundation
+
+/// Exact GELU, x·Φ(x) with Φ(x) = ½(1 + erf(x/√2)): Hugging Face's "gelu" (not the tanh form).
+public enum GELU {
+    public static func forward(y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, n: Int) {
+        Engine.parallelRanges(n, grain: 1 << 14) { r in
+            for i in r { y[i] = 0.5 * x[i] * (1 + erff(x[i] * 0.70710678118654752)) }
+        }
+    }
+
+    /// dx += dy · (Φ(x) + x·φ(x))
+    public static func backward(dx: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>,
+                                x: UnsafePointer<Float>, n: Int) {
+        Engine.parallelRanges(n, grain: 1 << 14) { r in
+            for i in r {
+                let v = x[i]
+                let cdf = 0.5 * (1 + erff(v * 0.70710678118654752))
+                let pdf = expf(-0.5 * v * v) * 0.3989422804014327
+                dx[i] += dy[i] * (cdf + v * pdf)
+            }
+        }
+    }
+}
+
+/// SiLU, x·σ(x).
+public enum SiLU {
+    public static func forward(y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, n: Int) {
+        forEachChunk(n, simd: { i in let v = load(x, i); store(v * vsigmoid(v), y, i) },
+                     scalar: { i in y[i] = x[i] * ssigmoid(x[i]) })
+    }
+
+    /// dx += dy · σ(x)(1 + x(1 − σ(x)))
+    public static func backward(dx: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>,
+                                x: UnsafePointer<Float>, n: Int) {
+        for i in 0..<n {
+            let s = ssigmoid(x[i])
+            dx[i] += dy[i] * s * (1 + x[i] * (1 - s))
+        }
+    }
+}
+
+/// SwiGLU, m = silu(gate) ⊙ up, the LLaMA MLP's middle.
+public enum SwiGLU {
+    public static func forward(m: UnsafeMutablePointer<Float>, gate: UnsafePointer<Float>,
+                               up: UnsafePointer<Float>, n: Int) {
+        Engine.parallelRanges(n, grain: 1 << 14) { r in
+            let o = r.lowerBound
+            forEachChunk(r.count, simd: { i in
+                let g = load(gate + o, i)
+                store(g * vsigmoid(g) * load(up + o, i), m + o, i)
+            }, scalar: { i in m[o + i] = gate[o + i] * ssigmoid(gate[o + i]) * up[o + i] })
+        }
+    }
+
+    /// dgate += dm ⊙ up ⊙ silu'(gate);  dup += dm ⊙ silu(gate)
+    public static func backward(dgate: UnsafeMutablePointer<Float>, dup: UnsafeMutablePointer<Float>,
+                                dm: UnsafePointer<Float>, gate: UnsafePointer<Float>,
+                                up: UnsafePointer<Float>, n: Int) {
+        Engine.parallelRanges(n, grain: 1 << 14) { r in
+            let o = r.lowerBound
+            forEachChunk(r.count, simd: { i in
+                let g = load(gate + o, i), s = vsigmoid(g), d = load(dm + o, i)
+                store(load(dgate + o, i) + d * load(up + o, i) * s * (1 + g * (1 - s)), dgate + o, i)
+                store(load(dup + o, i) + d * g * s, dup + o, i)
+            }, scalar: { i in
+                let g = gate[o + i], s = ssigmoid(g), d = dm[o + i]
+                dgate[o + i] += d * up[o + i] * s * (1 + g * (1 - s))
+                dup[o + i] += d * g * s
+            })
+        }
+    }
+}
+
+/// Tanh gating on a residual branch: y += tanh(g)·a, for Mllama's gated layers and embeddings.
+public enum TanhGate {
+    public static func forward(y: UnsafeMutablePointer<Float>, a: UnsafePointer<Float>, gate: Float, n: Int) {
+        axpy(tanhf(gate), a, y, n)
+    }
+
+    /// da += tanh(g)·dy;  returns dL/dg = (1 − tanh²g)·Σ dy⊙a (accumulated in Double).
+    @discardableResult
+    public static func backward(da: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>,
+                                a: UnsafePointer<Float>, gate: Float, n: Int) -> Float {
+        let t = tanhf(gate)
+        if let da { axpy(t, dy, da, n) }
+        var s = 0.0
+        for i in 0..<n { s += Double(dy[i]) * Double(a[i]) }
+        return Float((1 - Double(t) * Double(t)) * s)
+    }
+}
+
+/// Row softmax over the last axis of (N, C).
+public enum Softmax {
+    public static func forward(y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, n: Int, c: Int) {
+        for i in 0..<n { softmaxRow(y + i * c, x + i * c, c) }
+    }
+
+    /// dx += y ⊙ (dy − Σ dy⊙y)
+    public static func backward(dx: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>,
+                                y: UnsafePointer<Float>, n: Int, c: Int) {
+        for i in 0..<n {
+            let yi = y + i * c, dyi = dy + i * c, dxi = dx + i * c
+            let s = dot(dyi, yi, c)
+            for j in 0..<c { dxi[j] += yi[j] * (dyi[j] - s) }
+        }
+    }
+
+    /// y = softmax(x) for one row; returns log Σ exp(x) (the row's log-sum-exp).
+    @discardableResult @inline(__always)
+    static func softmaxRow(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ c: Int) -> Float {
+        var m = -Float.infinity
+        for j in 0..<c { m = max(m, x[j]) }
+        var s = Float(0)
+        let mv = F16x(repeating: m)
+        var acc = F16x()
+        var j = 0
+        while j + 16 <= c { let e = vexp(load(x, j) - mv); store(e, y, j); acc += e; j += 16 }
+        s = acc.sum()
+        while j < c { let e = sexp(x[j] - m); y[j] = e; s += e; j += 1 }
+        let inv = 1 / s
+        for j in 0..<c { y[j] *= inv }
+        return m + logf(s)
+    }
+}

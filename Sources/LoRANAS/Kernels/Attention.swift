@@ -1,0 +1,125 @@
+import Foundation
+
+/// Which (query, key) pairs may attend. Byte arrays hold 1 for "yes" (or "invalid" for `.outer`).
+public enum AttentionMask: @unchecked Sendable {
+    /// Every key is visible.
+    case none
+    /// Causal, and key k of sample b is visible only if `keyValid[b·Sk + k] != 0` (nil: all valid).
+    case causal(keyValid: UnsafePointer<UInt8>?)
+    /// Mllama's vision mask: (q, k) is masked only when both q and k are invalid; `invalid` is (B, S).
+    case outer(invalid: UnsafePointer<UInt8>)
+    /// A full (B, Sq, Sk) table of allowed pairs.
+    case dense(allowed: UnsafePointer<UInt8>)
+
+    @inline(__always)
+    func allowed(_ b: Int, _ q: Int, _ k: Int, sq: Int, sk: Int) -> Bool {
+        switch self {
+        case .none: return true
+        case .causal(let valid): return k <= q && (valid == nil || valid![b * sk + k] != 0)
+        case .outer(let invalid): return invalid[b * sk + q] == 0 || invalid[b * sk + k] == 0
+        case .dense(let allowed): return allowed[(b * sq + q) * sk + k] != 0
+        }
+    }
+
+    var isNone: Bool { if case .none = self { return true }; return false }
+}
+
+/// Multi-head scaled dot-product attention with grouped-query heads.
+///
+/// q is (B, Sq, nh·hd), k and v are (B, Sk, nkv·hd): the layouts the projections produce, so no
+/// transposes are needed. Query head h reads kv head h / (nh/nkv). out is (B, Sq, nh·hd).
+/// A query row with no visible key outputs zeros and passes no gradient (PyTorch SDPA's behaviour).
+/// Forward caches only the per-row log-sum-exp `lse` (B, nh, Sq); backward recomputes the
+/// probabilities from q and k, so memory grows with S, not S².
+public enum Attention {
+    public struct Dims: Sendable {
+        public var b, sq, sk, nh, nkv, hd: Int
+        public init(b: Int, sq: Int, sk: Int, nh: Int, nkv: Int, hd: Int) {
+            self.b = b; self.sq = sq; self.sk = sk; self.nh = nh; self.nkv = nkv; self.hd = hd
+        }
+        var scale: Float { 1 / Float(hd).squareRoot() }
+    }
+
+    public static func forward(out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>,
+                               q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                               mask: AttentionMask, _ d: Dims) {
+        let qs = d.nh * d.hd, ks = d.nkv * d.hd, g = d.nh / d.nkv
+        Engine.parallelFor(min(Engine.threads, d.b * d.nh)) { t in
+            let tasks = d.b * d.nh, workers = min(Engine.threads, tasks)
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: d.sq * d.sk)
+            defer { p.deallocate() }
+            for task in (tasks * t / workers)..<(tasks * (t + 1) / workers) {
+                let b = task / d.nh, h = task % d.nh, kv = h / g
+                let qh = q + b * d.sq * qs + h * d.hd
+                let kh = k + b * d.sk * ks + kv * d.hd, vh = v + b * d.sk * ks + kv * d.hd
+                gemm(false, true, m: d.sq, n: d.sk, k: d.hd, alpha: d.scale, a: qh, lda: qs, b: kh, ldb: ks,
+                     c: p, threaded: false)
+                for i in 0..<d.sq {
+                    lse[(b * d.nh + h) * d.sq + i] = maskedSoftmaxRow(p + i * d.sk, b: b, q: i, mask: mask, d)
+                }
+                gemm(false, false, m: d.sq, n: d.hd, k: d.sk, a: p, b: vh, ldb: ks,
+                     c: out + b * d.sq * qs + h * d.hd, ldc: qs, threaded: false)
+            }
+        }
+    }
+
+    /// Accumulates dq (B, Sq, nh·hd), dk and dv (B, Sk, nkv·hd) from dout.
+    public static func backward(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>,
+                                dv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
+                                q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                                lse: UnsafePointer<Float>, mask: AttentionMask, _ d: Dims) {
+        let qs = d.nh * d.hd, ks = d.nkv * d.hd, g = d.nh / d.nkv
+        // One task per (sample, kv head): the g query heads that share a kv head write to the same dk, dv.
+        let tasks = d.b * d.nkv, workers = min(Engine.threads, tasks)
+        Engine.parallelFor(workers) { t in
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: d.sq * d.sk)
+            let dp = UnsafeMutablePointer<Float>.allocate(capacity: d.sq * d.sk)
+            defer { p.deallocate(); dp.deallocate() }
+            for task in (tasks * t / workers)..<(tasks * (t + 1) / workers) {
+                let b = task / d.nkv, kv = task % d.nkv
+                let kh = k + b * d.sk * ks + kv * d.hd, vh = v + b * d.sk * ks + kv * d.hd
+                let dkh = dk + b * d.sk * ks + kv * d.hd, dvh = dv + b * d.sk * ks + kv * d.hd
+                for h in (kv * g)..<((kv + 1) * g) {
+                    let qh = q + b * d.sq * qs + h * d.hd, dqh = dq + b * d.sq * qs + h * d.hd
+                    let doh = dout + b * d.sq * qs + h * d.hd
+                    gemm(false, true, m: d.sq, n: d.sk, k: d.hd, alpha: d.scale, a: qh, lda: qs, b: kh, ldb: ks,
+                         c: p, threaded: false)
+                    for i in 0..<d.sq {
+                        let l = lse[(b * d.nh + h) * d.sq + i], row = p + i * d.sk
+                        for j in 0..<d.sk {
+                            row[j] = mask.allowed(b, i, j, sq: d.sq, sk: d.sk) ? sexp(row[j] - l) : 0
+                        }
+                    }
+                    // dv += Pᵀ·do ; dP = do·vᵀ
+                    gemm(true, false, m: d.sk, n: d.hd, k: d.sq, a: p, b: doh, ldb: qs, beta: 1, c: dvh, ldc: ks, threaded: false)
+                    gemm(false, true, m: d.sq, n: d.sk, k: d.hd, a: doh, lda: qs, b: vh, ldb: ks, c: dp, threaded: false)
+                    // dS = P ⊙ (dP − Σ dP⊙P), scaled
+                    for i in 0..<d.sq {
+                        let pr = p + i * d.sk, dr = dp + i * d.sk
+                        let s = dot(pr, dr, d.sk)
+                        for j in 0..<d.sk { dr[j] = pr[j] * (dr[j] - s) * d.scale }
+                    }
+                    gemm(false, false, m: d.sq, n: d.hd, k: d.sk, a: dp, b: kh, ldb: ks, beta: 1, c: dqh, ldc: qs, threaded: false)
+                    gemm(true, false, m: d.sk, n: d.hd, k: d.sq, a: dp, b: qh, ldb: qs, beta: 1, c: dkh, ldc: ks, threaded: false)
+                }
+            }
+        }
+    }
+
+    /// Softmax of one row of scaled scores in place under the mask; returns its log-sum-exp,
+    /// or +∞ for a row with no visible key (which becomes all zeros).
+    @inline(__always)
+    static func maskedSoftmaxRow(_ row: UnsafeMutablePointer<Float>, b: Int, q: Int, mask: AttentionMask, _ d: Dims) -> Float {
+        if mask.isNone { return Softmax.softmaxRow(row, row, d.sk) }
+        var m = -Float.infinity
+        for j in 0..<d.sk {
+            if mask.allowed(b, q, j, sq: d.sq, sk: d.sk) { m = max(m, row[j]) } else { row[j] = -.infinity }
+        }
+        if m == -.infinity { row.update(repeating: 0, count: d.sk); return .infinity }
+        var s = Float(0)
+        for j in 0..<d.sk { let e = sexp(row[j] - m); row[j] = e; s += e }
+        let inv = 1 / s
+        for j in 0..<d.sk { row[j] *= inv }
+        return m + logf(s)
+    }
+}

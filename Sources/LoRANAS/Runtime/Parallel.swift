@@ -1,0 +1,42 @@
+import COpenBLAS
+import Dispatch
+import Foundation
+
+/// How the engine uses the machine's cores.
+///
+/// The engine splits work across its own threads and keeps OpenBLAS single-threaded:
+/// Debian's OpenBLAS 0.3.21 with 2 threads is often slower than 1 on LoRA's skinny shapes,
+/// and two pools spinning on two cores fight. The split of every loop depends only on the
+/// thread count, so the same seed and thread count give the same bits.
+public enum Engine {
+    nonisolated(unsafe) private static var _threads: Int = {
+        openblas_set_num_threads(1)
+        if let s = ProcessInfo.processInfo.environment["LORANAS_NUM_THREADS"], let n = Int(s), n > 0 { return n }
+        return max(1, ProcessInfo.processInfo.activeProcessorCount)
+    }()
+    private static let lock = NSLock()
+
+    /// Worker threads used by kernels (default: `LORANAS_NUM_THREADS` or the core count).
+    public static var threads: Int {
+        get { lock.lock(); defer { lock.unlock() }; return _threads }
+        set { lock.lock(); _threads = max(1, newValue); lock.unlock(); openblas_set_num_threads(1) }
+    }
+
+    /// Runs `body(chunk)` for chunk in 0..<chunks, in parallel when `chunks > 1`.
+    @inline(__always)
+    public static func parallelFor(_ chunks: Int, _ body: (Int) -> Void) {
+        if chunks <= 1 { if chunks == 1 { body(0) }; return }
+        DispatchQueue.concurrentPerform(iterations: chunks, execute: body)
+    }
+
+    /// Splits 0..<n into `threads` contiguous ranges (fewer if n is small) and runs them in parallel.
+    /// `grain` is the least amount of work worth a thread.
+    public static func parallelRanges(_ n: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
+        let t = min(threads, max(1, n / max(grain, 1)))
+        if t <= 1 { if n > 0 { body(0..<n) }; return }
+        DispatchQueue.concurrentPerform(iterations: t) { i in
+            let lo = n * i / t, hi = n * (i + 1) / t
+            if lo < hi { body(lo..<hi) }
+        }
+    }
+}

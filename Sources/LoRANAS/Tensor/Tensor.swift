@@ -1,0 +1,94 @@
+import Foundation
+
+/// A contiguous, row-major Float32 tensor.
+///
+/// `Tensor` is a reference type: its storage is one 64-byte-aligned allocation, and a view
+/// (`slice`, `reshaped`) shares it while keeping the owner alive. Kernels take `ptr` plus
+/// explicit dimensions, in the style of llm.c; `Tensor` exists to own memory and carry shapes.
+public final class Tensor: @unchecked Sendable {
+    public let shape: [Int]
+    public let count: Int
+    public let ptr: UnsafeMutablePointer<Float>
+    private let owner: Tensor?
+
+    /// A new tensor filled with zeros.
+    public init(zeros shape: [Int]) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
+        self.shape = shape
+        self.count = shape.reduce(1, *)
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
+        self.ptr = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        self.ptr.initialize(repeating: 0, count: max(count, 1))
+        self.owner = nil
+    }
+
+    /// A new tensor holding a copy of `values`.
+    public convenience init(_ values: [Float], shape: [Int]) {
+        precondition(values.count == shape.reduce(1, *), "\(values.count) values for shape \(shape)")
+        self.init(zeros: shape)
+        values.withUnsafeBufferPointer { ptr.update(from: $0.baseAddress!, count: values.count) }
+    }
+
+    private init(view owner: Tensor, offset: Int, shape: [Int]) {
+        self.shape = shape
+        self.count = shape.reduce(1, *)
+        self.ptr = owner.ptr + offset
+        self.owner = owner.owner ?? owner
+    }
+
+    deinit {
+        if owner == nil { UnsafeMutableRawPointer(ptr).deallocate() }
+    }
+
+    public var rank: Int { shape.count }
+    public var buffer: UnsafeMutableBufferPointer<Float> { .init(start: ptr, count: count) }
+    public var array: [Float] { Array(buffer) }
+
+    /// A view of `count(shape)` elements starting at `offset`, sharing storage.
+    public func view(offset: Int = 0, shape: [Int]) -> Tensor {
+        precondition(offset >= 0 && offset + shape.reduce(1, *) <= count, "view out of range")
+        return Tensor(view: self, offset: offset, shape: shape)
+    }
+
+    /// The same storage under another shape with the same element count.
+    public func reshaped(_ shape: [Int]) -> Tensor {
+        precondition(shape.reduce(1, *) == count, "cannot reshape \(self.shape) to \(shape)")
+        return view(shape: shape)
+    }
+
+    /// Row `i` of the leading axis, as a view.
+    public subscript(row i: Int) -> Tensor {
+        let inner = Array(shape.dropFirst())
+        let n = inner.reduce(1, *)
+        return view(offset: i * n, shape: inner)
+    }
+
+    public func copy() -> Tensor {
+        let t = Tensor(zeros: shape)
+        t.ptr.update(from: ptr, count: count)
+        return t
+    }
+
+    public func zero() { ptr.update(repeating: 0, count: count) }
+
+    public func copy(from other: Tensor) {
+        precondition(other.count == count, "copy of \(other.shape) into \(shape)")
+        ptr.update(from: other.ptr, count: count)
+    }
+
+    /// ‖x‖₂, accumulated in Double.
+    public var norm: Double {
+        var s = 0.0
+        for i in 0..<count { s += Double(ptr[i]) * Double(ptr[i]) }
+        return s.squareRoot()
+    }
+
+    public var isFinite: Bool {
+        for i in 0..<count where !ptr[i].isFinite { return false }
+        return true
+    }
+}
+
+extension Tensor: CustomStringConvertible {
+    public var description: String { "Tensor\(shape)" }
+}

@@ -1,0 +1,76 @@
+import Foundation
+
+/// SIMD building blocks for the elementwise kernels. libm's `exp` and `tanh` do not vectorize,
+/// so `vexp` is a Cephes-style polynomial (max relative error ≈ 2 ulp on [-87, 88]).
+public typealias F16x = SIMD16<Float>
+
+@inline(__always)
+func vexp(_ x: F16x) -> F16x {
+    let x = x.clamped(lowerBound: F16x(repeating: -87.3), upperBound: F16x(repeating: 88.3))
+    // n = round(x / ln2); r = x - n·ln2 in two parts for accuracy.
+    let n = (x * 1.442695040888963).rounded(.toNearestOrEven)
+    var r = x
+    r.addProduct(n, F16x(repeating: -0.693359375))
+    r.addProduct(n, F16x(repeating: 2.12194440e-4))
+    var p = F16x(repeating: 1.9875691500e-4)
+    p = p * r + 1.3981999507e-3
+    p = p * r + 8.3334519073e-3
+    p = p * r + 4.1665795894e-2
+    p = p * r + 1.6666665459e-1
+    p = p * r + 5.0000001201e-1
+    let r2 = r * r
+    var y = p * r2 + r + 1
+    // 2^n through the exponent bits.
+    let e = (SIMD16<Int32>(truncatingIfNeeded: SIMD16<Int32>(n)) &+ 127) &<< 23
+    y *= unsafeBitCast(e, to: F16x.self)
+    return y
+}
+
+@inline(__always)
+func vsigmoid(_ x: F16x) -> F16x { 1 / (1 + vexp(-x)) }
+
+@inline(__always)
+func vtanh(_ x: F16x) -> F16x {
+    // tanh(x) = 1 - 2 / (exp(2x) + 1), exact enough away from 0; near 0 use x·(1 - x²/3) blend.
+    let t = 1 - 2 / (vexp(2 * x) + 1)
+    let small = (x .< F16x(repeating: 0.0004)) .& (x .> F16x(repeating: -0.0004))
+    return t.replacing(with: x, where: small)
+}
+
+/// Scalar versions for the tails of arrays.
+@inline(__always) func sexp(_ x: Float) -> Float { Foundation.exp(x) }
+@inline(__always) func ssigmoid(_ x: Float) -> Float { 1 / (1 + Foundation.exp(-x)) }
+
+/// Applies `simd` to each 16-wide chunk of `n` elements and `scalar` to the tail.
+@inline(__always)
+func forEachChunk(_ n: Int, simd: (Int) -> Void, scalar: (Int) -> Void) {
+    var i = 0
+    while i + 16 <= n { simd(i); i += 16 }
+    while i < n { scalar(i); i += 1 }
+}
+
+@inline(__always) func load(_ p: UnsafePointer<Float>, _ i: Int) -> F16x {
+    UnsafeRawPointer(p + i).loadUnaligned(as: F16x.self)
+}
+@inline(__always) func store(_ v: F16x, _ p: UnsafeMutablePointer<Float>, _ i: Int) {
+    UnsafeMutableRawPointer(p + i).storeBytes(of: v, as: F16x.self)
+}
+
+/// Σ a[i]·b[i] with SIMD accumulators (Float), for short inner products.
+@inline(__always)
+func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+    var acc = F16x()
+    var i = 0
+    while i + 16 <= n { acc.addProduct(load(a, i), load(b, i)); i += 16 }
+    var s = acc.sum()
+    while i < n { s += a[i] * b[i]; i += 1 }
+    return s
+}
+
+/// y[i] += alpha · x[i]
+@inline(__always)
+func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+    let a = F16x(repeating: alpha)
+    forEachChunk(n, simd: { i in var v = load(y, i); v.addProduct(a, load(x, i)); store(v, y, i) },
+                 scalar: { i in y[i] += alpha * x[i] })
+}

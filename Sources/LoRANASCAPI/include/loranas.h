@@ -1,0 +1,80 @@
+/*
+ * loranas.h: the C ABI of libloranas.so.
+ *
+ * Conventions
+ *  - Every function returns int32_t status (LORANAS_OK = 0) unless it is a getter of a constant.
+ *  - On failure, loranas_last_error() returns this thread's message for the last failed call.
+ *  - Buffers are contiguous, row-major; dimensions are int64_t; the caller allocates outputs and
+ *    passes their element count, which the engine checks.
+ *  - Handles are opaque; *_free accepts NULL. A handle may be used from several threads: calls on
+ *    one handle are serialized by the engine.
+ *  - Nothing throws or traps across this boundary.
+ */
+#ifndef LORANAS_H
+#define LORANAS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LORANAS_ABI_VERSION 1
+
+enum {
+    LORANAS_OK = 0,
+    LORANAS_ERR_INVALID_ARGUMENT = 1, /* NULL pointer, wrong size or shape, bad value */
+    LORANAS_ERR_IO = 2,               /* a file could not be opened, read or written */
+    LORANAS_ERR_FORMAT = 3,           /* a file's contents are malformed */
+    LORANAS_ERR_NOT_FOUND = 4,        /* no such tensor, module or key */
+    LORANAS_ERR_NUMERIC = 5,          /* non-finite loss or gradients */
+    LORANAS_ERR_UNSUPPORTED = 6,      /* a valid request the engine does not support */
+    LORANAS_ERR_BUFFER_TOO_SMALL = 7  /* an output buffer is too small; the size needed is reported */
+};
+
+/* dtypes as stored in a checkpoint (loranas_checkpoint_info). */
+enum {
+    LORANAS_DTYPE_F32 = 0, LORANAS_DTYPE_F16 = 1, LORANAS_DTYPE_BF16 = 2,
+    LORANAS_DTYPE_I64 = 3, LORANAS_DTYPE_I32 = 4, LORANAS_DTYPE_F64 = 5,
+    LORANAS_DTYPE_U8 = 6, LORANAS_DTYPE_I8 = 7, LORANAS_DTYPE_BOOL = 8, LORANAS_DTYPE_I16 = 9
+};
+
+#define LORANAS_MAX_DIMS 8
+
+/* ---- library ---------------------------------------------------------------------------- */
+int32_t loranas_abi_version(void);
+/* Semantic version of the engine, a static string. */
+const char *loranas_version(void);
+/* This thread's last error message ("" if none). Valid until this thread's next failing call. */
+const char *loranas_last_error(void);
+/* Engine worker threads (>= 1). */
+int32_t loranas_set_num_threads(int32_t n);
+int32_t loranas_get_num_threads(void);
+
+/* ---- checkpoints (safetensors, single file, sharded index, or a directory) --------------- */
+typedef struct loranas_checkpoint loranas_checkpoint;
+
+int32_t loranas_checkpoint_open(const char *path, loranas_checkpoint **out);
+void loranas_checkpoint_free(loranas_checkpoint *ckpt);
+int32_t loranas_checkpoint_count(const loranas_checkpoint *ckpt, int64_t *out_count);
+/* Copies the NUL-terminated name of tensor `index` into buf; *out_len gets the length needed
+   without the NUL. A buffer too small gives LORANAS_ERR_BUFFER_TOO_SMALL. */
+int32_t loranas_checkpoint_name(const loranas_checkpoint *ckpt, int64_t index, char *buf, int64_t buf_len,
+                                int64_t *out_len);
+/* dtype (LORANAS_DTYPE_*), number of dims and the shape (shape must hold LORANAS_MAX_DIMS). */
+int32_t loranas_checkpoint_info(const loranas_checkpoint *ckpt, const char *name, int32_t *out_dtype,
+                                int64_t *out_ndim, int64_t *out_shape);
+/* Reads tensor `name` converted to float32 into out (count elements, must equal its size). */
+int32_t loranas_checkpoint_read_f32(const loranas_checkpoint *ckpt, const char *name, float *out, int64_t count);
+
+/* ---- kernels ----------------------------------------------------------------------------- */
+/* C (m, n) = op(A) (m, k) · op(B) (k, n); A is (m, k) or (k, m) when trans_a, B is (k, n) or (n, k)
+   when trans_b. */
+int32_t loranas_matmul_f32(const float *a, const float *b, float *c, int64_t m, int64_t k, int64_t n,
+                           int32_t trans_a, int32_t trans_b);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LORANAS_H */

@@ -1,0 +1,152 @@
+"""Layer 2: 1:1 ctypes bindings of ``Sources/LoRANASCAPI/include/loranas.h``.
+
+Each function keeps its C name and has its C prototype in a comment above it; ``argtypes`` and
+``restype`` are always set. Nothing here raises on a non-zero status: ``errors.check`` does that.
+Importing this module loads the library and refuses one whose ABI version differs from
+``LORANAS_ABI_VERSION``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from ctypes import POINTER, c_char_p, c_float, c_int32, c_int64, c_void_p
+
+from ._lib import load_library
+
+# ---- constants (mirror loranas.h) --------------------------------------------------------------
+
+# The ABI these bindings were written for.
+LORANAS_ABI_VERSION = 1
+
+LORANAS_OK = 0
+LORANAS_ERR_INVALID_ARGUMENT = 1
+LORANAS_ERR_IO = 2
+LORANAS_ERR_FORMAT = 3
+LORANAS_ERR_NOT_FOUND = 4
+LORANAS_ERR_NUMERIC = 5
+LORANAS_ERR_UNSUPPORTED = 6
+LORANAS_ERR_BUFFER_TOO_SMALL = 7
+
+STATUS_NAMES = {
+    LORANAS_OK: "LORANAS_OK",
+    LORANAS_ERR_INVALID_ARGUMENT: "LORANAS_ERR_INVALID_ARGUMENT",
+    LORANAS_ERR_IO: "LORANAS_ERR_IO",
+    LORANAS_ERR_FORMAT: "LORANAS_ERR_FORMAT",
+    LORANAS_ERR_NOT_FOUND: "LORANAS_ERR_NOT_FOUND",
+    LORANAS_ERR_NUMERIC: "LORANAS_ERR_NUMERIC",
+    LORANAS_ERR_UNSUPPORTED: "LORANAS_ERR_UNSUPPORTED",
+    LORANAS_ERR_BUFFER_TOO_SMALL: "LORANAS_ERR_BUFFER_TOO_SMALL",
+}
+
+LORANAS_DTYPE_F32 = 0
+LORANAS_DTYPE_F16 = 1
+LORANAS_DTYPE_BF16 = 2
+LORANAS_DTYPE_I64 = 3
+LORANAS_DTYPE_I32 = 4
+LORANAS_DTYPE_F64 = 5
+LORANAS_DTYPE_U8 = 6
+LORANAS_DTYPE_I8 = 7
+LORANAS_DTYPE_BOOL = 8
+LORANAS_DTYPE_I16 = 9
+
+# LORANAS_DTYPE_* -> the safetensors dtype name.
+DTYPE_NAMES = {
+    LORANAS_DTYPE_F32: "F32",
+    LORANAS_DTYPE_F16: "F16",
+    LORANAS_DTYPE_BF16: "BF16",
+    LORANAS_DTYPE_I64: "I64",
+    LORANAS_DTYPE_I32: "I32",
+    LORANAS_DTYPE_F64: "F64",
+    LORANAS_DTYPE_U8: "U8",
+    LORANAS_DTYPE_I8: "I8",
+    LORANAS_DTYPE_BOOL: "BOOL",
+    LORANAS_DTYPE_I16: "I16",
+}
+
+LORANAS_MAX_DIMS = 8
+
+# ---- types -------------------------------------------------------------------------------------
+
+# typedef struct loranas_checkpoint loranas_checkpoint;  (opaque; a NULL handle is None)
+loranas_checkpoint_p = c_void_p
+c_float_p = POINTER(c_float)
+c_int32_p = POINTER(c_int32)
+c_int64_p = POINTER(c_int64)
+
+# ---- loading -----------------------------------------------------------------------------------
+
+lib, lib_path = load_library()
+
+
+def _bind(name: str, argtypes: list, restype):
+    try:
+        fn = getattr(lib, name)
+    except AttributeError:
+        raise ImportError(f"{lib_path} does not export {name}: the library and the bindings disagree") from None
+    fn.argtypes = argtypes
+    fn.restype = restype
+    return fn
+
+
+# ---- library -----------------------------------------------------------------------------------
+
+# int32_t loranas_abi_version(void);
+loranas_abi_version = _bind("loranas_abi_version", [], c_int32)
+
+# Checked before binding the rest, so an older or newer library reports its version rather than a
+# missing symbol.
+_found_abi = loranas_abi_version()
+if _found_abi != LORANAS_ABI_VERSION:
+    raise ImportError(
+        f"{lib_path} has ABI version {_found_abi}, but these bindings were written for ABI version "
+        f"{LORANAS_ABI_VERSION}; rebuild the library or reinstall the package"
+    )
+
+# const char *loranas_version(void);
+loranas_version = _bind("loranas_version", [], c_char_p)
+
+# const char *loranas_last_error(void);
+loranas_last_error = _bind("loranas_last_error", [], c_char_p)
+
+# int32_t loranas_set_num_threads(int32_t n);
+loranas_set_num_threads = _bind("loranas_set_num_threads", [c_int32], c_int32)
+
+# int32_t loranas_get_num_threads(void);
+loranas_get_num_threads = _bind("loranas_get_num_threads", [], c_int32)
+
+# ---- checkpoints -------------------------------------------------------------------------------
+
+# int32_t loranas_checkpoint_open(const char *path, loranas_checkpoint **out);
+loranas_checkpoint_open = _bind("loranas_checkpoint_open", [c_char_p, POINTER(loranas_checkpoint_p)], c_int32)
+
+# void loranas_checkpoint_free(loranas_checkpoint *ckpt);
+loranas_checkpoint_free = _bind("loranas_checkpoint_free", [loranas_checkpoint_p], None)
+
+# int32_t loranas_checkpoint_count(const loranas_checkpoint *ckpt, int64_t *out_count);
+loranas_checkpoint_count = _bind("loranas_checkpoint_count", [loranas_checkpoint_p, c_int64_p], c_int32)
+
+# int32_t loranas_checkpoint_name(const loranas_checkpoint *ckpt, int64_t index, char *buf, int64_t buf_len,
+#                                 int64_t *out_len);
+loranas_checkpoint_name = _bind(
+    "loranas_checkpoint_name", [loranas_checkpoint_p, c_int64, c_char_p, c_int64, c_int64_p], c_int32
+)
+
+# int32_t loranas_checkpoint_info(const loranas_checkpoint *ckpt, const char *name, int32_t *out_dtype,
+#                                 int64_t *out_ndim, int64_t *out_shape);
+loranas_checkpoint_info = _bind(
+    "loranas_checkpoint_info", [loranas_checkpoint_p, c_char_p, c_int32_p, c_int64_p, c_int64_p], c_int32
+)
+
+# int32_t loranas_checkpoint_read_f32(const loranas_checkpoint *ckpt, const char *name, float *out,
+#                                     int64_t count);
+loranas_checkpoint_read_f32 = _bind(
+    "loranas_checkpoint_read_f32", [loranas_checkpoint_p, c_char_p, c_float_p, c_int64], c_int32
+)
+
+# ---- kernels -----------------------------------------------------------------------------------
+
+# int32_t loranas_matmul_f32(const float *a, const float *b, float *c, int64_t m, int64_t k, int64_t n,
+#                            int32_t trans_a, int32_t trans_b);
+loranas_matmul_f32 = _bind(
+    "loranas_matmul_f32", [c_float_p, c_float_p, c_float_p, c_int64, c_int64, c_int64, c_int32, c_int32], c_int32
+)
