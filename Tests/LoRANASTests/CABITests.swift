@@ -1,0 +1,93 @@
+import Foundation
+import XCTest
+@testable import LoRANASCAPI
+
+/// The header and the library agree: every function declared in loranas.h is exported by
+/// libloranas.so, and every exported loranas_ symbol is declared.
+final class CABITests: XCTestCase {
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    func declaredFunctions() throws -> Set<String> {
+        let header = try String(contentsOf: Self.repo.appendingPathComponent("Sources/LoRANASCAPI/include/loranas.h"), encoding: .utf8)
+        let re = try NSRegularExpression(pattern: #"\b(loranas_[a-z0-9_]+)\s*\("#)
+        let ns = header as NSString
+        return Set(re.matches(in: header, range: NSRange(location: 0, length: ns.length)).map { ns.substring(with: $0.range(at: 1)) })
+    }
+
+    func exportedSymbols() throws -> Set<String> {
+        let dir = URL(fileURLWithPath: Bundle.main.executablePath ?? CommandLine.arguments[0]).deletingLastPathComponent()
+        let candidates = [dir.appendingPathComponent("libloranas.so"), dir.deletingLastPathComponent().appendingPathComponent("libloranas.so")]
+        guard let lib = candidates.first(where: { FileManager.default.fileExists(atPath: $0.path) }) else {
+            XCTFail("libloranas.so not found beside the tests (\(candidates.map(\.path))); build it with `swift build --product loranas`")
+            return []
+        }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/nm")
+        p.arguments = ["-D", "--defined-only", lib.path]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        try p.run()
+        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0)
+        return Set(out.split(separator: "\n").compactMap { line in
+            let parts = line.split(separator: " ")
+            guard parts.count == 3, parts[1] == "T", parts[2].hasPrefix("loranas_") else { return nil }
+            return String(parts[2])
+        })
+    }
+
+    func testHeaderAndExportsAgreeBothWays() throws {
+        let declared = try declaredFunctions(), exported = try exportedSymbols()
+        XCTAssertGreaterThan(declared.count, 10)
+        XCTAssertEqual(declared.subtracting(exported).sorted(), [], "declared in loranas.h but not exported")
+        XCTAssertEqual(exported.subtracting(declared).sorted(), [], "exported but not declared in loranas.h")
+    }
+
+    func testABIVersionMatchesHeader() throws {
+        let header = try String(contentsOf: Self.repo.appendingPathComponent("Sources/LoRANASCAPI/include/loranas.h"), encoding: .utf8)
+        XCTAssert(header.contains("#define LORANAS_ABI_VERSION \(loranas_abi_version())"))
+    }
+
+    func testNullArgumentsReturnErrorsNotTraps() {
+        XCTAssertEqual(loranas_checkpoint_open(nil, nil), 1)
+        XCTAssert(String(cString: loranas_last_error()).contains("NULL"))
+        var h: OpaquePointer?
+        XCTAssertEqual(loranas_checkpoint_open("/definitely/not/here", &h), 4)
+        XCTAssertNil(h)
+        XCTAssert(String(cString: loranas_last_error()).contains("/definitely/not/here"))
+        var n: Int64 = 0
+        XCTAssertEqual(loranas_checkpoint_count(nil, &n), 1)
+        loranas_checkpoint_free(nil)
+        var c: Float = 0
+        let one: [Float] = [1]
+        XCTAssertEqual(loranas_matmul_f32(nil, nil, &c, 1, 1, 1, 0, 0), 1)
+        XCTAssertEqual(loranas_matmul_f32(one, one, &c, -1, 1, 1, 0, 0), 1)
+        XCTAssertEqual(loranas_set_num_threads(0), 1)
+    }
+
+    func testLastErrorIsPerThread() {
+        XCTAssertEqual(loranas_matmul_f32(nil, nil, nil, 1, 1, 1, 0, 0), 1)
+        let mine = String(cString: loranas_last_error())
+        final class Box: @unchecked Sendable { var text = "" }
+        let other = Box()
+        let done = DispatchSemaphore(value: 0)
+        let t2 = Thread {
+            var h: OpaquePointer?
+            _ = loranas_checkpoint_open("/other/thread/path", &h)
+            other.text = String(cString: loranas_last_error())
+            done.signal()
+        }
+        t2.start(); done.wait()
+        XCTAssert(other.text.contains("/other/thread/path"))
+        XCTAssertEqual(String(cString: loranas_last_error()), mine)
+    }
+
+    func testMatmulThroughTheABI() {
+        // (2×3)·(3×2) with B given transposed.
+        let a: [Float] = [1, 2, 3, 4, 5, 6], bt: [Float] = [1, 0, 1, 0, 1, 0]
+        var c = [Float](repeating: 0, count: 4)
+        XCTAssertEqual(loranas_matmul_f32(a, bt, &c, 2, 3, 2, 0, 1), 0)
+        XCTAssertEqual(c, [4, 2, 10, 5])
+    }
+}

@@ -1,0 +1,43 @@
+"""Writing safetensors files by hand (for dtypes safetensors.numpy lacks, and hostile files)."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+
+
+def f32_to_bf16_bits(x: np.ndarray) -> np.ndarray:
+    """float32 -> bfloat16 bit patterns (uint16), rounding to nearest, ties to even.
+
+    NaNs are not handled (the tests use none).
+    """
+    bits = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
+    return rounded.astype(np.uint16)
+
+
+def bf16_bits_to_f32(bits: np.ndarray) -> np.ndarray:
+    return (np.asarray(bits, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
+
+
+def write_safetensors(path: Path, tensors: dict[str, tuple[str, tuple[int, ...], bytes]], metadata=None) -> None:
+    """Write ``{name: (dtype, shape, raw little-endian bytes)}`` as a safetensors file."""
+    header: dict = {}
+    if metadata is not None:
+        header["__metadata__"] = metadata
+    offset = 0
+    for name, (dtype, shape, data) in tensors.items():
+        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + len(data)]}
+        offset += len(data)
+    write_raw_safetensors(path, json.dumps(header).encode("utf-8"), b"".join(d for _, _, d in tensors.values()))
+
+
+def write_raw_safetensors(path: Path, header: bytes, body: bytes, header_len: int | None = None) -> None:
+    """The file as bytes: u64 little-endian header length, header JSON (space-padded to 8), body."""
+    if header_len is None:
+        header = header + b" " * (-len(header) % 8)
+        header_len = len(header)
+    Path(path).write_bytes(struct.pack("<Q", header_len) + header + body)
