@@ -351,8 +351,14 @@ def write_reference(path, logits, loss, grads, acts, act_grads, metadata, extra=
         tensors.update(extra)
     for k, v in tensors.items():
         assert np.isfinite(v).all(), k
-    save_file(tensors, str(path), metadata={k: str(v) for k, v in metadata.items()})
+    save_file(tensors, str(path), metadata=pack_meta(metadata))
     return tensors
+
+
+def pack_meta(meta):
+    """safetensors serializes a multi-key metadata map in hash order (not reproducible), so all
+    information goes into ONE key, "info", holding a JSON object with sorted keys."""
+    return {"info": json.dumps({k: str(v) for k, v in meta.items()}, sort_keys=True)}
 
 
 def base_metadata():
@@ -367,7 +373,7 @@ def base_metadata():
     }
 
 
-def full_grads(model, grads, B_names_none_ok=()):
+def full_grads(model, grads):
     """checkpoint-named float32 grads for EVERY parameter; None -> zeros (listed)."""
     out, none = {}, []
     for n, p in model.named_parameters():
@@ -613,6 +619,7 @@ def case_peft_mixed(root, base_model_f32, inputs):
     loss = causal_lm_loss64(logits, t["labels"])
     loss.backward()
     assert_finite("logits", logits)
+    loss = loss.detach()
     assert abs(hf_loss - float(loss)) <= 1e-5 * abs(float(loss))
     params = dict(pm64.named_parameters())
     grads = {}
@@ -651,7 +658,7 @@ def case_peft_mixed(root, base_model_f32, inputs):
     tensors.update(grads)
     for k, v in tensors.items():
         assert np.isfinite(v).all(), k
-    save_file(tensors, str(out_dir / "reference.safetensors"), metadata=meta)
+    save_file(tensors, str(out_dir / "reference.safetensors"), metadata=pack_meta(meta))
     return dict(adapter_config=acfg, wrapped=[n for n, _ in wrapped], scalings=expect_scaling, adapter_keys=akeys,
                 loss=float(loss), hf_loss=hf_loss, merge_diff=merge_diff, reload_diff=reload_diff,
                 lora_effect=lora_effect, ref_keys=sorted(tensors))
@@ -661,13 +668,17 @@ def case_peft_mixed(root, base_model_f32, inputs):
 
 
 def main():
+    # PEFT stores target_modules from a Python set: pin the hash seed so its JSON order is stable.
+    if os.environ.get("PYTHONHASHSEED") != "0":
+        os.environ["PYTHONHASHSEED"] = "0"
+        os.execv(sys.executable, [sys.executable, os.path.abspath(__file__)] + sys.argv[1:])
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (default: %(default)s)")
     ap.add_argument("--summary", default=None, help="optional path for a JSON summary of what was built")
     args = ap.parse_args()
 
     torch.set_num_threads(1)
-    torch.set_num_interop_threads(1) if hasattr(torch, "set_num_interop_threads") else None
+    torch.set_num_interop_threads(1)
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
 
@@ -685,6 +696,11 @@ def main():
         # no temp path may leak into any written text file
         for f in tmp.rglob("*.json"):
             assert ".mllama.tmp-" not in f.read_text(), f
+        for d, dirs, files in os.walk(tmp):
+            for x in dirs:
+                os.chmod(os.path.join(d, x), 0o755)
+            for x in files:
+                os.chmod(os.path.join(d, x), 0o644)
         if (final / "README.md").exists():
             shutil.copy2(final / "README.md", tmp / "README.md")
         if final.exists():
