@@ -23,7 +23,7 @@ let package = Package(
                           dependencies: ["LoRANAS", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: cpuFlags),
         .testTarget(name: "LoRANASTests", dependencies: ["LoRANAS", "LoRANASCAPI"],
-                    resources: [.copy("Fixtures")]),
+                    exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -55,7 +55,13 @@ def _swift_build() -> Path:
     swift = _find_swift()
     cmd = [swift, "build", "-c", "release", "--product", "loranas"]
     _log(f"running {' '.join(cmd)} in {REPO}")
-    subprocess.run(cmd, cwd=REPO, check=True)
+    try:
+        subprocess.run(cmd, cwd=REPO, check=True)
+    except subprocess.CalledProcessError as exc:
+        raise RuntimeError(
+            f"loranas: `{' '.join(cmd)}` failed with exit status {exc.returncode} (its output is above); "
+            "fix the build, or set LORANAS_LIBRARY to a prebuilt libloranas.so to package that instead"
+        ) from None
     bin_path = subprocess.run(
         [swift, "build", "-c", "release", "--show-bin-path"], cwd=REPO, check=True, capture_output=True, text=True
     ).stdout.strip().splitlines()[-1]

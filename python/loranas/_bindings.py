@@ -8,7 +8,6 @@ Importing this module loads the library and refuses one whose ABI version differ
 
 from __future__ import annotations
 
-import ctypes
 from ctypes import POINTER, c_char_p, c_float, c_int32, c_int64, c_void_p
 
 from ._lib import load_library

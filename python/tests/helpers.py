@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -41,3 +44,17 @@ def write_raw_safetensors(path: Path, header: bytes, body: bytes, header_len: in
         header = header + b" " * (-len(header) % 8)
         header_len = len(header)
     Path(path).write_bytes(struct.pack("<Q", header_len) + header + body)
+
+
+def run_python(code: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter that imports the same loranas package and library as
+    this one (unless ``env`` overrides LORANAS_LIBRARY)."""
+    import loranas
+
+    full_env = dict(os.environ)
+    package_parent = str(Path(loranas.__file__).resolve().parent.parent)
+    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, full_env.get("PYTHONPATH")]))
+    full_env["LORANAS_LIBRARY"] = loranas.library_path()
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-c", code, *args], env=full_env, capture_output=True, text=True,
+                          timeout=120)

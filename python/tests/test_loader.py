@@ -5,19 +5,17 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import textwrap
 
 import pytest
 
 import loranas
 from loranas import _bindings, _lib
+from helpers import run_python
 
 
-def _import_in_subprocess(env_overrides: dict[str, str], code: str = "import loranas; print(loranas.library_path())"):
-    env = dict(os.environ)
-    env.update(env_overrides)
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+def _import_in_subprocess(env: dict[str, str]):
+    return run_python("import loranas; print(loranas.library_path())", env=env)
 
 
 def test_loaded_library_is_a_candidate():

@@ -1,0 +1,77 @@
+/// One batch of model inputs, with the names and shapes of transformers' `MllamaForConditionalGeneration.forward`.
+///
+/// B = batch, S = text length, I = images per sample, T = max_num_tiles, C = channels, H = W = image_size.
+public struct MllamaBatch: Sendable {
+    public var batchSize: Int, seqLen: Int
+    /// (B, S) token ids; the image token is an id past the vocabulary (the embedding table has 8 extra rows).
+    public var inputIds: [Int]
+    /// (B, S) 1 = real token, 0 = padding; nil means all real.
+    public var attentionMask: [Int]?
+    /// (B, S) targets before the causal shift, −100 = ignored; nil for no loss.
+    public var labels: [Int]?
+    /// Images per sample I, 0 for a text-only batch.
+    public var numImages: Int
+    /// (B, I, T, C, H, W)
+    public var pixelValues: Tensor?
+    /// (B, I) 1-based index into supported_aspect_ratios, 0 = padded image slot.
+    public var aspectRatioIds: [Int]?
+    /// (B, I, T) 1 = real tile.
+    public var aspectRatioMask: [Int]?
+    /// (B, S, I, T) 1 = token s may see tile t of image i.
+    public var crossAttentionMask: [Int]?
+
+    public init(inputIds: [Int], batchSize: Int, seqLen: Int, attentionMask: [Int]? = nil, labels: [Int]? = nil,
+                pixelValues: Tensor? = nil, numImages: Int = 0, aspectRatioIds: [Int]? = nil,
+                aspectRatioMask: [Int]? = nil, crossAttentionMask: [Int]? = nil) {
+        self.inputIds = inputIds; self.batchSize = batchSize; self.seqLen = seqLen
+        self.attentionMask = attentionMask; self.labels = labels; self.pixelValues = pixelValues
+        self.numImages = numImages; self.aspectRatioIds = aspectRatioIds
+        self.aspectRatioMask = aspectRatioMask; self.crossAttentionMask = crossAttentionMask
+    }
+
+    public var hasImages: Bool { pixelValues != nil }
+
+    /// Checks every shape and value against the model, with errors naming the argument.
+    public func validate(for config: MllamaConfig) throws {
+        let (b, s) = (batchSize, seqLen)
+        try require(b > 0 && s > 0, "batch size and sequence length must be positive, got (\(b), \(s))")
+        try require(inputIds.count == b * s, "input_ids has \(inputIds.count) values, expected B×S = \(b * s)")
+        let rows = config.text.embeddingRows
+        if let bad = inputIds.first(where: { $0 < 0 || $0 >= rows }) {
+            throw LoRANASError.invalidArgument("input_ids contains \(bad), outside the embedding table 0..<\(rows)")
+        }
+        if let m = attentionMask {
+            try require(m.count == b * s, "attention_mask has \(m.count) values, expected \(b * s)")
+            try require(m.allSatisfy { $0 == 0 || $0 == 1 }, "attention_mask values must be 0 or 1")
+        }
+        if let l = labels {
+            try require(l.count == b * s, "labels has \(l.count) values, expected \(b * s)")
+            if let bad = l.first(where: { $0 != -100 && ($0 < 0 || $0 >= config.text.vocabSize) }) {
+                throw LoRANASError.invalidArgument("labels contains \(bad): targets must be −100 or in 0..<\(config.text.vocabSize) (set −100 on image and pad tokens)")
+            }
+        }
+        guard let px = pixelValues else {
+            try require(numImages == 0 && aspectRatioIds == nil && crossAttentionMask == nil,
+                        "aspect_ratio_ids / cross_attention_mask given without pixel_values")
+            return
+        }
+        let v = config.vision, t = v.maxNumTiles, i = numImages
+        try require(i > 0, "pixel_values has no image axis")
+        try require(px.shape == [b, i, t, v.numChannels, v.imageSize, v.imageSize],
+                    "pixel_values has shape \(px.shape), expected (B, I, max_num_tiles, C, image_size, image_size) = \([b, i, t, v.numChannels, v.imageSize, v.imageSize])")
+        try require(px.isFinite, "pixel_values contains NaN or infinity")
+        guard let ar = aspectRatioIds else { throw LoRANASError.invalidArgument("aspect_ratio_ids is required with pixel_values") }
+        try require(ar.count == b * i, "aspect_ratio_ids has \(ar.count) values, expected B×I = \(b * i)")
+        if let bad = ar.first(where: { $0 < 0 || $0 > v.numAspectRatios }) {
+            throw LoRANASError.invalidArgument("aspect_ratio_ids contains \(bad), outside 0...\(v.numAspectRatios)")
+        }
+        guard let am = aspectRatioMask else { throw LoRANASError.invalidArgument("aspect_ratio_mask is required with pixel_values") }
+        try require(am.count == b * i * t, "aspect_ratio_mask has \(am.count) values, expected B×I×T = \(b * i * t)")
+        // transformers' result without a cross-attention mask depends on the attention backend
+        // (SDPA crops the keys), so the engine asks for it rather than guess.
+        guard let cam = crossAttentionMask else {
+            throw LoRANASError.invalidArgument("cross_attention_mask is required with pixel_values")
+        }
+        try require(cam.count == b * s * i * t, "cross_attention_mask has \(cam.count) values, expected B×S×I×T = \(b * s * i * t)")
+    }
+}
