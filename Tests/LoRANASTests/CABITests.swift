@@ -8,7 +8,7 @@ final class CABITests: XCTestCase {
     static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     func declaredFunctions() throws -> Set<String> {
-        let header = try String(contentsOf: Self.repo.appendingPathComponent("Sources/LoRANASCAPI/include/loranas.h"), encoding: .utf8)
+        let header = try String(contentsOf: Self.repo.appendingPathComponent("Sources/CLoRANAS/include/loranas.h"), encoding: .utf8)
         let re = try NSRegularExpression(pattern: #"\b(loranas_[a-z0-9_]+)\s*\("#)
         let ns = header as NSString
         return Set(re.matches(in: header, range: NSRange(location: 0, length: ns.length)).map { ns.substring(with: $0.range(at: 1)) })
@@ -45,7 +45,7 @@ final class CABITests: XCTestCase {
     }
 
     func testABIVersionMatchesHeader() throws {
-        let header = try String(contentsOf: Self.repo.appendingPathComponent("Sources/LoRANASCAPI/include/loranas.h"), encoding: .utf8)
+        let header = try String(contentsOf: Self.repo.appendingPathComponent("Sources/CLoRANAS/include/loranas.h"), encoding: .utf8)
         XCTAssert(header.contains("#define LORANAS_ABI_VERSION \(loranas_abi_version())"))
     }
 

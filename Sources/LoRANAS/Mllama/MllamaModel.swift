@@ -69,6 +69,17 @@ public final class MllamaModel: @unchecked Sendable {
         return s
     }
 
+    /// Names (without ".weight") and (out, in) shapes of the linear modules LoRA may target, in model order.
+    public static func targetableSpecs(_ c: MllamaConfig) -> [(String, [Int])] {
+        let types = Set(ModuleType.allCases.map(\.rawValue))
+        return specs(c).compactMap { name, shape in
+            guard name.hasSuffix(".weight"), shape.count == 2 else { return nil }
+            let module = String(name.dropLast(".weight".count))
+            guard let last = module.split(separator: ".").last, types.contains(String(last)) else { return nil }
+            return (module, shape)
+        }
+    }
+
     /// Copies every parameter from `ckpt`, converting F16/BF16 to F32. A missing or mis-shaped
     /// tensor is an error naming it; tensors the architecture does not use are ignored.
     public func load(from ckpt: Checkpoint) throws {

@@ -73,6 +73,36 @@ int32_t loranas_checkpoint_read_f32(const loranas_checkpoint *ckpt, const char *
 int32_t loranas_matmul_f32(const float *a, const float *b, float *c, int64_t m, int64_t k, int64_t n,
                            int32_t trans_a, int32_t trans_b);
 
+/* ---- models (Hugging Face Mllama: config.json + safetensors) ---------------------------- */
+typedef struct loranas_model loranas_model;
+
+/* Inputs with transformers' names and shapes. Optional pointers may be NULL. */
+typedef struct loranas_batch {
+    int64_t batch_size;                    /* B */
+    int64_t seq_len;                       /* S */
+    const int64_t *input_ids;              /* (B, S) */
+    const int64_t *attention_mask;         /* (B, S) or NULL (all real tokens) */
+    const int64_t *labels;                 /* (B, S), -100 = ignored; NULL for no loss */
+    int64_t num_images;                    /* I, 0 for a text-only batch */
+    int64_t num_tiles;                     /* T, must equal vision max_num_tiles */
+    int64_t channels, height, width;       /* C, H, W of each tile */
+    const float *pixel_values;             /* (B, I, T, C, H, W) or NULL */
+    const int64_t *aspect_ratio_ids;       /* (B, I) */
+    const int64_t *aspect_ratio_mask;      /* (B, I, T) */
+    const int64_t *cross_attention_mask;   /* (B, S, I, T) */
+} loranas_batch;
+
+/* Loads a model directory (config.json + model.safetensors or a sharded index). */
+int32_t loranas_model_load(const char *path, loranas_model **out);
+void loranas_model_free(loranas_model *model);
+/* A JSON object describing the model (config, parameter counts, targetable modules);
+   same buffer protocol as loranas_checkpoint_name. */
+int32_t loranas_model_describe(const loranas_model *model, char *buf, int64_t buf_len, int64_t *out_len);
+/* Forward pass. logits (B, S, vocab_size) must hold logits_count floats. *has_loss is set to 1
+   and *loss to the mean cross-entropy when labels are given, else 0. loss and has_loss may be NULL. */
+int32_t loranas_model_forward(loranas_model *model, const loranas_batch *batch, float *logits, int64_t logits_count,
+                              float *loss, int32_t *has_loss);
+
 #ifdef __cplusplus
 }
 #endif
