@@ -1,4 +1,4 @@
-"""Layer 2: 1:1 ctypes bindings of ``Sources/LoRANASCAPI/include/loranas.h``.
+"""Layer 2: 1:1 ctypes bindings of ``Sources/CLoRANAS/include/loranas.h``.
 
 Each function keeps its C name and has its C prototype in a comment above it; ``argtypes`` and
 ``restype`` are always set. Nothing here raises on a non-zero status: ``errors.check`` does that.
@@ -8,7 +8,7 @@ Importing this module loads the library and refuses one whose ABI version differ
 
 from __future__ import annotations
 
-from ctypes import POINTER, c_char_p, c_float, c_int32, c_int64, c_void_p
+from ctypes import POINTER, Structure, c_char_p, c_float, c_int32, c_int64, c_void_p
 
 from ._lib import load_library
 
@@ -68,9 +68,35 @@ LORANAS_MAX_DIMS = 8
 
 # typedef struct loranas_checkpoint loranas_checkpoint;  (opaque; a NULL handle is None)
 loranas_checkpoint_p = c_void_p
+# typedef struct loranas_model loranas_model;  (opaque)
+loranas_model_p = c_void_p
 c_float_p = POINTER(c_float)
 c_int32_p = POINTER(c_int32)
 c_int64_p = POINTER(c_int64)
+
+
+class loranas_batch(Structure):
+    """typedef struct loranas_batch { ... } loranas_batch;  (fourteen 8-byte fields)
+
+    Inputs with transformers' names and shapes; optional pointers may be NULL (None).
+    """
+
+    _fields_ = [
+        ("batch_size", c_int64),  # B
+        ("seq_len", c_int64),  # S
+        ("input_ids", c_int64_p),  # (B, S)
+        ("attention_mask", c_int64_p),  # (B, S) or NULL (all real tokens)
+        ("labels", c_int64_p),  # (B, S), -100 = ignored; NULL for no loss
+        ("num_images", c_int64),  # I, 0 for a text-only batch
+        ("num_tiles", c_int64),  # T, must equal vision max_num_tiles
+        ("channels", c_int64),  # C of each tile
+        ("height", c_int64),  # H
+        ("width", c_int64),  # W
+        ("pixel_values", c_float_p),  # (B, I, T, C, H, W) or NULL
+        ("aspect_ratio_ids", c_int64_p),  # (B, I)
+        ("aspect_ratio_mask", c_int64_p),  # (B, I, T)
+        ("cross_attention_mask", c_int64_p),  # (B, S, I, T)
+    ]
 
 # ---- loading -----------------------------------------------------------------------------------
 
@@ -148,4 +174,23 @@ loranas_checkpoint_read_f32 = _bind(
 #                            int32_t trans_a, int32_t trans_b);
 loranas_matmul_f32 = _bind(
     "loranas_matmul_f32", [c_float_p, c_float_p, c_float_p, c_int64, c_int64, c_int64, c_int32, c_int32], c_int32
+)
+
+# ---- models ------------------------------------------------------------------------------------
+
+# int32_t loranas_model_load(const char *path, loranas_model **out);
+loranas_model_load = _bind("loranas_model_load", [c_char_p, POINTER(loranas_model_p)], c_int32)
+
+# void loranas_model_free(loranas_model *model);
+loranas_model_free = _bind("loranas_model_free", [loranas_model_p], None)
+
+# int32_t loranas_model_describe(const loranas_model *model, char *buf, int64_t buf_len, int64_t *out_len);
+loranas_model_describe = _bind("loranas_model_describe", [loranas_model_p, c_char_p, c_int64, c_int64_p], c_int32)
+
+# int32_t loranas_model_forward(loranas_model *model, const loranas_batch *batch, float *logits, int64_t logits_count,
+#                               float *loss, int32_t *has_loss);
+loranas_model_forward = _bind(
+    "loranas_model_forward",
+    [loranas_model_p, POINTER(loranas_batch), c_float_p, c_int64, c_float_p, c_int32_p],
+    c_int32,
 )

@@ -1,0 +1,92 @@
+import Foundation
+
+/// PEFT's LoRA on one linear layer: y = W·x + (lora_alpha / r)·B·A·dropout(x).
+/// A (r, in) starts Kaiming-uniform (bound 1/√in, PEFT's `kaiming_uniform_(a=√5)`), B (out, r) at zero,
+/// so a new adapter is the identity.
+public final class LoRAAdapter: LinearAdapter {
+    public let module: String
+    public let rank: Int
+    public let alpha: Float
+    public let a: TrainableTensor, b: TrainableTensor
+    public let dropout: Float
+    /// Dropout is applied only while training.
+    public var training = false
+    /// When false, backward leaves A and B's gradients alone (it still passes dx through).
+    public var trainable = true
+    public private(set) var isMerged = false
+    var rng: SplitMix64
+    private var scale: [Float]
+    private var saved: (x: UnsafePointer<Float>, n: Int, u: Tensor, dropped: Tensor?, mask: [Float]?)?
+    private var weightBeforeMerge: Tensor?
+
+    public var scaling: Float { alpha / Float(rank) }
+    public var parameters: [TrainableTensor] { [a, b] }
+    public var parameterCount: Int { a.value.count + b.value.count }
+
+    public init(module: String, inFeatures: Int, outFeatures: Int, rank: Int, alpha: Float, dropout: Float = 0, rng: inout SplitMix64) {
+        precondition(rank > 0)
+        self.module = module; self.rank = rank; self.alpha = alpha; self.dropout = dropout
+        a = TrainableTensor(name: module + ".lora_A", value: Tensor(zeros: [rank, inFeatures]))
+        b = TrainableTensor(name: module + ".lora_B", value: Tensor(zeros: [outFeatures, rank]))
+        let bound = 1 / Float(inFeatures).squareRoot()
+        for i in 0..<a.value.count { a.value.ptr[i] = rng.uniform(-bound, bound) }
+        self.rng = rng.derived(module)
+        scale = Array(repeating: alpha / Float(rank), count: rank)
+    }
+
+    public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int) {
+        if isMerged { return }
+        let inF = a.value.shape[1], outF = b.value.shape[0]
+        let u = Tensor(zeros: [n, rank])
+        var input = x, dropped: Tensor? = nil, mask: [Float]? = nil
+        if training && dropout > 0 {
+            let keep = 1 / (1 - dropout)
+            let m = (0..<(n * inF)).map { _ in rng.uniform(0, 1) < dropout ? Float(0) : keep }
+            let d = Tensor(zeros: [n, inF])
+            for i in 0..<(n * inF) { d.ptr[i] = x[i] * m[i] }
+            input = UnsafePointer(d.ptr); dropped = d; mask = m
+        }
+        LowRank.forward(y: y, u: u.ptr, x: input, a: a.value.ptr, b: b.value.ptr, scale: scale, n: n,
+                        inFeatures: inF, outFeatures: outF, rank: rank)
+        saved = (x, n, u, dropped, mask)
+    }
+
+    public func backward(dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, n: Int) {
+        if isMerged { return }
+        let inF = a.value.shape[1], outF = b.value.shape[0]
+        guard let s = saved, s.x == x, s.n == n else {
+            preconditionFailure("LoRA backward on \(module) without its forward")
+        }
+        let input = s.dropped.map { UnsafePointer($0.ptr) } ?? x
+        let dIn = s.mask == nil ? dx : (dx == nil ? nil : UnsafeMutablePointer<Float>.allocate(capacity: n * inF))
+        if s.mask != nil, let dIn { dIn.initialize(repeating: 0, count: n * inF) }
+        LowRank.backward(dx: dIn, dA: trainable ? a.grad.ptr : nil, dB: trainable ? b.grad.ptr : nil, dScale: nil,
+                         dy: dy, x: input, u: s.u.ptr, a: a.value.ptr, b: b.value.ptr, scale: scale,
+                         n: n, inFeatures: inF, outFeatures: outF, rank: rank)
+        if let m = s.mask, let dIn, let dx {
+            for i in 0..<(n * inF) { dx[i] += dIn[i] * m[i] }
+            dIn.deallocate()
+        }
+    }
+
+    /// W += scaling·B·A. A merge that would make W non-finite is refused.
+    public func merge(into weight: Tensor) throws {
+        guard !isMerged else { return }
+        let delta = Tensor(zeros: weight.shape)
+        gemm(false, false, m: weight.shape[0], n: weight.shape[1], k: rank, alpha: scaling, a: b.value.ptr, b: a.value.ptr, c: delta.ptr)
+        let merged = weight.copy()
+        axpy(1, delta.ptr, merged.ptr, merged.count)
+        guard merged.isFinite else { throw LoRANASError.numeric("merging \(module) gives non-finite weights; merge refused") }
+        weightBeforeMerge = weight.copy()
+        weight.copy(from: merged)
+        isMerged = true
+    }
+
+    /// Restores the exact weight the merge started from.
+    public func unmerge(from weight: Tensor) {
+        guard isMerged, let w = weightBeforeMerge else { return }
+        weight.copy(from: w)
+        weightBeforeMerge = nil
+        isMerged = false
+    }
+}
