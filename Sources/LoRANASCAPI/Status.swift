@@ -49,7 +49,7 @@ func guarded(_ body: () throws -> Void) -> Int32 {
         case .unsupported: return LORANAS_ERR_UNSUPPORTED
         }
     } catch let e as BufferTooSmall {
-        setLastError("buffer too small: \(e.needed) bytes needed")
+        setLastError("buffer too small: \(e.needed) bytes needed, including the NUL")
         return LORANAS_ERR_BUFFER_TOO_SMALL
     } catch {
         setLastError("\(error)")

@@ -85,6 +85,7 @@ final class SafeTensorsTests: XCTestCase {
     func testHeaderLengthPastEndOfFile() {
         assertFormatError(file("long.safetensors", header: "{}", lengthField: 1 << 40), contains: "past the end")
         assertFormatError(file("long2.safetensors", header: "{}", lengthField: 3), contains: "past the end")
+        assertFormatError(file("huge.safetensors", header: "{}", lengthField: UInt64.max), contains: "past the end")
     }
 
     func testOffsetsOutOfRange() {
@@ -102,6 +103,11 @@ final class SafeTensorsTests: XCTestCase {
     func testShapeTimesDtypeMismatch() {
         let h = #"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#
         assertFormatError(file("size.safetensors", header: h, dataBytes: 8), contains: "needs 12 bytes")
+    }
+
+    func testShapeWhoseByteCountOverflows() {
+        let h = #"{"a":{"dtype":"F64","shape":[2147483648,2147483648,4],"data_offsets":[0,8]}}"#
+        assertFormatError(file("overflow.safetensors", header: h, dataBytes: 8), contains: "too large")
     }
 
     func testUnknownDtype() {

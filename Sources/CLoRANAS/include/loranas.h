@@ -2,12 +2,17 @@
  * loranas.h: the C ABI of libloranas.so.
  *
  * Conventions
- *  - Every function returns int32_t status (LORANAS_OK = 0) unless it is a getter of a constant.
+ *  - Every function returns int32_t status (LORANAS_OK = 0), except the getters loranas_abi_version,
+ *    loranas_version, loranas_last_error and loranas_get_num_threads, and the *_free functions.
  *  - On failure, loranas_last_error() returns this thread's message for the last failed call.
  *  - Buffers are contiguous, row-major; dimensions are int64_t; the caller allocates outputs and
  *    passes their element count, which the engine checks.
  *  - Handles are opaque; *_free accepts NULL. A handle may be used from several threads: calls on
- *    one handle are serialized by the engine.
+ *    one handle are serialized by the engine. Freeing a handle while another thread uses it is
+ *    undefined. Functions that create a handle set *out to NULL on failure.
+ *  - Strings are returned through (buf, buf_len, out_len): *out_len gets the length without the NUL;
+ *    buf = NULL with buf_len = 0 is a size query; a buffer shorter than out_len + 1 gives
+ *    LORANAS_ERR_BUFFER_TOO_SMALL.
  *  - Nothing throws or traps across this boundary.
  */
 #ifndef LORANAS_H
@@ -64,12 +69,13 @@ int32_t loranas_checkpoint_name(const loranas_checkpoint *ckpt, int64_t index, c
 /* dtype (LORANAS_DTYPE_*), number of dims and the shape (shape must hold LORANAS_MAX_DIMS). */
 int32_t loranas_checkpoint_info(const loranas_checkpoint *ckpt, const char *name, int32_t *out_dtype,
                                 int64_t *out_ndim, int64_t *out_shape);
-/* Reads tensor `name` converted to float32 into out (count elements, must equal its size). */
+/* Reads tensor `name` converted to float32 into out (count elements, must equal its size).
+   Integer tensors convert too (exactly up to 2^24). */
 int32_t loranas_checkpoint_read_f32(const loranas_checkpoint *ckpt, const char *name, float *out, int64_t count);
 
 /* ---- kernels ----------------------------------------------------------------------------- */
 /* C (m, n) = op(A) (m, k) · op(B) (k, n); A is (m, k) or (k, m) when trans_a, B is (k, n) or (n, k)
-   when trans_b. */
+   when trans_b. Dimensions must be in [0, 2^31). */
 int32_t loranas_matmul_f32(const float *a, const float *b, float *c, int64_t m, int64_t k, int64_t n,
                            int32_t trans_a, int32_t trans_b);
 
@@ -99,7 +105,8 @@ void loranas_model_free(loranas_model *model);
    same buffer protocol as loranas_checkpoint_name. */
 int32_t loranas_model_describe(const loranas_model *model, char *buf, int64_t buf_len, int64_t *out_len);
 /* Forward pass. logits (B, S, vocab_size) must hold logits_count floats. *has_loss is set to 1
-   and *loss to the mean cross-entropy when labels are given, else 0. loss and has_loss may be NULL. */
+   and *loss to the mean cross-entropy when labels are given; else *has_loss = 0 and *loss = NaN.
+   loss and has_loss may be NULL. */
 int32_t loranas_model_forward(loranas_model *model, const loranas_batch *batch, float *logits, int64_t logits_count,
                               float *loss, int32_t *has_loss);
 

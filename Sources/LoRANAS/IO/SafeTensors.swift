@@ -66,10 +66,11 @@ public final class SafeTensorsFile: @unchecked Sendable {
         base = UnsafeRawPointer(m)
         mappedLength = size
         do {
-            let n = Int(UInt64(littleEndian: base!.loadUnaligned(as: UInt64.self)))
-            guard n > 0, n <= Self.maxHeaderBytes, n <= size - 8 else {
-                throw LoRANASError.format("\(path): header length \(n) runs past the end of the \(size)-byte file")
+            let raw = UInt64(littleEndian: base!.loadUnaligned(as: UInt64.self))
+            guard raw > 0, raw <= UInt64(Self.maxHeaderBytes), raw <= UInt64(size - 8) else {
+                throw LoRANASError.format("\(path): header length \(raw) runs past the end of the \(size)-byte file")
             }
+            let n = Int(raw)
             dataStart = 8 + n
             let header = try JSON.parse(UnsafeRawBufferPointer(start: base! + 8, count: n))
             (tensors, metadata) = try Self.validate(header, dataBytes: size - dataStart, path: path)
@@ -116,8 +117,10 @@ public final class SafeTensorsFile: @unchecked Sendable {
             let (count, overflow) = shape.reduce((1, false)) { acc, d in
                 let (p, o) = acc.0.multipliedReportingOverflow(by: d); return (p, acc.1 || o)
             }
-            guard !overflow, count * dtype.size == end - begin else {
-                throw LoRANASError.format("tensor \(name): shape \(shape) × \(dtype.rawValue) needs \(count * dtype.size) bytes but data_offsets span \(end - begin)")
+            let (bytes, overflow2) = count.multipliedReportingOverflow(by: dtype.size)
+            guard !overflow, !overflow2 else { throw LoRANASError.format("tensor \(name): shape \(shape) is too large") }
+            guard bytes == end - begin else {
+                throw LoRANASError.format("tensor \(name): shape \(shape) × \(dtype.rawValue) needs \(bytes) bytes but data_offsets span \(end - begin)")
             }
             infos.append(TensorInfo(name: name, dtype: dtype, shape: shape, begin: begin, end: end))
         }

@@ -1,0 +1,106 @@
+import Foundation
+
+/// One training example without the batch axis, with transformers' argument names:
+/// input_ids (S), attention_mask (S), labels (S), pixel_values (I, T, C, H, W),
+/// aspect_ratio_ids (I), aspect_ratio_mask (I, T), cross_attention_mask (S, I, T).
+public struct Sample: Sendable {
+    public var inputIds: [Int]
+    public var attentionMask: [Int]?
+    public var labels: [Int]?
+    public var numImages: Int
+    public var pixelValues: Tensor?
+    public var aspectRatioIds: [Int]?
+    public var aspectRatioMask: [Int]?
+    public var crossAttentionMask: [Int]?
+
+    public init(inputIds: [Int], attentionMask: [Int]? = nil, labels: [Int]? = nil, numImages: Int = 0, pixelValues: Tensor? = nil,
+                aspectRatioIds: [Int]? = nil, aspectRatioMask: [Int]? = nil, crossAttentionMask: [Int]? = nil) {
+        self.inputIds = inputIds; self.attentionMask = attentionMask; self.labels = labels; self.numImages = numImages
+        self.pixelValues = pixelValues; self.aspectRatioIds = aspectRatioIds
+        self.aspectRatioMask = aspectRatioMask; self.crossAttentionMask = crossAttentionMask
+    }
+
+    public var length: Int { inputIds.count }
+
+    /// The sample as a batch of one; `validate` on it checks every field.
+    var asBatch: MllamaBatch {
+        var b = MllamaBatch(inputIds: inputIds, batchSize: 1, seqLen: inputIds.count, attentionMask: attentionMask, labels: labels)
+        if let px = pixelValues {
+            b.pixelValues = px.reshaped([1] + px.shape)
+            b.numImages = numImages; b.aspectRatioIds = aspectRatioIds
+            b.aspectRatioMask = aspectRatioMask; b.crossAttentionMask = crossAttentionMask
+        }
+        return b
+    }
+}
+
+/// A list of samples checked against one model config, with the collation that pads them into batches.
+public final class Dataset: @unchecked Sendable {
+    public let config: MllamaConfig
+    public private(set) var samples: [Sample] = []
+    private let lock = NSLock()
+
+    public init(config: MllamaConfig) { self.config = config }
+
+    public var count: Int { lock.lock(); defer { lock.unlock() }; return samples.count }
+
+    /// Adds a sample after checking its shapes and values against the model.
+    public func append(_ s: Sample) throws {
+        try require(s.labels != nil, "training samples need labels")
+        try s.asBatch.validate(for: config)
+        lock.lock(); samples.append(s); lock.unlock()
+    }
+
+    /// Pads `indices`' samples into one batch: text on the right (pad id, attention 0, label −100),
+    /// and image slots up to the batch's largest count (zero pixels, aspect-ratio id 0, only tile 0
+    /// marked, as the processor pads them). A batch where no sample has an image is text-only.
+    public func batch(_ indices: [Int]) -> MllamaBatch {
+        let items = indices.map { samples[$0] }
+        let b = items.count, s = items.map(\.length).max()!, imgs = items.map(\.numImages).max()!
+        let v = config.vision, t = v.maxNumTiles, tileSize = v.numChannels * v.imageSize * v.imageSize
+        let pad = config.text.padTokenId ?? 0
+        var ids = [Int](repeating: pad, count: b * s), mask = [Int](repeating: 0, count: b * s)
+        var labels = [Int](repeating: CrossEntropy.ignoreIndex, count: b * s)
+        for (i, x) in items.enumerated() {
+            for j in 0..<x.length {
+                ids[i * s + j] = x.inputIds[j]
+                mask[i * s + j] = x.attentionMask?[j] ?? 1
+                labels[i * s + j] = x.labels![j]
+            }
+        }
+        var batch = MllamaBatch(inputIds: ids, batchSize: b, seqLen: s, attentionMask: mask, labels: labels)
+        guard imgs > 0 else { return batch }
+        let px = Tensor(zeros: [b, imgs, t, v.numChannels, v.imageSize, v.imageSize])
+        var ar = [Int](repeating: 0, count: b * imgs), am = [Int](repeating: 0, count: b * imgs * t)
+        var cam = [Int](repeating: 0, count: b * s * imgs * t)
+        for (i, x) in items.enumerated() {
+            for k in 0..<imgs {
+                if k < x.numImages {
+                    (px.ptr + (i * imgs + k) * t * tileSize).update(from: x.pixelValues!.ptr + k * t * tileSize, count: t * tileSize)
+                    ar[i * imgs + k] = x.aspectRatioIds![k]
+                    for tile in 0..<t { am[(i * imgs + k) * t + tile] = x.aspectRatioMask![k * t + tile] }
+                } else {
+                    am[(i * imgs + k) * t] = 1
+                }
+            }
+            for j in 0..<x.length { for k in 0..<x.numImages { for tile in 0..<t {
+                cam[((i * s + j) * imgs + k) * t + tile] = x.crossAttentionMask![(j * x.numImages + k) * t + tile]
+            } } }
+        }
+        batch.pixelValues = px; batch.numImages = imgs; batch.aspectRatioIds = ar
+        batch.aspectRatioMask = am; batch.crossAttentionMask = cam
+        return batch
+    }
+
+    /// Splits off a validation set: `fraction` of the samples, chosen by a seeded shuffle.
+    public func split(validationFraction fraction: Double, seed: UInt64) throws -> (train: Dataset, validation: Dataset) {
+        try require(fraction > 0 && fraction < 1, "validation fraction must be in (0, 1)")
+        var rng = SplitMix64(seed: seed)
+        let order = rng.permutation(count)
+        let nVal = max(1, Int((Double(count) * fraction).rounded()))
+        try require(nVal < count, "not enough samples to split")
+        let train = Dataset(config: config), val = Dataset(config: config)
+        for (k, i) in order.enumerated() { (k < nVal ? val : train).samples.append(samples[i]) }
+        return (train, val)
+    }
+}
