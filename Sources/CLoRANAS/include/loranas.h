@@ -110,6 +110,52 @@ int32_t loranas_model_describe(const loranas_model *model, char *buf, int64_t bu
 int32_t loranas_model_forward(loranas_model *model, const loranas_batch *batch, float *logits, int64_t logits_count,
                               float *loss, int32_t *has_loss);
 
+/* Loads a PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors) onto the
+   model, replacing any adapter; mixed ranks via rank_pattern / alpha_pattern. */
+int32_t loranas_model_load_adapter(loranas_model *model, const char *dir);
+/* Saves the model's LoRA adapters in PEFT's format (PeftModel.from_pretrained loads them). */
+int32_t loranas_model_save_adapter(loranas_model *model, const char *dir);
+/* Writes config.json + model.safetensors with the LoRA adapters merged into the weights. */
+int32_t loranas_model_save_merged(loranas_model *model, const char *dir);
+/* Removes every adapter (LoRA or supernet). */
+int32_t loranas_model_clear_adapters(loranas_model *model);
+
+/* ---- datasets, search and fine-tuning ----------------------------------------------------- */
+typedef struct loranas_dataset loranas_dataset;
+typedef struct loranas_result loranas_result;
+
+/* Progress callback: event_json describes a finished step or epoch. Return 0 to continue,
+   1 to stop cleanly (the run checkpoints first when it has a checkpoint_dir). */
+typedef int32_t (*loranas_progress_fn)(const char *event_json, void *user_data);
+
+/* An empty dataset for `model`'s config. */
+int32_t loranas_dataset_create(const loranas_model *model, loranas_dataset **out);
+void loranas_dataset_free(loranas_dataset *dataset);
+/* Appends one sample: a loranas_batch with batch_size 1 (labels required). The engine copies it,
+   checks it against the model, and later pads samples into batches. */
+int32_t loranas_dataset_add(loranas_dataset *dataset, const loranas_batch *sample);
+int32_t loranas_dataset_count(const loranas_dataset *dataset, int64_t *out_count);
+
+/* Supernet rank search. options_json is a JSON object (every key optional): targets ("all",
+   "mlp", "qk" or "q,k,v,..."), side ("both", "vision", "text"), space ([4,8,16,32,64]),
+   slices ("centered" | "prefix"), lora_alpha, budget (parameter count, or {"fraction": f}),
+   budget_weight, epochs, batch_size, lr, weight_decay, alpha_lr, alpha_weight_decay, seed,
+   checkpoint_dir, checkpoint_every, max_steps. The supernet stays attached for a warm fine-tune.
+   progress may be NULL. */
+int32_t loranas_search(loranas_model *model, const loranas_dataset *train, const loranas_dataset *validation,
+                       const char *options_json, loranas_progress_fn progress, void *user_data, loranas_result **out);
+/* Mixed-rank LoRA fine-tune. options_json: ranks (an integer, or {"module": rank, ...}, or
+   {"random": parameter_count, "space": [...]}), targets, side, init ("warm" | "fresh"),
+   lora_alpha, dropout, epochs, batch_size, eval_batch_size, lr, weight_decay, seed,
+   checkpoint_dir, checkpoint_every, max_steps. */
+int32_t loranas_finetune(loranas_model *model, const loranas_dataset *train, const loranas_dataset *validation,
+                         const char *options_json, loranas_progress_fn progress, void *user_data, loranas_result **out);
+/* Token-weighted evaluation of a dataset; the result's JSON has loss, perplexity, mean_batch_loss. */
+int32_t loranas_evaluate(loranas_model *model, const loranas_dataset *dataset, int64_t batch_size, loranas_result **out);
+/* A result as JSON (same buffer protocol as loranas_checkpoint_name). */
+int32_t loranas_result_json(const loranas_result *result, char *buf, int64_t buf_len, int64_t *out_len);
+void loranas_result_free(loranas_result *result);
+
 #ifdef __cplusplus
 }
 #endif

@@ -40,10 +40,29 @@ public final class MllamaModel: @unchecked Sendable {
         lmHead = LinearLayer(name: "language_model.lm_head", params: params, grads: nil, hasBias: false)
     }
 
+    /// The directory the model was loaded from, if any.
+    public private(set) var sourcePath: String?
+
     /// Loads `config.json` and the weights (single file or sharded) from a model directory.
     public convenience init(path: String) throws {
         try self.init(config: MllamaConfig(contentsOf: path))
         try load(from: Checkpoint(path: path))
+        sourcePath = path
+    }
+
+    /// Writes config.json (copied from the source directory) and model.safetensors with every
+    /// LoRA adapter merged into its weight; the model itself is left unmerged.
+    public func saveMerged(to dir: String) throws {
+        guard let src = sourcePath else { throw LoRANASError.unsupported("saving needs a model loaded from a directory (for its config.json)") }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let byName = Dictionary(uniqueKeysWithValues: targetableLinears.map { ($0.name, $0) })
+        let adapters = loraAdapters
+        for a in adapters { try a.merge(into: byName[a.module]!.weight) }
+        defer { for a in adapters { a.unmerge(from: byName[a.module]!.weight) } }
+        try SafeTensorsWriter.write(params.entries.map { ($0.name, .f32(params[$0.name])) }, metadata: ["format": "pt"],
+                                    to: dir + "/model.safetensors")
+        guard let config = FileManager.default.contents(atPath: src + "/config.json") else { throw LoRANASError.io("cannot read \(src)/config.json") }
+        try AtomicFile.write(config, to: dir + "/config.json")
     }
 
     /// Every parameter's checkpoint name and shape.

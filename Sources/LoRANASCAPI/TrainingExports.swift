@@ -1,0 +1,126 @@
+import CLoRANAS
+import Foundation
+import LoRANAS
+
+typealias DatasetHandle = Handle<Dataset>
+typealias ResultHandle = Handle<String>
+
+@_cdecl("loranas_model_load_adapter")
+public func loranas_model_load_adapter(_ h: OpaquePointer?, _ dir: UnsafePointer<CChar>?) -> Int32 {
+    guarded {
+        let dir = try string(dir, "dir")
+        try ModelHandle.borrow(h, "model").with { _ = try $0.loadPEFTAdapter(dir) }
+    }
+}
+
+@_cdecl("loranas_model_save_adapter")
+public func loranas_model_save_adapter(_ h: OpaquePointer?, _ dir: UnsafePointer<CChar>?) -> Int32 {
+    guarded {
+        let dir = try string(dir, "dir")
+        try ModelHandle.borrow(h, "model").with { m in
+            try PEFTAdapter.save(m.loraAdapters, to: dir, baseModel: m.sourcePath ?? "")
+        }
+    }
+}
+
+@_cdecl("loranas_model_save_merged")
+public func loranas_model_save_merged(_ h: OpaquePointer?, _ dir: UnsafePointer<CChar>?) -> Int32 {
+    guarded {
+        let dir = try string(dir, "dir")
+        try ModelHandle.borrow(h, "model").with { try $0.saveMerged(to: dir) }
+    }
+}
+
+@_cdecl("loranas_model_clear_adapters")
+public func loranas_model_clear_adapters(_ h: OpaquePointer?) -> Int32 {
+    guarded { try ModelHandle.borrow(h, "model").with { $0.removeAdapters() } }
+}
+
+@_cdecl("loranas_dataset_create")
+public func loranas_dataset_create(_ h: OpaquePointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    guarded {
+        let out = try arg(out, "out")
+        out.pointee = nil
+        let config = try ModelHandle.borrow(h, "model").value.config
+        out.pointee = DatasetHandle.retain(Dataset(config: config))
+    }
+}
+
+@_cdecl("loranas_dataset_free")
+public func loranas_dataset_free(_ h: OpaquePointer?) { DatasetHandle.release(h) }
+
+@_cdecl("loranas_dataset_add")
+public func loranas_dataset_add(_ h: OpaquePointer?, _ sample: UnsafePointer<loranas_batch>?) -> Int32 {
+    guarded {
+        let ds = try DatasetHandle.borrow(h, "dataset")
+        let c = try arg(sample, "sample").pointee
+        try require(c.batch_size == 1, "a sample is a batch of one, got batch_size \(c.batch_size)")
+        let b = try makeBatch(c, config: ds.value.config)
+        try ds.value.append(Sample(inputIds: b.inputIds, attentionMask: b.attentionMask, labels: b.labels, numImages: b.numImages,
+                                   pixelValues: b.pixelValues.map { $0.reshaped(Array($0.shape.dropFirst())) },
+                                   aspectRatioIds: b.aspectRatioIds, aspectRatioMask: b.aspectRatioMask,
+                                   crossAttentionMask: b.crossAttentionMask))
+    }
+}
+
+@_cdecl("loranas_dataset_count")
+public func loranas_dataset_count(_ h: OpaquePointer?, _ out: UnsafeMutablePointer<Int64>?) -> Int32 {
+    guarded { try arg(out, "out_count").pointee = Int64(try DatasetHandle.borrow(h, "dataset").value.count) }
+}
+
+public typealias ProgressFn = @convention(c) (UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Int32
+
+func progressCallback(_ fn: ProgressFn?, _ user: UnsafeMutableRawPointer?) -> ProgressCallback? {
+    guard let fn else { return nil }
+    return { event in
+        event.json.serialized.withCString { fn($0, user) } == 0 ? .more : .stop
+    }
+}
+
+@_cdecl("loranas_search")
+public func loranas_search(_ h: OpaquePointer?, _ train: OpaquePointer?, _ val: OpaquePointer?, _ options: UnsafePointer<CChar>?,
+                           _ progress: ProgressFn?, _ user: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    guarded {
+        let out = try arg(out, "out")
+        out.pointee = nil
+        let model = try ModelHandle.borrow(h, "model")
+        let tr = try DatasetHandle.borrow(train, "train").value, va = try DatasetHandle.borrow(val, "validation").value
+        let o = try OptionsJSON.search(try OptionsJSON.parse(options))
+        let result = try model.with { try $0.search(train: tr, validation: va, options: o, progress: progressCallback(progress, user)) }
+        out.pointee = ResultHandle.retain(result.json.serialized)
+    }
+}
+
+@_cdecl("loranas_finetune")
+public func loranas_finetune(_ h: OpaquePointer?, _ train: OpaquePointer?, _ val: OpaquePointer?, _ options: UnsafePointer<CChar>?,
+                             _ progress: ProgressFn?, _ user: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    guarded {
+        let out = try arg(out, "out")
+        out.pointee = nil
+        let model = try ModelHandle.borrow(h, "model")
+        let tr = try DatasetHandle.borrow(train, "train").value, va = try DatasetHandle.borrow(val, "validation").value
+        let o = try OptionsJSON.finetune(try OptionsJSON.parse(options))
+        let result = try model.with { try $0.finetune(train: tr, validation: va, options: o, progress: progressCallback(progress, user)) }
+        out.pointee = ResultHandle.retain(result.json.serialized)
+    }
+}
+
+@_cdecl("loranas_evaluate")
+public func loranas_evaluate(_ h: OpaquePointer?, _ data: OpaquePointer?, _ batchSize: Int64, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    guarded {
+        let out = try arg(out, "out")
+        out.pointee = nil
+        let ds = try DatasetHandle.borrow(data, "dataset").value
+        try require(batchSize > 0 && batchSize < 1 << 20, "batch_size must be positive")
+        let e = try ModelHandle.borrow(h, "model").with { try $0.evaluate(ds, batchSize: Int(batchSize)) }
+        out.pointee = ResultHandle.retain(e.json.serialized)
+    }
+}
+
+@_cdecl("loranas_result_json")
+public func loranas_result_json(_ h: OpaquePointer?, _ buf: UnsafeMutablePointer<CChar>?, _ len: Int64, _ outLen: UnsafeMutablePointer<Int64>?) -> Int32 {
+    guarded { try copyCString(try ResultHandle.borrow(h, "result").value, into: buf, capacity: len, needed: outLen) }
+}
+
+@_cdecl("loranas_result_free")
+public func loranas_result_free(_ h: OpaquePointer?) { ResultHandle.release(h) }
