@@ -7,7 +7,7 @@ struct LoRANASCommand: ParsableCommand {
         commandName: "loranas",
         abstract: "Search a LoRA rank for every layer of a vision-language model, and fine-tune it.",
         version: LoRANAS.version,
-        subcommands: [Inspect.self])
+        subcommands: [Inspect.self, Compare.self])
 }
 
 LoRANASCommand.main()

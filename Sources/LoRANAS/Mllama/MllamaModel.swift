@@ -309,3 +309,21 @@ public final class MllamaModel: @unchecked Sendable {
         }
     }
 }
+
+extension MllamaModel {
+    /// Fills every parameter from a seeded generator: matrices uniform in ±1/√fan-in, norm weights
+    /// 1, biases 0, embeddings and positional tables ±0.5, gates 0.5 (so every path is active).
+    /// For benchmarks and synthetic experiments; real work loads a checkpoint.
+    public func initializeRandomly(seed: UInt64) {
+        var rng = SplitMix64(seed: seed)
+        for e in params.entries {
+            let t = params[e.name], n = e.name
+            if n.hasSuffix("gate") || n.hasSuffix("gate_attn") || n.hasSuffix("gate_ffn") { t.ptr[0] = 0.5; continue }
+            if n.contains("norm") && n.hasSuffix(".weight") && e.shape.count == 1 { for i in 0..<t.count { t.ptr[i] = 1 }; continue }
+            if n.hasSuffix(".bias") { t.zero(); continue }
+            let fanIn = e.shape.count >= 2 ? e.shape.dropFirst().reduce(1, *) : 4
+            let bound: Float = n.contains("embed") || n.contains("embedding") ? 0.5 : 1 / Float(fanIn).squareRoot()
+            for i in 0..<t.count { t.ptr[i] = rng.uniform(-bound, bound) }
+        }
+    }
+}
