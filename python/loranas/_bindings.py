@@ -8,7 +8,7 @@ Importing this module loads the library and refuses one whose ABI version differ
 
 from __future__ import annotations
 
-from ctypes import POINTER, Structure, c_char_p, c_float, c_int32, c_int64, c_void_p
+from ctypes import CFUNCTYPE, POINTER, Structure, c_char_p, c_float, c_int32, c_int64, c_void_p
 
 from ._lib import load_library
 
@@ -70,6 +70,10 @@ LORANAS_MAX_DIMS = 8
 loranas_checkpoint_p = c_void_p
 # typedef struct loranas_model loranas_model;  (opaque)
 loranas_model_p = c_void_p
+# typedef struct loranas_dataset loranas_dataset;  (opaque)
+loranas_dataset_p = c_void_p
+# typedef struct loranas_result loranas_result;  (opaque)
+loranas_result_p = c_void_p
 c_float_p = POINTER(c_float)
 c_int32_p = POINTER(c_int32)
 c_int64_p = POINTER(c_int64)
@@ -194,3 +198,64 @@ loranas_model_forward = _bind(
     [loranas_model_p, POINTER(loranas_batch), c_float_p, c_int64, c_float_p, c_int32_p],
     c_int32,
 )
+
+# int32_t loranas_model_load_adapter(loranas_model *model, const char *dir);
+loranas_model_load_adapter = _bind("loranas_model_load_adapter", [loranas_model_p, c_char_p], c_int32)
+
+# int32_t loranas_model_save_adapter(loranas_model *model, const char *dir);
+loranas_model_save_adapter = _bind("loranas_model_save_adapter", [loranas_model_p, c_char_p], c_int32)
+
+# int32_t loranas_model_save_merged(loranas_model *model, const char *dir);
+loranas_model_save_merged = _bind("loranas_model_save_merged", [loranas_model_p, c_char_p], c_int32)
+
+# int32_t loranas_model_clear_adapters(loranas_model *model);
+loranas_model_clear_adapters = _bind("loranas_model_clear_adapters", [loranas_model_p], c_int32)
+
+# ---- datasets, search and fine-tuning ----------------------------------------------------------
+
+# typedef int32_t (*loranas_progress_fn)(const char *event_json, void *user_data);
+# Return 0 to continue, 1 to stop. The CFUNCTYPE object must stay referenced for the whole call it
+# is passed to, and an exception must never leave the Python function (ctypes would print it and
+# return 0): wrap callables with ``progress.ProgressBridge``. None passes NULL.
+loranas_progress_fn = CFUNCTYPE(c_int32, c_char_p, c_void_p)
+
+# int32_t loranas_dataset_create(const loranas_model *model, loranas_dataset **out);
+loranas_dataset_create = _bind("loranas_dataset_create", [loranas_model_p, POINTER(loranas_dataset_p)], c_int32)
+
+# void loranas_dataset_free(loranas_dataset *dataset);
+loranas_dataset_free = _bind("loranas_dataset_free", [loranas_dataset_p], None)
+
+# int32_t loranas_dataset_add(loranas_dataset *dataset, const loranas_batch *sample);
+loranas_dataset_add = _bind("loranas_dataset_add", [loranas_dataset_p, POINTER(loranas_batch)], c_int32)
+
+# int32_t loranas_dataset_count(const loranas_dataset *dataset, int64_t *out_count);
+loranas_dataset_count = _bind("loranas_dataset_count", [loranas_dataset_p, c_int64_p], c_int32)
+
+# int32_t loranas_search(loranas_model *model, const loranas_dataset *train, const loranas_dataset *validation,
+#                        const char *options_json, loranas_progress_fn progress, void *user_data, loranas_result **out);
+loranas_search = _bind(
+    "loranas_search",
+    [loranas_model_p, loranas_dataset_p, loranas_dataset_p, c_char_p, loranas_progress_fn, c_void_p,
+     POINTER(loranas_result_p)],
+    c_int32,
+)
+
+# int32_t loranas_finetune(loranas_model *model, const loranas_dataset *train, const loranas_dataset *validation,
+#                          const char *options_json, loranas_progress_fn progress, void *user_data, loranas_result **out);
+loranas_finetune = _bind(
+    "loranas_finetune",
+    [loranas_model_p, loranas_dataset_p, loranas_dataset_p, c_char_p, loranas_progress_fn, c_void_p,
+     POINTER(loranas_result_p)],
+    c_int32,
+)
+
+# int32_t loranas_evaluate(loranas_model *model, const loranas_dataset *dataset, int64_t batch_size, loranas_result **out);
+loranas_evaluate = _bind(
+    "loranas_evaluate", [loranas_model_p, loranas_dataset_p, c_int64, POINTER(loranas_result_p)], c_int32
+)
+
+# int32_t loranas_result_json(const loranas_result *result, char *buf, int64_t buf_len, int64_t *out_len);
+loranas_result_json = _bind("loranas_result_json", [loranas_result_p, c_char_p, c_int64, c_int64_p], c_int32)
+
+# void loranas_result_free(loranas_result *result);
+loranas_result_free = _bind("loranas_result_free", [loranas_result_p], None)

@@ -22,7 +22,12 @@ pytestmark = pytest.mark.skipif(len(_HEADERS) != 1, reason=f"needs exactly one l
 def header() -> str:
     text = _HEADERS[0].read_text()
     text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
-    return re.sub(r"//[^\n]*", " ", text)
+    text = re.sub(r"//[^\n]*", " ", text)
+    _HANDLES.clear()
+    _HANDLES.update(_opaque_handles(text))
+    _CALLBACKS.clear()
+    _CALLBACKS.update(_callback_typedefs(text))
+    return text
 
 
 def _prototypes(header: str) -> dict[str, tuple[str, list[str]]]:
@@ -34,17 +39,38 @@ def _prototypes(header: str) -> dict[str, tuple[str, list[str]]]:
     return protos
 
 
+def _opaque_handles(header: str) -> set[str]:
+    """Every ``typedef struct X X;`` (an opaque handle type; loranas_batch has a body)."""
+    return set(re.findall(r"typedef\s+struct\s+(loranas_\w+)\s+\1\s*;", header))
+
+
+def _callback_typedefs(header: str) -> dict[str, tuple[str, list[str]]]:
+    """``typedef RET (*name)(params);`` -> {name: (RET, [params])}."""
+    found = {}
+    for ret, name, params in re.findall(r"typedef\s+(int32_t|void)\s*\(\s*\*\s*(loranas_\w+)\s*\)\s*\(([^)]*)\)\s*;", header):
+        found[name] = (ret, [p.strip() for p in " ".join(params.split()).split(",")])
+    return found
+
+
+_HANDLES: set[str] = set()  # filled by the header fixture's users below
+_CALLBACKS: set[str] = set()
+
+
 def _ctype_for(c_decl: str):
     """The ctypes type the bindings should use for a C parameter or return type."""
     decl = re.sub(r"\bconst\b", " ", c_decl)
     stars = decl.count("*")
     words = decl.replace("*", " ").split()
     base = words[0]
+    if base in _CALLBACKS and stars == 0:  # a function pointer typedef: the CFUNCTYPE of that name
+        return getattr(B, base)
     if stars == 0:
         return {"int32_t": ctypes.c_int32, "int64_t": ctypes.c_int64, "void": None}[base]
     if base == "char" and stars == 1:
         return ctypes.c_char_p
-    if base in ("loranas_checkpoint", "loranas_model"):  # opaque handles
+    if base == "void" and stars == 1:
+        return ctypes.c_void_p
+    if base in _HANDLES:  # opaque handles
         return ctypes.c_void_p if stars == 1 else ctypes.POINTER(ctypes.c_void_p)
     if base == "loranas_batch" and stars == 1:
         return ctypes.POINTER(B.loranas_batch)
@@ -54,11 +80,11 @@ def _ctype_for(c_decl: str):
 
 def test_every_header_function_is_bound(header):
     protos = _prototypes(header)
-    assert len(protos) >= 16  # the parser found the header's functions
+    assert len(protos) >= 29  # the parser found the header's functions
     declared = set(re.findall(r"\b(loranas_\w+)\s*\(", header))
     assert declared == set(protos), f"unparsed declarations: {declared - set(protos)}"
     bound = {name for name in dir(B) if name.startswith("loranas_") and callable(getattr(B, name))
-             and hasattr(getattr(B, name), "argtypes")}
+             and not isinstance(getattr(B, name), type) and hasattr(getattr(B, name), "argtypes")}
     assert bound == set(protos), f"missing: {set(protos) - bound}; extra: {bound - set(protos)}"
 
 
@@ -116,3 +142,30 @@ def test_batch_layout_matches_the_c_compiler(tmp_path):
     out = [int(x) for x in subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.split()]
     assert out[0] == ctypes.sizeof(B.loranas_batch)
     assert out[1:] == [getattr(B.loranas_batch, f).offset for f in fields]
+
+
+def test_handles_and_callbacks_are_declared(header):
+    # The parsers found what the header declares (so the type checks above are not vacuous).
+    assert _opaque_handles(header) == {"loranas_checkpoint", "loranas_model", "loranas_dataset", "loranas_result"}
+    for name in _opaque_handles(header):
+        assert getattr(B, f"{name}_p") is ctypes.c_void_p, name
+    callbacks = _callback_typedefs(header)
+    assert set(callbacks) == {"loranas_progress_fn"}
+    # every typedef is one of those or the loranas_batch struct
+    assert len(re.findall(r"\btypedef\b", header)) == len(_opaque_handles(header)) + len(callbacks) + 1
+
+
+def test_progress_callback_type_matches(header):
+    for name, (ret, params) in _callback_typedefs(header).items():
+        fn_type = getattr(B, name)
+        assert issubclass(fn_type, ctypes._CFuncPtr), name
+        assert fn_type._restype_ is _ctype_for(ret), name
+        assert list(fn_type._argtypes_) == [_ctype_for(p) for p in params], name
+        assert fn_type._flags_ & ctypes._FUNCFLAG_CDECL, name
+
+
+def test_functions_taking_a_callback_use_its_type(header):
+    users = [name for name, (_, params) in _prototypes(header).items() if any("loranas_progress_fn" in p for p in params)]
+    assert sorted(users) == ["loranas_finetune", "loranas_search"]
+    for name in users:
+        assert B.loranas_progress_fn in getattr(B, name).argtypes, name

@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""PyTorch + PEFT side of the loranas Mllama benchmark: time one LoRA training step on CPU.
+
+Builds MllamaForConditionalGeneration from bench/configs/<size>/config.json (random init, float32,
+seed 0), wraps it with PEFT LoRA (r 64, alpha 128, dropout 0 on q,k,v,o,gate,up,down,fc1,fc2; base
+frozen), and times a training step = zero_grad + forward with labels + backward + AdamW step
+(lr 1e-4, LoRA parameters only) on batch 4 x 128 text tokens with one 4-tile image (2x2) per sample.
+
+Reports the median step time over --steps after --warmup, a no-grad forward (same inputs, with
+labels, median over --steps after --warmup), peak RSS of this process (getrusage ru_maxrss), FLOPs
+of one extra step (forward + backward) from torch.utils.flop_counter.FlopCounterMode, and parameter
+counts. Run one size per process: peak RSS is per process.
+
+  /work/venv-ref/bin/python bench/pytorch_peft_step.py --size tiny --threads 2 --json
+"""
+import argparse
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+T0 = time.perf_counter()
+import torch  # noqa: E402
+import transformers  # noqa: E402
+import peft  # noqa: E402
+from peft import LoraConfig, get_peft_model  # noqa: E402
+from transformers import MllamaConfig, MllamaForConditionalGeneration  # noqa: E402
+IMPORT_S = time.perf_counter() - T0
+
+HERE = Path(__file__).resolve().parent
+SIZES = ("tiny", "small", "medium")
+BATCH, SEQ, TILES, ASPECT_RATIO_ID_2x2 = 4, 128, 4, 6
+TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "fc1", "fc2"]
+
+
+def max_rss_mib():
+    """Peak resident set size of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def current_rss_mib():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def make_inputs(cfg, seed=0):
+    """Batch 4: image token then 127 random ids; one image of 4 tiles (2x2) that every token sees."""
+    g = torch.Generator().manual_seed(seed)
+    V, v = cfg.text_config.vocab_size, cfg.vision_config
+    # Inputs carry id V (the first of the embedding table's 8 extra rows) at the image position,
+    # like the released checkpoints; config.image_token_index is never read by forward().
+    input_ids = torch.randint(0, V, (BATCH, SEQ), generator=g)
+    input_ids[:, 0] = V
+    labels = input_ids.clone()
+    labels[:, 0] = -100  # V is outside the V logits; a label there would raise IndexError
+    H = W = v.image_size
+    return dict(
+        input_ids=input_ids,
+        labels=labels,
+        pixel_values=torch.randn(BATCH, 1, TILES, v.num_channels, H, W, generator=g),
+        aspect_ratio_ids=torch.full((BATCH, 1), ASPECT_RATIO_ID_2x2, dtype=torch.long),
+        aspect_ratio_mask=torch.ones(BATCH, 1, TILES, dtype=torch.long),
+        cross_attention_mask=torch.ones(BATCH, SEQ, 1, TILES, dtype=torch.long),
+        use_cache=False,
+    )
+
+
+def build(size, seed=0):
+    cfg = MllamaConfig.from_json_file(str(HERE / "configs" / size / "config.json"))
+    torch.manual_seed(seed)
+    base = MllamaForConditionalGeneration(cfg).to(torch.float32)
+    lora = LoraConfig(r=64, lora_alpha=128, lora_dropout=0.0, target_modules=TARGETS, bias="none")
+    model = get_peft_model(base, lora)
+    model.train()
+    return cfg, model
+
+
+def count_params(model):
+    lora = sum(p.numel() for n, p in model.named_parameters() if "lora_" in n)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    assert trainable == lora, (trainable, lora)  # the base is frozen, only LoRA A/B train
+    n_modules = sum(1 for n, _ in model.named_modules() if n.endswith(".lora_A"))
+    return total - lora, lora, n_modules
+
+
+def train_step(model, opt, inputs):
+    opt.zero_grad(set_to_none=True)
+    loss = model(**inputs).loss
+    loss.backward()
+    opt.step()
+    return loss
+
+
+def timed(fn, warmup, steps):
+    times = []
+    for i in range(warmup + steps):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1e3)
+    return times[:warmup], times[warmup:]
+
+
+def run(size, threads, steps, warmup):
+    torch.set_num_threads(threads)
+    rss_import = max_rss_mib()
+    cfg, model = build(size)
+    params, lora_params, n_lora_modules = count_params(model)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    inputs = make_inputs(cfg)
+    rss_build = max_rss_mib()
+
+    losses = []
+    warm_ms, step_ms = timed(lambda: losses.append(float(train_step(model, opt, inputs))), warmup, steps)
+
+    # FLOPs of one extra step (zero_grad + forward + backward; the optimizer has no counted ops).
+    from torch.utils.flop_counter import FlopCounterMode
+    opt.zero_grad(set_to_none=True)
+    with FlopCounterMode(display=False) as fc_step:
+        model(**inputs).loss.backward()
+    with torch.no_grad(), FlopCounterMode(display=False) as fc_fwd:
+        model(**inputs)
+    opt.zero_grad(set_to_none=True)
+
+    def forward():
+        with torch.no_grad():
+            model(**inputs)
+
+    fwd_warm_ms, fwd_ms = timed(forward, warmup, steps)
+
+    return {
+        "size": size,
+        "threads": threads,
+        "step_ms_median": round(statistics.median(step_ms), 2),
+        "step_ms_all": [round(t, 2) for t in step_ms],
+        "forward_ms_median": round(statistics.median(fwd_ms), 2),
+        "peak_rss_mib": round(max_rss_mib(), 1),
+        "gflop_per_step": round(fc_step.get_total_flops() / 1e9, 3),
+        "params": params,
+        "lora_params": lora_params,
+        "torch_version": torch.__version__,
+        "peft_version": peft.__version__,
+        # Context beyond the fields the driver compares.
+        "extra": {
+            "warmup_step_ms": [round(t, 2) for t in warm_ms],
+            "forward_ms_all": [round(t, 2) for t in fwd_ms],
+            "gflop_forward": round(fc_fwd.get_total_flops() / 1e9, 3),
+            "gflop_per_s": round(fc_step.get_total_flops() / 1e9 / (statistics.median(step_ms) / 1e3), 1),
+            "peak_rss_after_import_mib": round(rss_import, 1),
+            "peak_rss_after_build_mib": round(rss_build, 1),
+            "rss_at_end_mib": round(current_rss_mib(), 1),
+            "import_s": round(IMPORT_S, 2),
+            "lora_modules": n_lora_modules,
+            "losses": [round(x, 4) for x in losses],
+            "batch": BATCH, "seq": SEQ, "tiles": TILES, "image_size": cfg.vision_config.image_size,
+            "attn_implementation": model.base_model.model.config._attn_implementation,
+            "transformers_version": transformers.__version__,
+            "torch_cuda_build": torch.version.cuda,
+            "mkldnn": torch.backends.mkldnn.is_available(),
+        },
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", choices=SIZES, required=True)
+    ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
+    ap.add_argument("--steps", type=int, default=6, help="timed steps after warm-up (default 6)")
+    ap.add_argument("--warmup", type=int, default=2, help="untimed warm-up steps (default 2)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object instead of a line")
+    args = ap.parse_args()
+    if args.steps < 1 or args.warmup < 0 or args.threads < 1:
+        ap.error("need --steps >= 1, --warmup >= 0, --threads >= 1")
+
+    r = run(args.size, args.threads, args.steps, args.warmup)
+    if args.json:
+        import json
+        print(json.dumps(r))
+    else:
+        print(f"pytorch+peft {r['size']}: {r['threads']} threads, step {r['step_ms_median']:.1f} ms "
+              f"(median of {args.steps}), forward {r['forward_ms_median']:.1f} ms, "
+              f"{r['gflop_per_step']:.1f} GFLOP/step ({r['extra']['gflop_per_s']:.0f} GFLOP/s), "
+              f"peak RSS {r['peak_rss_mib']:.0f} MiB (after import {r['extra']['peak_rss_after_import_mib']:.0f}), "
+              f"params {r['params'] / 1e6:.2f}M, LoRA {r['lora_params'] / 1e6:.2f}M "
+              f"[torch {r['torch_version']}, peft {r['peft_version']}]")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

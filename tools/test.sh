@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Every test: installs what it needs on a fresh machine (Debian packages, a Python venv with the
+# pip packages, including CPU torch + transformers + peft for the interop tests), builds, then runs
+# XCTest and pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/setup.sh
+
+VENV="${LORANAS_VENV:-.venv-test}"
+if [ ! -x "$VENV/bin/python" ]; then python3 -m venv "$VENV"; fi
+echo "== pip packages"
+"$VENV/bin/pip" install -q --disable-pip-version-check numpy pytest safetensors tokenizers pillow tqdm torch transformers peft
+
+echo "== XCTest"
+swift build --product loranas          # the debug libloranas.so the header/symbol test reads
+swift test
+
+echo "== Python package"
+"$VENV/bin/pip" install -q --disable-pip-version-check ./python
+(cd /tmp && "$VENV/bin/python" -c "import loranas; print('loranas', loranas.version(), 'ABI', loranas.abi_version())")
+
+echo "== pytest"
+"$VENV/bin/python" -m pytest -q python/tests
