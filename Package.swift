@@ -10,6 +10,7 @@ let package = Package(
     products: [
         .library(name: "loranas", type: .dynamic, targets: ["LoRANASCAPI"]),
         .executable(name: "loranas-cli", targets: ["loranas"]),
+        .executable(name: "loranas-bench", targets: ["loranas-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -23,6 +24,7 @@ let package = Package(
         .executableTarget(name: "loranas",
                           dependencies: ["LoRANAS", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: cpuFlags),
+        .executableTarget(name: "loranas-bench", dependencies: ["LoRANAS"], path: "bench/swift", swiftSettings: cpuFlags),
         .testTarget(name: "LoRANASTests", dependencies: ["LoRANAS", "LoRANASCAPI"],
                     exclude: ["Fixtures"]),
     ],

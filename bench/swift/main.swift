@@ -1,0 +1,129 @@
+// loranas-bench: kernel throughput beside the machine's ceilings, and Mllama LoRA / supernet
+// training steps for the sizes in bench/configs. bench/run.py runs it beside PyTorch + PEFT.
+import Foundation
+import LoRANAS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2 }
+
+func time(_ reps: Int, warmup: Int = 1, _ body: () throws -> Void) rethrows -> [Double] {
+    for _ in 0..<warmup { try body() }
+    return try (0..<reps).map { _ in let t = Date(); try body(); return Date().timeIntervalSince(t) }
+}
+
+func peakRSSMiB() -> Double {
+    var u = rusage(); getrusage(RUSAGE_SELF.rawValue, &u)
+    return Double(u.ru_maxrss) / 1024
+}
+
+// MARK: kernels
+
+func kernels() {
+    print("ceilings (../shared/perf-limits.md): sgemm ≈ 92 GFLOP/s on 1 core, 168 on 2; memory ≈ 25-33 GB/s")
+    let saved = Engine.threads
+    for threads in [1, 2] {
+        Engine.threads = threads
+        for (m, n, k, what) in [(1024, 1024, 1024, "square"), (512, 64, 1024, "LoRA down x·Aᵀ r=64"), (512, 1024, 64, "LoRA up t·Bᵀ r=64"),
+                                (512, 8, 1024, "LoRA down r=8")] {
+            let a = Tensor(zeros: [m, k]), b = Tensor(zeros: [n, k]), c = Tensor(zeros: [m, n])
+            for i in 0..<a.count { a.ptr[i] = Float(i % 7) * 0.1 }
+            for i in 0..<b.count { b.ptr[i] = Float(i % 5) * 0.1 }
+            let reps = max(3, 200_000_000 / (2 * m * n * k))
+            let t = median(time(reps) { gemm(false, true, m: m, n: n, k: k, a: a.ptr, b: b.ptr, c: c.ptr) })
+            print(String(format: "gemm %-22@ %4d×%4d×%4d  %d thread(s): %6.1f GFLOP/s", what as NSString, m, n, k, threads, 2.0 * Double(m * n * k) / t / 1e9))
+        }
+        let n = 1 << 23
+        let g = Tensor(zeros: [n]), u = Tensor(zeros: [n]), out = Tensor(zeros: [n])
+        for i in 0..<n { g.ptr[i] = Float(i % 13) * 0.1 - 0.6; u.ptr[i] = 0.5 }
+        let t = median(time(5) { SwiGLU.forward(m: out.ptr, gate: g.ptr, up: u.ptr, n: n) })
+        print(String(format: "swiglu forward %d elements, %d thread(s): %6.1f GB/s (12 bytes/element)", n, threads, 12.0 * Double(n) / t / 1e9))
+        let rows = 8192, c = 1024
+        let x = Tensor(zeros: [rows, c]), y = Tensor(zeros: [rows, c]), w = Tensor(zeros: [c]), r = Tensor(zeros: [rows])
+        for i in 0..<x.count { x.ptr[i] = Float(i % 11) * 0.1 }
+        for i in 0..<c { w.ptr[i] = 1 }
+        let t2 = median(time(5) { RMSNorm.forward(y: y.ptr, rstd: r.ptr, x: x.ptr, w: w.ptr, n: rows, c: c, eps: 1e-5) })
+        print(String(format: "rmsnorm forward %d×%d, %d thread(s): %6.1f GB/s (8 bytes/element)", rows, c, threads, 8.0 * Double(rows * c) / t2 / 1e9))
+        let t3 = median(time(5) { Softmax.forward(y: y.ptr, x: x.ptr, n: rows, c: c) })
+        print(String(format: "softmax rows %d×%d (1 thread loop): %6.1f GB/s (8 bytes/element)", rows, c, 8.0 * Double(rows * c) / t3 / 1e9))
+    }
+    Engine.threads = saved
+}
+
+// MARK: training steps
+
+/// The benchmark batch: B = 4, 128 text tokens starting with the image token, one 2×2 image of 4 tiles.
+func benchBatch(_ c: MllamaConfig, seed: UInt64) -> MllamaBatch {
+    var rng = SplitMix64(seed: seed)
+    let b = 4, s = 128, v = c.vision
+    var ids = [Int](), labels = [Int]()
+    for _ in 0..<b {
+        ids.append(c.text.vocabSize); labels.append(-100)
+        for _ in 1..<s { let t = Int(rng.next() % UInt64(c.text.vocabSize)); ids.append(t); labels.append(t) }
+    }
+    let px = Tensor(zeros: [b, 1, v.maxNumTiles, v.numChannels, v.imageSize, v.imageSize])
+    for i in 0..<px.count { px.ptr[i] = rng.uniform(-1, 1) }
+    return MllamaBatch(inputIds: ids, batchSize: b, seqLen: s, labels: labels, pixelValues: px, numImages: 1,
+                       aspectRatioIds: [Int](repeating: min(6, v.numAspectRatios), count: b),
+                       aspectRatioMask: [Int](repeating: 1, count: b * v.maxNumTiles),
+                       crossAttentionMask: [Int](repeating: 1, count: b * s * v.maxNumTiles))
+}
+
+func step(size: String, mode: String, steps: Int, warmup: Int) throws {
+    let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("configs/\(size)").path
+    let config = try MllamaConfig(contentsOf: dir)
+    let model = try MllamaModel(config: config)
+    model.initializeRandomly(seed: 0)
+    let batch = benchBatch(config, seed: 1)
+    let targets = model.linears(matching: .all)
+    var rng = SplitMix64(seed: 2)
+    var trainables: [TrainableTensor] = []
+    switch mode {
+    case "lora":
+        for l in targets {
+            let a = LoRAAdapter(module: l.name, inFeatures: l.inFeatures, outFeatures: l.outFeatures, rank: 64, alpha: 128, rng: &rng)
+            for i in 0..<a.b.value.count { a.b.value.ptr[i] = 1e-3 }
+            l.adapter = a; trainables += a.parameters
+        }
+    case "supernet":
+        for l in targets {
+            let s = SupernetAdapter(module: l.name, inFeatures: l.inFeatures, outFeatures: l.outFeatures, space: [4, 8, 16, 32, 64], alpha: 128, rng: &rng)
+            s.trainAlpha = false
+            l.adapter = s; trainables += [s.a, s.b]
+        }
+    case "forward": break
+    default: throw LoRANASError.invalidArgument("mode must be lora, supernet or forward")
+    }
+    let opt = Adam(trainables, AdamConfig(lr: 1e-4, weightDecay: 0.01))
+    let times = try time(steps, warmup: warmup) {
+        if mode == "forward" { _ = try model.forward(batch); return }
+        let pass = try model.forward(batch, keepForBackward: true)
+        try model.backward(pass)
+        opt.step()
+    }
+    let lora = trainables.reduce(0) { $0 + $1.value.count }
+    print(JSON.object([("size", .string(size)), ("mode", .string(mode)), ("threads", .number(Double(Engine.threads))),
+                       ("step_ms_median", .number(1000 * median(times))), ("step_ms_all", .array(times.map { .number(1000 * $0) })),
+                       ("peak_rss_mib", .number(peakRSSMiB())), ("params", .number(Double(model.parameterCount))),
+                       ("trainable_params", .number(Double(lora)))]).serialized)
+}
+
+let args = CommandLine.arguments
+func option(_ name: String, _ fallback: String) -> String {
+    if let i = args.firstIndex(of: "--" + name), i + 1 < args.count { return args[i + 1] }
+    return fallback
+}
+if let t = Int(option("threads", "")) { Engine.threads = t }
+do {
+    switch args.count > 1 ? args[1] : "" {
+    case "kernels": kernels()
+    case "step": try step(size: option("size", "tiny"), mode: option("mode", "lora"), steps: Int(option("steps", "6"))!, warmup: Int(option("warmup", "2"))!)
+    default:
+        print("usage: loranas-bench kernels | step --size tiny|small|medium --mode lora|supernet|forward [--steps N] [--warmup N] [--threads N]")
+        exit(2)
+    }
+} catch {
+    FileHandle.standardError.write("error: \(error)\n".data(using: .utf8)!)
+    exit(1)
+}

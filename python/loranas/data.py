@@ -1,0 +1,215 @@
+"""Model inputs: checking numpy arrays against transformers' shapes, packing them into a
+``loranas_batch``, and :class:`Dataset`, the owner of a ``loranas_dataset`` handle.
+
+Argument names and shapes are those of ``MllamaForConditionalGeneration.forward``::
+
+    input_ids            (B, S)              int
+    attention_mask       (B, S)              int, 1 = real token (optional)
+    labels               (B, S)              int, -100 = ignored (optional for forward)
+    pixel_values         (B, I, T, C, H, W)  float
+    aspect_ratio_ids     (B, I)              int
+    aspect_ratio_mask    (B, I, T)           int
+    cross_attention_mask (B, S, I, T)        int
+
+A dataset sample has the same names without the batch axis.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from . import _bindings as B
+from ._handle import OwnedHandle
+from .errors import InvalidArgumentError, check
+
+# Every argument with its dimensions (batched), in the order they are checked: the first array
+# that has a dimension fixes it.
+SHAPES: dict[str, tuple[str, ...]] = {
+    "input_ids": ("B", "S"),
+    "attention_mask": ("B", "S"),
+    "labels": ("B", "S"),
+    "pixel_values": ("B", "I", "T", "C", "H", "W"),
+    "aspect_ratio_ids": ("B", "I"),
+    "aspect_ratio_mask": ("B", "I", "T"),
+    "cross_attention_mask": ("B", "S", "I", "T"),
+}
+IMAGE_ARGUMENTS = ("pixel_values", "aspect_ratio_ids", "aspect_ratio_mask", "cross_attention_mask")
+
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+def _convert(name: str, value: Any, context: str) -> np.ndarray:
+    """A C-contiguous int64 array (float32 for pixel_values), refusing lossy conversions."""
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:
+        raise InvalidArgumentError(f"{name} is not array-like: {exc}", context=context) from None
+    if name == "pixel_values":
+        if arr.dtype.kind not in "fiu":
+            raise InvalidArgumentError(f"pixel_values must hold real numbers, got dtype {arr.dtype}", context=context)
+        return np.ascontiguousarray(arr, dtype=np.float32)
+    if arr.dtype.kind not in "iub":
+        raise InvalidArgumentError(f"{name} must hold integers, got dtype {arr.dtype}", context=context)
+    if arr.dtype.kind == "u" and arr.size and int(arr.max()) > _INT64_MAX:
+        raise InvalidArgumentError(f"{name} holds values above the int64 range", context=context)
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def prepare_inputs(inputs: Mapping[str, Any], *, batched: bool, context: str) -> dict[str, np.ndarray]:
+    """Check names, dtypes and shapes; return int64 / float32 C-contiguous arrays with a batch axis.
+
+    ``batched=False`` takes a sample (no batch axis) and adds one. None values count as absent.
+    Value ranges (token ids, aspect-ratio ids, mask values) are left to the engine, which checks
+    them against the model.
+    """
+    unknown = [k for k in inputs if k not in SHAPES]
+    if unknown:
+        raise InvalidArgumentError(f"unknown input {unknown[0]!r} (known: {', '.join(SHAPES)})", context=context)
+    given = {k: v for k, v in inputs.items() if v is not None}
+    if "input_ids" not in given:
+        raise InvalidArgumentError("input_ids is required", context=context)
+    images = [k for k in IMAGE_ARGUMENTS if k in given]
+    if images and "pixel_values" not in given:
+        raise InvalidArgumentError(f"{images[0]} given without pixel_values", context=context)
+    if "pixel_values" in given:
+        for k in IMAGE_ARGUMENTS[1:]:
+            if k not in given:
+                raise InvalidArgumentError(f"{k} is required with pixel_values", context=context)
+
+    sizes: dict[str, int] = {}
+    out: dict[str, np.ndarray] = {}
+    for name, dims in SHAPES.items():
+        if name not in given:
+            continue
+        arr = _convert(name, given[name], context)
+        dims = dims if batched else dims[1:]
+        if arr.ndim != len(dims):
+            hint = ""
+            if not batched and arr.ndim == len(dims) + 1 and arr.shape[0] == 1:
+                hint = f"; a sample has no batch axis: pass {name}[0]"
+            elif batched and arr.ndim == len(dims) - 1:
+                hint = f"; add the batch axis: pass {name}[None]"
+            raise InvalidArgumentError(
+                f"{name} must be {len(dims)}-D ({', '.join(dims)}), got shape {arr.shape}{hint}", context=context)
+        for dim, size in zip(dims, arr.shape):
+            if dim not in sizes:
+                if size <= 0:
+                    raise InvalidArgumentError(f"{name} has shape {arr.shape}: its {dim} axis is empty", context=context)
+                sizes[dim] = size
+        expected = tuple(sizes[d] for d in dims)
+        if arr.shape != expected:
+            raise InvalidArgumentError(
+                f"{name} has shape {arr.shape}, expected ({', '.join(dims)}) = {expected}", context=context)
+        out[name] = arr if batched else arr[None]
+    return out
+
+
+def make_batch(arrays: Mapping[str, np.ndarray]) -> B.loranas_batch:
+    """A loranas_batch pointing into ``arrays`` (from :func:`prepare_inputs`), which must stay
+    referenced until the call that reads the batch returns."""
+
+    def ptr(name, ctype=B.c_int64_p):
+        arr = arrays.get(name)
+        return None if arr is None else arr.ctypes.data_as(ctype)
+
+    b, s = arrays["input_ids"].shape
+    batch = B.loranas_batch(batch_size=b, seq_len=s)
+    batch.input_ids = ptr("input_ids")
+    batch.attention_mask = ptr("attention_mask")
+    batch.labels = ptr("labels")
+    px = arrays.get("pixel_values")
+    if px is not None:
+        _, batch.num_images, batch.num_tiles, batch.channels, batch.height, batch.width = px.shape
+        batch.pixel_values = ptr("pixel_values", B.c_float_p)
+        batch.aspect_ratio_ids = ptr("aspect_ratio_ids")
+        batch.aspect_ratio_mask = ptr("aspect_ratio_mask")
+        batch.cross_attention_mask = ptr("cross_attention_mask")
+    return batch
+
+
+class Dataset(OwnedHandle):
+    """Training or evaluation samples, copied into the engine and checked against a model.
+
+    Parameters
+    ----------
+    model : Model
+        The model the samples are for (its config fixes vocabulary, tiles and image size).
+    samples : iterable of dict, optional
+        Samples to add right away (see :meth:`add`).
+
+    Notes
+    -----
+    A sample is a dict of numpy arrays with :meth:`Model.forward`'s argument names, without the
+    batch axis: ``input_ids`` (S,) and ``labels`` (S,) are required; ``attention_mask`` (S,),
+    ``pixel_values`` (I, T, C, H, W), ``aspect_ratio_ids`` (I,), ``aspect_ratio_mask`` (I, T) and
+    ``cross_attention_mask`` (S, I, T) are optional (the image ones all together). Samples of
+    different lengths and image counts are padded into batches by the engine.
+    """
+
+    _kind = "dataset"
+    _free = staticmethod(B.loranas_dataset_free)
+
+    def __init__(self, model, samples: Iterable[Mapping[str, Any]] | None = None):
+        super().__init__()
+        handle = B.loranas_dataset_p()
+        with model._use() as model_handle:
+            check(B.loranas_dataset_create(model_handle, ctypes.byref(handle)), "loranas_dataset_create")
+        self._adopt(handle, "loranas_dataset_create")
+        if samples is not None:
+            self.extend(samples)
+
+    def add(self, sample: Mapping[str, Any]) -> None:
+        """Check and append one sample (a dict of arrays without the batch axis)."""
+        self._add(sample, "Dataset.add")
+
+    def extend(self, samples: Iterable[Mapping[str, Any]]) -> None:
+        """Append samples in order. On an invalid sample, the ones before it stay added."""
+        if isinstance(samples, Mapping):
+            raise InvalidArgumentError("extend takes an iterable of samples, got a single dict; use add()",
+                                       context="Dataset.extend")
+        for i, sample in enumerate(samples):
+            self._add(sample, f"Dataset.extend (sample {i})")
+
+    def _add(self, sample: Mapping[str, Any], context: str) -> None:
+        if not isinstance(sample, Mapping):
+            raise InvalidArgumentError(f"a sample is a dict of arrays, got {type(sample).__name__}", context=context)
+        if sample.get("labels") is None:
+            raise InvalidArgumentError("labels is required in a training sample (-100 = ignored)", context=context)
+        arrays = prepare_inputs(sample, batched=False, context=context)
+        batch = make_batch(arrays)
+        with self._use() as handle:
+            check(B.loranas_dataset_add(handle, ctypes.byref(batch)), context)
+
+    def __len__(self) -> int:
+        count = ctypes.c_int64()
+        with self._use(during_run=True) as handle:
+            check(B.loranas_dataset_count(handle, ctypes.byref(count)), "loranas_dataset_count")
+        return int(count.value)
+
+    def __repr__(self) -> str:
+        return f"<loranas.Dataset ({'closed' if self.closed else f'{len(self)} samples'})>"
+
+
+def as_dataset(model, data, what: str) -> tuple[Dataset, bool]:
+    """``data`` as a Dataset for ``model``, and whether it was made here (the caller closes it)."""
+    if isinstance(data, Dataset):
+        return data, False
+    if data is None or isinstance(data, (str, bytes, Mapping)):
+        raise InvalidArgumentError(f"{what} must be a loranas.Dataset or an iterable of sample dicts, "
+                                   f"got {type(data).__name__}", context=what)
+    try:
+        iterator = iter(data)
+    except TypeError:
+        raise InvalidArgumentError(f"{what} must be a loranas.Dataset or an iterable of sample dicts, "
+                                   f"got {type(data).__name__}", context=what) from None
+    dataset = Dataset(model)
+    try:
+        for i, sample in enumerate(iterator):
+            dataset._add(sample, f"{what} (sample {i})")
+    except BaseException:
+        dataset.close()
+        raise
+    return dataset, True

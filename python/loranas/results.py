@@ -1,0 +1,300 @@
+"""What a search, a fine-tune and an evaluation return, parsed from the engine's result JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any
+
+import numpy as np
+
+from . import _bindings as B
+from ._handle import read_string
+from .errors import FormatError
+
+
+def take_result(handle: B.loranas_result_p, context: str) -> dict:
+    """Read a loranas_result's JSON, free the result, and parse the text."""
+    try:
+        text = read_string(B.loranas_result_json, handle.value, f"loranas_result_json ({context})")
+    finally:
+        B.loranas_result_free(handle.value)
+    return parse_json(text, context)
+
+
+def parse_json(text: str, context: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise FormatError(f"not valid JSON ({exc}): {text[:200]!r}", context=context) from None
+
+
+def _atomic_write(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to a temporary file next to ``path`` and rename it over ``path``."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _require(obj: dict, key: str, kind: str) -> Any:
+    if not isinstance(obj, dict) or key not in obj:
+        raise FormatError(f"missing key {key!r}", context=kind)
+    return obj[key]
+
+
+def evaluation_from_json(obj: dict, kind: str = "evaluation") -> dict:
+    """An evaluation dict: loss, perplexity, mean_batch_loss, mean_batch_perplexity (floats), tokens (int)."""
+    out = {k: float(_require(obj, k, kind)) for k in ("loss", "perplexity", "mean_batch_loss", "mean_batch_perplexity")}
+    out["tokens"] = int(_require(obj, "tokens", kind))
+    return out
+
+
+def _ranks(obj: Any, kind: str) -> dict[str, int]:
+    if not isinstance(obj, dict):
+        raise FormatError("ranks must be an object {module: rank}", context=kind)
+    return {str(k): int(v) for k, v in obj.items()}
+
+
+class SearchResult:
+    """The outcome of :func:`loranas.search`.
+
+    Attributes
+    ----------
+    ranks : dict[str, int]
+        The derived rank of every searched module, in model order.
+    space : list[int]
+        The rank choices searched.
+    lora_alpha : float
+        The LoRA alpha of the search (a fine-tune from this result uses it by default).
+    alpha_history : dict[str, numpy.ndarray]
+        Per module, the architecture logits after every step, shape (steps, len(space)).
+    final_weights : dict[str, numpy.ndarray]
+        Per module, softmax(alpha) at the end, shape (len(space),).
+    lora_parameters, uniform_max_parameters, model_parameters : int
+        LoRA parameters of the derived ranks, of uniform rank max(space) on the same modules,
+        and the base model's parameter count.
+    budget_parameters : int or None
+        The parameter budget in force, if any.
+    lora_share : float
+        lora_parameters / model_parameters.
+    epoch_times : list[float]
+        Seconds per finished epoch.
+    train_losses, validation_losses : list[float]
+        The weight step's and the alpha step's loss at every step.
+    steps : int
+        Steps run (including those before a resume).
+    """
+
+    _FIELDS = ("ranks", "space", "lora_alpha", "final_weights", "alpha_history", "lora_parameters",
+               "uniform_max_parameters", "budget_parameters", "model_parameters", "lora_share", "steps",
+               "epoch_times", "train_losses", "validation_losses")
+
+    def __init__(self, *, ranks, space, lora_alpha, final_weights, alpha_history, lora_parameters,
+                 uniform_max_parameters, budget_parameters, model_parameters, lora_share, steps, epoch_times,
+                 train_losses, validation_losses):
+        self.ranks: dict[str, int] = dict(ranks)
+        self.space: list[int] = [int(r) for r in space]
+        self.lora_alpha = float(lora_alpha)
+        choices = len(self.space)
+        self.final_weights = {m: np.asarray(w, dtype=np.float32).reshape(choices) for m, w in final_weights.items()}
+        self.alpha_history = {m: np.asarray(h, dtype=np.float32).reshape(-1, choices) for m, h in alpha_history.items()}
+        self.lora_parameters = int(lora_parameters)
+        self.uniform_max_parameters = int(uniform_max_parameters)
+        self.budget_parameters = None if budget_parameters is None else int(budget_parameters)
+        self.model_parameters = int(model_parameters)
+        self.lora_share = float(lora_share)
+        self.steps = int(steps)
+        self.epoch_times = [float(x) for x in epoch_times]
+        self.train_losses = [float(x) for x in train_losses]
+        self.validation_losses = [float(x) for x in validation_losses]
+
+    @classmethod
+    def _from_obj(cls, obj: Any) -> "SearchResult":
+        kind = "SearchResult"
+        if not isinstance(obj, dict):
+            raise FormatError("a search result is a JSON object", context=kind)
+        fields = {k: _require(obj, k, kind) for k in cls._FIELDS}
+        fields["ranks"] = _ranks(fields["ranks"], kind)
+        try:
+            return cls(**fields)
+        except (TypeError, ValueError) as exc:
+            raise FormatError(f"malformed search result: {exc}", context=kind) from None
+
+    @classmethod
+    def from_json(cls, text: str) -> "SearchResult":
+        """Parse the JSON written by :meth:`to_json` (or returned by the engine)."""
+        return cls._from_obj(parse_json(text, "SearchResult.from_json"))
+
+    def to_json(self, indent: int | None = None) -> str:
+        """The result as JSON, in the engine's layout; ``from_json`` gives back an equal result."""
+        obj = {
+            "ranks": self.ranks,
+            "space": self.space,
+            "lora_alpha": self.lora_alpha,
+            "final_weights": {m: [float(x) for x in w] for m, w in self.final_weights.items()},
+            "alpha_history": {m: [[float(x) for x in row] for row in h] for m, h in self.alpha_history.items()},
+            "lora_parameters": self.lora_parameters,
+            "uniform_max_parameters": self.uniform_max_parameters,
+            "budget_parameters": self.budget_parameters,
+            "model_parameters": self.model_parameters,
+            "lora_share": self.lora_share,
+            "steps": self.steps,
+            "epoch_times": self.epoch_times,
+            "train_losses": self.train_losses,
+            "validation_losses": self.validation_losses,
+        }
+        return json.dumps(obj, indent=indent)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write :meth:`to_json` to ``path`` atomically (a temporary file, then a rename)."""
+        _atomic_write(path, self.to_json(indent=1))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "SearchResult":
+        """Read a result written by :meth:`save`."""
+        with open(path, encoding="utf-8") as f:
+            return cls.from_json(f.read())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SearchResult):
+            return NotImplemented
+        return self.to_json() == other.to_json()
+
+    __hash__ = None  # mutable
+
+    def __repr__(self) -> str:
+        counts: dict[int, int] = {}
+        for r in self.ranks.values():
+            counts[r] = counts.get(r, 0) + 1
+        histogram = ", ".join(f"r={r}: {n}" for r, n in sorted(counts.items()))
+        return (f"<loranas.SearchResult {len(self.ranks)} modules ({histogram}), "
+                f"lora_parameters={self.lora_parameters}, steps={self.steps}>")
+
+
+class FinetuneResult:
+    """The outcome of :func:`loranas.finetune`.
+
+    Attributes
+    ----------
+    ranks : dict[str, int]
+        The rank of every adapted module, in model order.
+    lora_parameters, model_parameters : int
+        Trained LoRA parameters and the base model's parameter count.
+    lora_share : float
+        lora_parameters / model_parameters.
+    initial_evaluation : dict
+        Validation before the first step (see :meth:`Model.evaluate` for the keys).
+    evaluations : list[dict]
+        Validation after every finished epoch.
+    eval_perplexity : list[float]
+        The token-weighted perplexity of each of ``evaluations``.
+    epoch_times : list[float]
+        Seconds per finished epoch.
+    train_losses : list[float]
+        Training loss at every step.
+    steps : int
+        Steps run (including those before a resume).
+    """
+
+    _FIELDS = ("ranks", "lora_parameters", "model_parameters", "lora_share", "initial_evaluation", "evaluations",
+               "eval_perplexity", "epoch_times", "train_losses", "steps")
+
+    def __init__(self, *, ranks, lora_parameters, model_parameters, lora_share, initial_evaluation, evaluations,
+                 eval_perplexity, epoch_times, train_losses, steps):
+        kind = "FinetuneResult"
+        self.ranks: dict[str, int] = dict(ranks)
+        self.lora_parameters = int(lora_parameters)
+        self.model_parameters = int(model_parameters)
+        self.lora_share = float(lora_share)
+        self.initial_evaluation = evaluation_from_json(initial_evaluation, kind)
+        self.evaluations = [evaluation_from_json(e, kind) for e in evaluations]
+        self.eval_perplexity = [float(x) for x in eval_perplexity]
+        self.epoch_times = [float(x) for x in epoch_times]
+        self.train_losses = [float(x) for x in train_losses]
+        self.steps = int(steps)
+        self._model = None  # the Model it came from, for save_peft
+        self._adapter_version: int | None = None
+
+    @classmethod
+    def _from_obj(cls, obj: Any) -> "FinetuneResult":
+        kind = "FinetuneResult"
+        if not isinstance(obj, dict):
+            raise FormatError("a fine-tune result is a JSON object", context=kind)
+        fields = {k: _require(obj, k, kind) for k in cls._FIELDS}
+        fields["ranks"] = _ranks(fields["ranks"], kind)
+        try:
+            return cls(**fields)
+        except (TypeError, ValueError) as exc:
+            raise FormatError(f"malformed fine-tune result: {exc}", context=kind) from None
+
+    @classmethod
+    def from_json(cls, text: str) -> "FinetuneResult":
+        """Parse the JSON written by :meth:`to_json` (the result is not tied to a model)."""
+        return cls._from_obj(parse_json(text, "FinetuneResult.from_json"))
+
+    def to_json(self, indent: int | None = None) -> str:
+        """The result as JSON, in the engine's layout."""
+        obj = {
+            "ranks": self.ranks,
+            "lora_parameters": self.lora_parameters,
+            "model_parameters": self.model_parameters,
+            "lora_share": self.lora_share,
+            "initial_evaluation": self.initial_evaluation,
+            "evaluations": self.evaluations,
+            "eval_perplexity": self.eval_perplexity,
+            "epoch_times": self.epoch_times,
+            "train_losses": self.train_losses,
+            "steps": self.steps,
+        }
+        return json.dumps(obj, indent=indent)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write :meth:`to_json` to ``path`` atomically (a temporary file, then a rename)."""
+        _atomic_write(path, self.to_json(indent=1))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "FinetuneResult":
+        """Read a result written by :meth:`save`."""
+        with open(path, encoding="utf-8") as f:
+            return cls.from_json(f.read())
+
+    def save_peft(self, directory: str | os.PathLike) -> None:
+        """Save the fine-tuned adapters in PEFT's format (``adapter_config.json`` +
+        ``adapter_model.safetensors``), loadable with ``peft.PeftModel.from_pretrained``.
+
+        Raises ``RuntimeError`` if the result is not tied to a model (loaded from JSON), or if
+        the model's adapters changed since this fine-tune.
+        """
+        model = self._model
+        if model is None:
+            raise RuntimeError("this FinetuneResult is not tied to a model (it was loaded from JSON); "
+                               "use Model.save_adapter on the model that holds the adapters")
+        if model._adapter_version != self._adapter_version:
+            raise RuntimeError("the model's adapters changed after this fine-tune (another search, fine-tune, "
+                               "load_adapter or clear_adapters); they are no longer the ones this result describes")
+        model.save_adapter(directory)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FinetuneResult):
+            return NotImplemented
+        return self.to_json() == other.to_json()
+
+    __hash__ = None  # mutable
+
+    def __repr__(self) -> str:
+        ppl = f"{self.eval_perplexity[-1]:.4g}" if self.eval_perplexity else "n/a"
+        return (f"<loranas.FinetuneResult {len(self.ranks)} modules, lora_parameters={self.lora_parameters}, "
+                f"steps={self.steps}, eval_perplexity={ppl}>")
