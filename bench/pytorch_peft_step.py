@@ -14,11 +14,15 @@ counts. Run one size per process: peak RSS is per process.
   /work/venv-ref/bin/python bench/pytorch_peft_step.py --size tiny --threads 2 --json
 """
 import argparse
+import os
 import resource
 import statistics
 import sys
 import time
+import warnings
 from pathlib import Path
+
+warnings.filterwarnings("ignore", category=FutureWarning)  # transformers deprecation notes
 
 T0 = time.perf_counter()
 import torch  # noqa: E402
@@ -37,6 +41,15 @@ TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down
 def max_rss_mib():
     """Peak resident set size of this process so far (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def cpu_pressure_us():
+    """Total µs some task waited for a CPU (Linux PSI), or None where /proc/pressure is missing."""
+    try:
+        with open("/proc/pressure/cpu") as f:
+            return int(f.readline().split("total=")[1])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def current_rss_mib():
@@ -94,12 +107,20 @@ def train_step(model, opt, inputs):
 
 
 def timed(fn, warmup, steps):
+    """Wall ms of warm-up and timed calls, plus the share of the timed wall time during which some
+    task on the machine waited for a CPU (PSI "some"; our own 2 threads on 2 idle cores give ~0,
+    other work on the machine shows up here and usually explains slow, scattered times)."""
     times = []
+    p0 = w0 = None
     for i in range(warmup + steps):
+        if i == warmup:
+            p0, w0 = cpu_pressure_us(), time.perf_counter()
         t = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t) * 1e3)
-    return times[:warmup], times[warmup:]
+    p1, w1 = cpu_pressure_us(), time.perf_counter()
+    pressure = None if p0 is None or p1 is None else round(100.0 * (p1 - p0) / 1e6 / (w1 - w0), 1)
+    return times[:warmup], times[warmup:], pressure
 
 
 def run(size, threads, steps, warmup):
@@ -112,7 +133,10 @@ def run(size, threads, steps, warmup):
     rss_build = max_rss_mib()
 
     losses = []
-    warm_ms, step_ms = timed(lambda: losses.append(float(train_step(model, opt, inputs))), warmup, steps)
+    load_before = os.getloadavg()[0]
+    cpu0 = time.process_time()
+    warm_ms, step_ms, step_pressure = timed(lambda: losses.append(float(train_step(model, opt, inputs).detach())), warmup, steps)
+    cpu_per_step = (time.process_time() - cpu0) / (warmup + steps) * 1e3
 
     # FLOPs of one extra step (zero_grad + forward + backward; the optimizer has no counted ops).
     from torch.utils.flop_counter import FlopCounterMode
@@ -127,7 +151,7 @@ def run(size, threads, steps, warmup):
         with torch.no_grad():
             model(**inputs)
 
-    fwd_warm_ms, fwd_ms = timed(forward, warmup, steps)
+    fwd_warm_ms, fwd_ms, fwd_pressure = timed(forward, warmup, steps)
 
     return {
         "size": size,
@@ -144,7 +168,12 @@ def run(size, threads, steps, warmup):
         # Context beyond the fields the driver compares.
         "extra": {
             "warmup_step_ms": [round(t, 2) for t in warm_ms],
+            "step_ms_min": round(min(step_ms), 2),
             "forward_ms_all": [round(t, 2) for t in fwd_ms],
+            "cpu_ms_per_step": round(cpu_per_step, 1),
+            "cpu_pressure_pct_steps": step_pressure,
+            "cpu_pressure_pct_forward": fwd_pressure,
+            "loadavg_1m_before": round(load_before, 2),
             "gflop_forward": round(fc_fwd.get_total_flops() / 1e9, 3),
             "gflop_per_s": round(fc_step.get_total_flops() / 1e9 / (statistics.median(step_ms) / 1e3), 1),
             "peak_rss_after_import_mib": round(rss_import, 1),

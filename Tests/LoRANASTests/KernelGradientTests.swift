@@ -102,6 +102,13 @@ final class KernelGradientTests: XCTestCase {
         let x = Tensor([1, -1, 0, 3], shape: [4]), y = Tensor(zeros: [4])
         GELU.forward(y: y.ptr, x: x.ptr, n: 4)
         assertClose(y, Tensor([0.8413447460685429, -0.15865525393145707, 0, 2.9959502], shape: [4]), rtol: 1e-6)
+        // The SIMD body against erf in Double over a wide range.
+        let wide = Tensor((0..<4096).map { Float($0 - 2048) / 256 }, shape: [4096]), wy = Tensor(zeros: [4096])
+        GELU.forward(y: wy.ptr, x: wide.ptr, n: 4096)
+        for i in 0..<4096 {
+            let v = Double(wide.ptr[i]), ref = 0.5 * v * (1 + erf(v / 2.0.squareRoot()))
+            XCTAssertEqual(Double(wy.ptr[i]), ref, accuracy: 1e-6 * max(1, abs(ref)), "GELU(\(v))")
+        }
         let z = rng.tensor([37], -3, 3)
         checkGradients("gelu", inputs: [z], eps: 1e-3) {
             let y = Tensor(zeros: z.shape); GELU.forward(y: y.ptr, x: z.ptr, n: z.count); return y

@@ -1,7 +1,20 @@
 """loranas: LoRA neural architecture search, a Swift engine driven from Python.
 
 Importing this package loads libloranas (see ``loranas._lib`` for where it is looked for) and
-checks its ABI version. Model loading, search and fine-tuning will be added to ``api``.
+checks its ABI version.
+
+Typical use::
+
+    import loranas
+
+    model = loranas.load_model("path/to/mllama")            # Model
+    out = model.forward(input_ids, labels=labels)           # out.logits (B, S, V), out.loss
+    result = loranas.search(model, train, val, space=(4, 8, 16), budget=0.5)
+    tuned = loranas.finetune(model, train, val, ranks=result, init="warm")
+    tuned.save_peft("adapter/")                             # PeftModel.from_pretrained loads it
+
+``train`` and ``val`` are :class:`Dataset` objects or iterables of sample dicts (numpy arrays
+named as in transformers, without the batch axis).
 """
 
 from __future__ import annotations
@@ -10,14 +23,20 @@ __version__ = "0.1.0"
 
 from .api import (
     abi_version,
+    finetune,
     get_num_threads,
     library_path,
+    load_model,
     matmul,
     open_checkpoint,
+    search,
     set_num_threads,
     version,
 )
 from .checkpoint import Checkpoint
+from .data import Dataset
+from .model import Model, ModelOutput
+from .results import FinetuneResult, SearchResult
 from .errors import (
     BufferTooSmallError,
     EngineIOError,
@@ -39,6 +58,14 @@ __all__ = [
     "open_checkpoint",
     "matmul",
     "Checkpoint",
+    "load_model",
+    "Model",
+    "ModelOutput",
+    "Dataset",
+    "search",
+    "SearchResult",
+    "finetune",
+    "FinetuneResult",
     "LoranasError",
     "InvalidArgumentError",
     "EngineIOError",

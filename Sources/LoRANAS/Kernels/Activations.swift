@@ -1,10 +1,15 @@
 import Foundation
 
 /// Exact GELU, x·Φ(x) with Φ(x) = ½(1 + erf(x/√2)): Hugging Face's "gelu" (not the tanh form).
+/// erf is evaluated in SIMD to float precision (`verf`), not approximated by tanh.
 public enum GELU {
     public static func forward(y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, n: Int) {
         Engine.parallelRanges(n, grain: 1 << 14) { r in
-            for i in r { y[i] = 0.5 * x[i] * (1 + erff(x[i] * 0.70710678118654752)) }
+            let o = r.lowerBound
+            forEachChunk(r.count, simd: { i in
+                let v = load(x + o, i)
+                store(0.5 * v * (1 + verf(v * 0.70710678118654752)), y + o, i)
+            }, scalar: { i in y[o + i] = 0.5 * x[o + i] * (1 + erff(x[o + i] * 0.70710678118654752)) })
         }
     }
 
@@ -12,12 +17,18 @@ public enum GELU {
     public static func backward(dx: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>,
                                 x: UnsafePointer<Float>, n: Int) {
         Engine.parallelRanges(n, grain: 1 << 14) { r in
-            for i in r {
-                let v = x[i]
+            let o = r.lowerBound
+            forEachChunk(r.count, simd: { i in
+                let v = load(x + o, i)
+                let cdf = 0.5 * (1 + verf(v * 0.70710678118654752))
+                let pdf = vexp(-0.5 * v * v) * 0.3989422804014327
+                store(load(dx + o, i) + load(dy + o, i) * (cdf + v * pdf), dx + o, i)
+            }, scalar: { i in
+                let v = x[o + i]
                 let cdf = 0.5 * (1 + erff(v * 0.70710678118654752))
                 let pdf = expf(-0.5 * v * v) * 0.3989422804014327
-                dx[i] += dy[i] * (cdf + v * pdf)
-            }
+                dx[o + i] += dy[o + i] * (cdf + v * pdf)
+            })
         }
     }
 }

@@ -85,10 +85,9 @@ public enum Attention {
                     gemm(false, true, m: d.sq, n: d.sk, k: d.hd, alpha: d.scale, a: qh, lda: qs, b: kh, ldb: ks,
                          c: p, threaded: false)
                     for i in 0..<d.sq {
-                        let l = lse[(b * d.nh + h) * d.sq + i], row = p + i * d.sk
-                        for j in 0..<d.sk {
-                            row[j] = mask.allowed(b, i, j, sq: d.sq, sk: d.sk) ? sexp(row[j] - l) : 0
-                        }
+                        let row = p + i * d.sk
+                        mask.apply(row, b: b, q: i, sq: d.sq, sk: d.sk)
+                        expShifted(row, d.sk, shift: lse[(b * d.nh + h) * d.sq + i])
                     }
                     // dv += Pᵀ·do ; dP = do·vᵀ
                     gemm(true, false, m: d.sk, n: d.hd, k: d.sq, a: p, b: doh, ldb: qs, beta: 1, c: dvh, ldc: ks, threaded: false)
@@ -110,16 +109,57 @@ public enum Attention {
     /// or +∞ for a row with no visible key (which becomes all zeros).
     @inline(__always)
     static func maskedSoftmaxRow(_ row: UnsafeMutablePointer<Float>, b: Int, q: Int, mask: AttentionMask, _ d: Dims) -> Float {
-        if mask.isNone { return Softmax.softmaxRow(row, row, d.sk) }
-        var m = -Float.infinity
-        for j in 0..<d.sk {
-            if mask.allowed(b, q, j, sq: d.sq, sk: d.sk) { m = max(m, row[j]) } else { row[j] = -.infinity }
-        }
+        mask.apply(row, b: b, q: q, sq: d.sq, sk: d.sk)
+        let m = rowMax(row, d.sk)
         if m == -.infinity { row.update(repeating: 0, count: d.sk); return .infinity }
-        var s = Float(0)
-        for j in 0..<d.sk { let e = sexp(row[j] - m); row[j] = e; s += e }
-        let inv = 1 / s
-        for j in 0..<d.sk { row[j] *= inv }
+        let s = expShifted(row, d.sk, shift: m)
+        let inv = F16x(repeating: 1 / s)
+        forEachChunk(d.sk, simd: { j in store(load(row, j) * inv, row, j) }, scalar: { j in row[j] *= inv[0] })
         return m + logf(s)
+    }
+
+    @inline(__always)
+    static func rowMax(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        var acc = F16x(repeating: -.infinity)
+        var j = 0
+        while j + 16 <= n { acc = pointwiseMax(acc, load(x, j)); j += 16 }
+        var m = acc.max()
+        while j < n { m = max(m, x[j]); j += 1 }
+        return m
+    }
+
+    /// x ← exp(x − shift), with −∞ entries (masked keys) exactly 0; returns Σ x.
+    @inline(__always) @discardableResult
+    static func expShifted(_ x: UnsafeMutablePointer<Float>, _ n: Int, shift: Float) -> Float {
+        let sh = F16x(repeating: shift), ninf = F16x(repeating: -.infinity)
+        var acc = F16x()
+        var j = 0
+        while j + 16 <= n {
+            let v = load(x, j)
+            let e = vexp(v - sh).replacing(with: 0, where: v .== ninf)
+            store(e, x, j); acc += e; j += 16
+        }
+        var s = acc.sum()
+        while j < n { let e = x[j] == -.infinity ? 0 : sexp(x[j] - shift); x[j] = e; s += e; j += 1 }
+        return s
+    }
+}
+
+extension AttentionMask {
+    /// Sets the scores of keys that query q of sample b may not see to −∞.
+    @inline(__always)
+    func apply(_ row: UnsafeMutablePointer<Float>, b: Int, q: Int, sq: Int, sk: Int) {
+        switch self {
+        case .none: return
+        case .causal(let valid):
+            if q + 1 < sk { (row + q + 1).update(repeating: -.infinity, count: sk - q - 1) }
+            if let valid { for j in 0..<min(q + 1, sk) where valid[b * sk + j] == 0 { row[j] = -.infinity } }
+        case .outer(let invalid):
+            guard invalid[b * sk + q] != 0 else { return }
+            for j in 0..<sk where invalid[b * sk + j] != 0 { row[j] = -.infinity }
+        case .dense(let allowed):
+            let a = allowed + (b * sq + q) * sk
+            for j in 0..<sk where a[j] == 0 { row[j] = -.infinity }
+        }
     }
 }

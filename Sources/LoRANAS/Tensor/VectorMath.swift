@@ -32,6 +32,27 @@ func vexp(_ x: F16x) -> F16x {
     return y
 }
 
+/// erf to float precision: erf(x) = 1 − t·exp(−x² + P(t)), t = 1/(1 + |x|/2) (Numerical Recipes'
+/// erfc, fractional error < 1.2e-7), with the sign restored.
+@inline(__always)
+func verf(_ x: F16x) -> F16x {
+    let z = pointwiseMax(x, -x)
+    let t = 1 / (1 + 0.5 * z)
+    var p = F16x(repeating: 0.17087277)
+    p = p * t - 0.82215223
+    p = p * t + 1.48851587
+    p = p * t - 1.13520398
+    p = p * t + 0.27886807
+    p = p * t - 0.18628806
+    p = p * t + 0.09678418
+    p = p * t + 0.37409196
+    p = p * t + 1.00002368
+    p = p * t - 1.26551223
+    let erfc = t * vexp(-z * z + p)
+    let r = 1 - erfc
+    return r.replacing(with: -r, where: x .< 0)
+}
+
 @inline(__always)
 func vsigmoid(_ x: F16x) -> F16x { 1 / (1 + vexp(-x)) }
 
