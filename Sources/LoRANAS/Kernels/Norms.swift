@@ -9,14 +9,19 @@ public enum LayerNorm {
         Engine.parallelRanges(n, grain: 64) { rows in
             for i in rows {
                 let xi = x + i * c, yi = y + i * c
-                var s = 0.0, ss = 0.0
-                for j in 0..<c { s += Double(xi[j]) }
-                let m = s / Double(c)
-                for j in 0..<c { let d = Double(xi[j]) - m; ss += d * d }
-                let r = Float(1 / (ss / Double(c) + Double(eps)).squareRoot())
-                let mf = Float(m)
-                for j in 0..<c { yi[j] = (xi[j] - mf) * r * w[j] + b[j] }
-                mean[i] = mf; rstd[i] = r
+                let m = sum(xi, c) / Float(c)
+                let mv = F16x(repeating: m)
+                var acc = F16x()
+                var j = 0
+                while j + 16 <= c { let d = load(xi, j) - mv; acc.addProduct(d, d); j += 16 }
+                var ss = acc.sum()
+                while j < c { let d = xi[j] - m; ss += d * d; j += 1 }
+                let r = 1 / (ss / Float(c) + eps).squareRoot()
+                let rv = F16x(repeating: r)
+                forEachChunk(c, simd: { j in
+                    var o = load(b, j); o.addProduct((load(xi, j) - mv) * rv, load(w, j)); store(o, yi, j)
+                }, scalar: { j in yi[j] = (xi[j] - m) * r * w[j] + b[j] })
+                mean[i] = m; rstd[i] = r
             }
         }
     }
@@ -51,10 +56,10 @@ public enum RMSNorm {
         Engine.parallelRanges(n, grain: 64) { rows in
             for i in rows {
                 let xi = x + i * c, yi = y + i * c
-                var ss = 0.0
-                for j in 0..<c { ss += Double(xi[j]) * Double(xi[j]) }
-                let r = Float(1 / (ss / Double(c) + Double(eps)).squareRoot())
-                for j in 0..<c { yi[j] = w[j] * (xi[j] * r) }
+                let r = 1 / (dot(xi, xi, c) / Float(c) + eps).squareRoot()
+                let rv = F16x(repeating: r)
+                forEachChunk(c, simd: { j in store(load(w, j) * (load(xi, j) * rv), yi, j) },
+                             scalar: { j in yi[j] = w[j] * (xi[j] * r) })
                 rstd[i] = r
             }
         }

@@ -1,6 +1,12 @@
 import COpenBLAS
 import Dispatch
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// glibc's mallopt (malloc.h is not in Swift's Glibc module).
+@_silgen_name("mallopt") func glibcMallopt(_ param: Int32, _ value: Int32) -> Int32
 
 /// How the engine uses the machine's cores.
 ///
@@ -11,6 +17,10 @@ import Foundation
 public enum Engine {
     nonisolated(unsafe) private static var _threads: Int = {
         openblas_set_num_threads(1)
+        // Every step allocates and frees the same large activation buffers. Keeping them in the
+        // heap (not fresh mmaps) reuses pages instead of faulting and zeroing them again.
+        _ = glibcMallopt(-3 /* M_MMAP_THRESHOLD */, 1 << 30)
+        _ = glibcMallopt(-1 /* M_TRIM_THRESHOLD */, 1 << 30)
         if let s = ProcessInfo.processInfo.environment["LORANAS_NUM_THREADS"], let n = Int(s), n > 0 { return n }
         return max(1, ProcessInfo.processInfo.activeProcessorCount)
     }()

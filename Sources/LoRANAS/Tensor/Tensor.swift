@@ -14,6 +14,7 @@ public final class Tensor: @unchecked Sendable {
     /// A new tensor filled with zeros.
     public init(zeros shape: [Int]) {
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
+        _ = Engine.threads   // first use configures threads and the allocator
         self.shape = shape
         self.count = shape.reduce(1, *)
         let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)

@@ -94,6 +94,17 @@ func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Floa
     return s
 }
 
+/// Σ x[i] with SIMD accumulators.
+@inline(__always)
+func sum(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+    var acc = F16x()
+    var i = 0
+    while i + 16 <= n { acc += load(x, i); i += 16 }
+    var s = acc.sum()
+    while i < n { s += x[i]; i += 1 }
+    return s
+}
+
 /// y[i] += alpha · x[i]
 @inline(__always)
 func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
