@@ -216,7 +216,7 @@ loranas_model_clear_adapters = _bind("loranas_model_clear_adapters", [loranas_mo
 # typedef int32_t (*loranas_progress_fn)(const char *event_json, void *user_data);
 # Return 0 to continue, 1 to stop. The CFUNCTYPE object must stay referenced for the whole call it
 # is passed to, and an exception must never leave the Python function (ctypes would print it and
-# return 0): wrap callables with ``progress.ProgressBridge``. None passes NULL.
+# return 0): wrap callables with ``progress.ProgressBridge``. ``loranas_progress_fn()`` is NULL.
 loranas_progress_fn = CFUNCTYPE(c_int32, c_char_p, c_void_p)
 
 # int32_t loranas_dataset_create(const loranas_model *model, loranas_dataset **out);

@@ -60,7 +60,7 @@ class _Reporter:
 class ProgressBridge:
     """Adapts ``progress`` (None, True/False, or a callable) to a ``loranas_progress_fn``.
 
-    ``c_callback`` (None for no progress) must be passed to the engine call while this object is
+    ``c_callback`` (a NULL function pointer for no progress) must be passed to the engine call while this object is
     alive. An exception raised by the callable is stored, the run is told to stop (return 1), and
     :meth:`raise_pending` re-raises it once the engine call has returned; the exception never
     crosses into C.
@@ -79,7 +79,8 @@ class ProgressBridge:
             self._fn = progress
         else:
             raise TypeError(f"progress must be None, True or a callable taking the event dict, got {type(progress).__name__}")
-        self.c_callback = None if self._fn is None else B.loranas_progress_fn(self._trampoline)
+        # loranas_progress_fn() with no argument is the NULL function pointer (no progress)
+        self.c_callback = B.loranas_progress_fn() if self._fn is None else B.loranas_progress_fn(self._trampoline)
 
     def _trampoline(self, event_json: bytes | None, user_data) -> int:
         if self.error is not None:

@@ -122,7 +122,7 @@ public enum Attention {
     static func rowMax(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
         var acc = F16x(repeating: -.infinity)
         var j = 0
-        while j + 16 <= n { acc = pointwiseMax(acc, load(x, j)); j += 16 }
+        while j + 16 <= n { acc = vmax(acc, load(x, j)); j += 16 }
         var m = acc.max()
         while j < n { m = max(m, x[j]); j += 1 }
         return m
