@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark: loranas against PyTorch + PEFT on the same Mllama configs, batch and
+thread count, each configuration in its own process (so peak RSS is per run).
+
+    python bench/run.py [--sizes tiny small medium] [--threads 2] [--python /path/to/venv/python]
+
+Prints, per size: LoRA r=64 training step (median ms) for both engines and the ratio; the
+supernet step over the plain LoRA step; model FLOP utilization (FLOPs counted by PyTorch's
+FlopCounterMode for the same step) against the machine's sgemm ceiling; peak RSS beside PyTorch's.
+Run `bench/swift` kernels with `.build/release/loranas-bench kernels`.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, ".build", "release", "loranas-bench")
+SGEMM_CEILING = {1: 92.0, 2: 168.0}   # GFLOP/s, ../shared/perf-limits.md
+TARGET_SPEEDUP = {"tiny": 3.0, "small": 1.3, "medium": 1.0}
+
+
+def run_json(cmd):
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", nargs="+", default=["tiny", "small", "medium"])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--python", default=sys.executable, help="a Python with torch, transformers and peft")
+    ap.add_argument("--repeats", type=int, default=3, help="alternating rounds per size; medians are over all steps")
+    args = ap.parse_args()
+    if not os.path.exists(BENCH):
+        subprocess.run(["swift", "build", "-c", "release", "--product", "loranas-bench"], check=True, cwd=ROOT)
+
+    rows = []
+    for size in args.sizes:
+        steps = {"tiny": ("8", "2"), "small": ("4", "1"), "medium": ("2", "1")}[size]
+        ours, sup, torch_runs = [], [], []
+        for _ in range(args.repeats):   # alternate the engines so both see the same machine noise
+            ours.append(run_json([BENCH, "step", "--size", size, "--mode", "lora", "--threads", str(args.threads), "--steps", steps[0], "--warmup", steps[1]]))
+            sup.append(run_json([BENCH, "step", "--size", size, "--mode", "supernet", "--threads", str(args.threads), "--steps", steps[0], "--warmup", steps[1]]))
+            torch_runs.append(run_json([args.python, "bench/pytorch_peft_step.py", "--size", size, "--threads", str(args.threads),
+                                        "--steps", steps[0], "--warmup", steps[1], "--json"]))
+        ms = statistics.median([t for r in ours for t in r["step_ms_all"]])
+        sup_ms = statistics.median([t for r in sup for t in r["step_ms_all"]])
+        torch_ms = statistics.median([t for r in torch_runs for t in r["step_ms_all"]])
+        gflop = torch_runs[0]["gflop_per_step"]
+        mfu = gflop / (ms / 1000) / SGEMM_CEILING.get(args.threads, 168.0)
+        rows.append(dict(size=size, ours_ms=ms, torch_ms=torch_ms, speedup=torch_ms / ms, target=TARGET_SPEEDUP.get(size),
+                         supernet_ms=sup_ms, supernet_over_lora=sup_ms / ms, gflop=gflop, mfu=mfu,
+                         ours_rss=max(r["peak_rss_mib"] for r in ours), torch_rss=max(r["peak_rss_mib"] for r in torch_runs)))
+        r = rows[-1]
+        print(f"{size:7s} loranas {ms:8.1f} ms  torch+peft {torch_ms:8.1f} ms  speedup {r['speedup']:.2f}x (target >= {r['target']}x)  "
+              f"supernet/LoRA {r['supernet_over_lora']:.3f} (target <= 1.10)  MFU {100 * mfu:.0f}%  "
+              f"peak RSS {r['ours_rss']:.0f} vs {r['torch_rss']:.0f} MiB", flush=True)
+    print(json.dumps(rows))
+
+
+if __name__ == "__main__":
+    main()
