@@ -22,7 +22,7 @@ public enum CrossEntropy {
     }
 
     /// dlogits += scale · (softmax(row) − onehot(target)) on rows not ignored; pass scale = dL/dloss / count.
-    /// `dlogits` may alias `logits` (the logits are consumed).
+    /// With `accumulate: false` the rows are overwritten, and `dlogits` may alias `logits`.
     public static func backward(dlogits: UnsafeMutablePointer<Float>, logits: UnsafePointer<Float>,
                                 targets: UnsafePointer<Int>, n: Int, v: Int, scale: Float, accumulate: Bool = true) {
         Engine.parallelRanges(n) { rows in
@@ -33,10 +33,14 @@ public enum CrossEntropy {
                     continue
                 }
                 let lse = logSumExp(row, v)
-                for j in 0..<v {
+                let lv = F16x(repeating: lse), sv = F16x(repeating: scale)
+                forEachChunk(v, simd: { j in
+                    let g = sv * vexp(load(row, j) - lv)
+                    store(accumulate ? load(d, j) + g : g, d, j)
+                }, scalar: { j in
                     let g = scale * sexp(row[j] - lse)
                     d[j] = accumulate ? d[j] + g : g
-                }
+                })
                 d[targets[i]] -= scale
             }
         }
