@@ -51,7 +51,11 @@ func makeBatch(_ c: loranas_batch, config: MllamaConfig) throws -> MllamaBatch {
     guard let ids = ints(c.input_ids, b * s) else { throw LoRANASError.invalidArgument("input_ids is NULL") }
     var batch = MllamaBatch(inputIds: ids, batchSize: b, seqLen: s, attentionMask: ints(c.attention_mask, b * s),
                             labels: ints(c.labels, b * s))
-    guard let px = c.pixel_values else { return batch }
+    guard let px = c.pixel_values else {
+        try require(c.aspect_ratio_ids == nil && c.aspect_ratio_mask == nil && c.cross_attention_mask == nil && c.num_images <= 0,
+                    "aspect_ratio_ids, aspect_ratio_mask, cross_attention_mask and num_images need pixel_values")
+        return batch
+    }
     let i = Int(c.num_images), t = Int(c.num_tiles), ch = Int(c.channels), hh = Int(c.height), ww = Int(c.width)
     let v = config.vision
     try require(i > 0 && i <= 64, "num_images must be in 1...64 with pixel_values, got \(i)")

@@ -125,6 +125,15 @@ final class SafeTensorsTests: XCTestCase {
         assertFormatError(file("dup.safetensors", header: h, dataBytes: 8), contains: "duplicate key \"a\"")
     }
 
+    func testJSONNonFiniteNumbersRoundTripAsPythonWritesThem() throws {
+        let j = JSON.object([("a", .number(.infinity)), ("b", .number(-.infinity)), ("c", .number(.nan)), ("d", .number(1.5))])
+        XCTAssertEqual(j.serialized, #"{"a":Infinity,"b":-Infinity,"c":NaN,"d":1.5}"#)
+        let back = try JSON.parse(j.serialized)
+        XCTAssertEqual(back["a"]?.double, .infinity)
+        XCTAssertEqual(back["b"]?.double, -.infinity)
+        XCTAssert(back["c"]!.double!.isNaN)
+    }
+
     func testMissingFileIsNotFound() {
         XCTAssertThrowsError(try Checkpoint(path: dir.appendingPathComponent("nope").path)) {
             guard case .notFound = $0 as? LoRANASError else { return XCTFail("\($0)") }

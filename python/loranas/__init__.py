@@ -23,13 +23,11 @@ __version__ = "0.1.0"
 
 from .api import (
     abi_version,
-    finetune,
     get_num_threads,
     library_path,
     load_model,
     matmul,
     open_checkpoint,
-    search,
     set_num_threads,
     version,
 )
@@ -37,6 +35,7 @@ from .checkpoint import Checkpoint
 from .data import Dataset
 from .model import Model, ModelOutput
 from .results import FinetuneResult, SearchResult
+from .training import finetune, search
 from .errors import (
     BufferTooSmallError,
     EngineIOError,

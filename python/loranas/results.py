@@ -57,8 +57,11 @@ def _require(obj: dict, key: str, kind: str) -> Any:
 
 def evaluation_from_json(obj: dict, kind: str = "evaluation") -> dict:
     """An evaluation dict: loss, perplexity, mean_batch_loss, mean_batch_perplexity (floats), tokens (int)."""
-    out = {k: float(_require(obj, k, kind)) for k in ("loss", "perplexity", "mean_batch_loss", "mean_batch_perplexity")}
-    out["tokens"] = int(_require(obj, "tokens", kind))
+    try:
+        out = {k: float(_require(obj, k, kind)) for k in ("loss", "perplexity", "mean_batch_loss", "mean_batch_perplexity")}
+        out["tokens"] = int(_require(obj, "tokens", kind))
+    except (TypeError, ValueError) as exc:
+        raise FormatError(f"malformed evaluation {obj!r}: {exc}", context=kind) from None
     return out
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from safetensors.numpy import load_file
+from safetensors.numpy import load_file, save_file
 
 import loranas
 
@@ -236,6 +236,19 @@ def test_evaluate_matches_the_batch_loss(tiles4, tiles4_inputs):
     assert per_sample["mean_batch_perplexity"] == pytest.approx(np.exp(per_sample["mean_batch_loss"]), rel=1e-12)
     with pytest.raises(loranas.InvalidArgumentError, match="batch_size"):
         tiles4.evaluate(samples, batch_size=0)
+
+
+def test_evaluate_with_an_overflowing_perplexity(tmp_path, tiles4_inputs):
+    # lm_head scaled up: logits in the thousands, loss > 709, so exp(loss) overflows to infinity
+    tensors = load_file(str(TILES4 / "model.safetensors"))
+    tensors["language_model.lm_head.weight"] = tensors["language_model.lm_head.weight"] * 2000
+    save_file(tensors, str(tmp_path / "model.safetensors"))
+    (tmp_path / "config.json").write_bytes((TILES4 / "config.json").read_bytes())
+    samples = [{k: v[i] for k, v in tiles4_inputs.items()} for i in range(3)]
+    with loranas.load_model(tmp_path) as model:
+        assert model.forward(**tiles4_inputs).loss > 1000
+        result = model.evaluate(samples)
+    assert result["loss"] > 1000 and result["perplexity"] == float("inf")
 
 
 # ---- ownership and threads ---------------------------------------------------------------------

@@ -44,6 +44,7 @@ def inputs() -> dict[str, np.ndarray]:
 
 def base_model():
     model = transformers.MllamaForConditionalGeneration.from_pretrained(TILES4, dtype=torch.float32)
+    assert model.config._attn_implementation == "sdpa"  # the default, as the fixtures were made
     return model.eval()
 
 

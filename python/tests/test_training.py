@@ -222,6 +222,19 @@ def test_search_budget():
                 loranas.search(model, TRAIN, VAL, space=SPACE, budget=bad, max_steps=1)
 
 
+def test_search_targets_and_side():
+    with load() as model:
+        listed = loranas.search(model, TRAIN, VAL, targets=["q_proj", "v_proj"], space=SPACE, max_steps=1, batch_size=3)
+        assert len(listed.ranks) == 20  # q and v in 10 attention blocks
+        assert {n.split(".")[-1] for n in listed.ranks} == {"q_proj", "v_proj"}
+        text = loranas.search(model, TRAIN, VAL, targets="mlp", side="text", space=SPACE, max_steps=1, batch_size=3)
+        assert len(text.ranks) == 15 and all(n.startswith("language_model.") for n in text.ranks)
+        with pytest.raises(loranas.InvalidArgumentError, match="targets"):
+            loranas.search(model, TRAIN, VAL, targets=["q_proj", 5], space=SPACE, max_steps=1)
+        with pytest.raises(loranas.InvalidArgumentError, match='unknown target module type "nope"'):
+            loranas.search(model, TRAIN, VAL, targets="nope", space=SPACE, max_steps=1)
+
+
 def test_unknown_options_raise_the_engine_message():
     with load() as model:
         with pytest.raises(loranas.InvalidArgumentError, match=r'unknown option "max_step".*max_steps'):
@@ -230,6 +243,10 @@ def test_unknown_options_raise_the_engine_message():
             loranas.finetune(model, TRAIN, VAL, ranks=4, alpha_lr=1e-3, max_steps=1)
         with pytest.raises(loranas.InvalidArgumentError, match="search space"):
             loranas.search(model, TRAIN, VAL, space=(8, 4), max_steps=1)
+        with pytest.raises(loranas.InvalidArgumentError, match="space must hold ints"):
+            loranas.search(model, TRAIN, VAL, space=(2, 4.5), max_steps=1)
+        with pytest.raises(loranas.InvalidArgumentError, match="options cannot be sent"):
+            loranas.search(model, TRAIN, VAL, space=SPACE, lr=float("nan"), max_steps=1)
         with pytest.raises(loranas.InvalidArgumentError, match="init must be warm or fresh"):
             loranas.finetune(model, TRAIN, VAL, ranks=4, init="hot", max_steps=1)
 

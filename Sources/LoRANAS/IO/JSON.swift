@@ -2,6 +2,7 @@ import Foundation
 
 /// A small strict JSON parser that keeps object keys in order and reports duplicates, which
 /// safetensors headers must not contain (Foundation's parser silently keeps one of them).
+/// Non-finite numbers are written and read as NaN / Infinity / -Infinity, as Python's json does.
 public indirect enum JSON: Equatable, Sendable {
     case null, bool(Bool), number(Double), string(String), array([JSON]), object([(String, JSON)])
 
@@ -55,6 +56,9 @@ public indirect enum JSON: Equatable, Sendable {
         case .null: return "null"
         case .bool(let b): return b ? "true" : "false"
         case .number(let d):
+            // Python's json module reads and writes these three; strict JSON has no spelling for them.
+            if d.isNaN { return "NaN" }
+            if d.isInfinite { return d > 0 ? "Infinity" : "-Infinity" }
             if d.rounded() == d && abs(d) < 1e15 { return String(Int64(d)) }
             return "\(d)"
         case .string(let s): return JSON.quote(s)
@@ -140,11 +144,16 @@ public indirect enum JSON: Equatable, Sendable {
             case UInt8(ascii: "t"): try expect("true"); return .bool(true)
             case UInt8(ascii: "f"): try expect("false"); return .bool(false)
             case UInt8(ascii: "n"): try expect("null"); return .null
+            case UInt8(ascii: "N"): try expect("NaN"); return .number(.nan)
+            case UInt8(ascii: "I"): try expect("Infinity"); return .number(.infinity)
             default: return .number(try number())
             }
         }
 
         mutating func number() throws -> Double {
+            if i + 1 < b.count, b[i] == UInt8(ascii: "-"), b[i + 1] == UInt8(ascii: "I") {
+                i += 1; try expect("Infinity"); return -.infinity
+            }
             let start = i
             while i < b.count, let c = Optional(b[i]),
                   (c >= 0x30 && c <= 0x39) || c == UInt8(ascii: "-") || c == UInt8(ascii: "+") || c == UInt8(ascii: ".")

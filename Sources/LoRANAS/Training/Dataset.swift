@@ -55,7 +55,9 @@ public final class Dataset: @unchecked Sendable {
     /// and image slots up to the batch's largest count (zero pixels, aspect-ratio id 0, only tile 0
     /// marked, as the processor pads them). A batch where no sample has an image is text-only.
     public func batch(_ indices: [Int]) -> MllamaBatch {
+        lock.lock()
         let items = indices.map { samples[$0] }
+        lock.unlock()
         let b = items.count, s = items.map(\.length).max()!, imgs = items.map(\.numImages).max()!
         let v = config.vision, t = v.maxNumTiles, tileSize = v.numChannels * v.imageSize * v.imageSize
         let pad = config.text.padTokenId ?? 0

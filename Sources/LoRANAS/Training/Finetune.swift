@@ -111,6 +111,8 @@ extension MllamaModel {
                          progress: ProgressCallback? = nil) throws -> FinetuneResult {
         try require(o.epochs > 0 && o.batchSize > 0 && o.evalBatchSize > 0 && o.lr > 0, "epochs, batch sizes and lr must be positive")
         try require(o.dropout >= 0 && o.dropout < 1, "dropout must be in [0, 1)")
+        try require(o.loraAlpha.map { $0 > 0 && $0.isFinite } ?? true, "lora_alpha must be positive")
+        try require((o.maxSteps ?? 0) >= 0 && o.checkpointEvery > 0, "max_steps must be non-negative and checkpoint_every positive")
         try require(train.count > 0 && validation.count > 0, "fine-tuning needs non-empty train and validation sets")
         try require(train.config == config && validation.config == config, "datasets were made for another model")
         let ranks = try resolveRanks(o.ranks, targets: o.targets)

@@ -45,7 +45,8 @@ public enum OptionsJSON {
         o.seed = UInt64(try seed(r))
         o.checkpointDir = try r.string("checkpoint_dir")
         o.checkpointEvery = try r.int("checkpoint_every") ?? o.checkpointEvery
-        o.maxSteps = try r.int("max_steps")
+        o.maxSteps = try nonNegative(r, "max_steps")
+        try positiveAlpha(o.loraAlpha)
         return o
     }
 
@@ -80,8 +81,19 @@ public enum OptionsJSON {
         o.seed = UInt64(try seed(r))
         o.checkpointDir = try r.string("checkpoint_dir")
         o.checkpointEvery = try r.int("checkpoint_every") ?? o.checkpointEvery
-        o.maxSteps = try r.int("max_steps")
+        o.maxSteps = try nonNegative(r, "max_steps")
+        try positiveAlpha(o.loraAlpha)
         return o
+    }
+
+    static func nonNegative(_ r: ConfigReader, _ key: String) throws -> Int? {
+        let v = try r.int(key)
+        if let v, v < 0 { throw LoRANASError.invalidArgument("\(key) must be non-negative, got \(v)") }
+        return v
+    }
+
+    static func positiveAlpha(_ a: Float?) throws {
+        if let a, !(a > 0 && a.isFinite) { throw LoRANASError.invalidArgument("lora_alpha must be positive, got \(a)") }
     }
 
     static func checkKeys(_ j: JSON, _ allowed: Set<String>) throws {
@@ -94,7 +106,11 @@ public enum OptionsJSON {
         let r = ConfigReader(json: j, section: "options")
         let side = try r.string("side") ?? "both"
         if let list = j["targets"]?.array {
-            return try TargetSpec(parsing: list.compactMap(\.string).joined(separator: ","), side: side)
+            let names = try list.map { e -> String in
+                guard let s = e.string else { throw LoRANASError.invalidArgument("targets must be strings, got \(e.serialized)") }
+                return s
+            }
+            return try TargetSpec(parsing: names.joined(separator: ","), side: side)
         }
         return try TargetSpec(parsing: try r.string("targets") ?? "all", side: side)
     }

@@ -43,6 +43,8 @@ public struct SearchOptions: Sendable {
         try require(epochs > 0 && batchSize > 0, "epochs and batch_size must be positive")
         try require(lr > 0 && alphaLR > 0 && lr.isFinite && alphaLR.isFinite, "learning rates must be positive")
         try require(checkpointEvery > 0, "checkpoint_every must be positive")
+        try require(loraAlpha.map { $0 > 0 && $0.isFinite } ?? true, "lora_alpha must be positive")
+        try require((maxSteps ?? 0) >= 0, "max_steps must be non-negative")
         if case .fraction(let f)? = budget { try require(f > 0 && f <= 1, "budget fraction must be in (0, 1], got \(f)") }
         if case .parameters(let n)? = budget { try require(n > 0, "budget must be a positive parameter count") }
     }
@@ -114,7 +116,7 @@ public struct SearchResult: Sendable, Equatable {
         budgetParameters = json["budget_parameters"]?.int
         modelParameters = json["model_parameters"]?.int ?? 0
         steps = json["steps"]?.int ?? 0
-        epochTimes = try floats(json["epoch_times"]).map(Double.init)
+        epochTimes = (json["epoch_times"]?.array ?? []).compactMap(\.double)
         trainLosses = try floats(json["train_losses"])
         validationLosses = try floats(json["validation_losses"])
     }
