@@ -18,7 +18,8 @@ let package = Package(
     targets: [
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS",
                        providers: [.apt(["libopenblas-dev"])]),
-        .target(name: "LoRANAS", dependencies: ["COpenBLAS"], swiftSettings: cpuFlags),
+        .target(name: "CRuntime"),
+        .target(name: "LoRANAS", dependencies: ["COpenBLAS", "CRuntime"], swiftSettings: cpuFlags),
         .target(name: "CLoRANAS"),
         .target(name: "LoRANASCAPI", dependencies: ["LoRANAS", "CLoRANAS"], swiftSettings: cpuFlags),
         .executableTarget(name: "loranas",

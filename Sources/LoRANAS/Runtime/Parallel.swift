@@ -1,4 +1,5 @@
 import COpenBLAS
+import CRuntime
 import Dispatch
 import Foundation
 #if canImport(Glibc)
@@ -32,11 +33,18 @@ public enum Engine {
         set { lock.lock(); _threads = max(1, newValue); lock.unlock(); openblas_set_num_threads(1) }
     }
 
-    /// Runs `body(chunk)` for chunk in 0..<chunks, in parallel when `chunks > 1`.
-    @inline(__always)
+    /// Runs `body(chunk)` for chunk in 0..<chunks on the engine's threads (the caller plus a
+    /// spinning pool, see lr_pool.c). Each chunk must write only its own outputs.
     public static func parallelFor(_ chunks: Int, _ body: (Int) -> Void) {
         if chunks <= 1 { if chunks == 1 { body(0) }; return }
-        DispatchQueue.concurrentPerform(iterations: chunks, execute: body)
+        withoutActuallyEscaping(body) { body in
+            var f = body
+            withUnsafeMutablePointer(to: &f) { p in
+                lr_pool_run(chunks, Int32(threads), { ctx, i in
+                    ctx!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(i)
+                }, p)
+            }
+        }
     }
 
     /// Splits 0..<n into `threads` contiguous ranges (fewer if n is small) and runs them in parallel.
@@ -44,7 +52,7 @@ public enum Engine {
     public static func parallelRanges(_ n: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
         let t = min(threads, max(1, n / max(grain, 1)))
         if t <= 1 { if n > 0 { body(0..<n) }; return }
-        DispatchQueue.concurrentPerform(iterations: t) { i in
+        parallelFor(t) { i in
             let lo = n * i / t, hi = n * (i + 1) / t
             if lo < hi { body(lo..<hi) }
         }
