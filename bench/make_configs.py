@@ -71,6 +71,7 @@ def main():
         d = args.out / name
         d.mkdir(parents=True, exist_ok=True)
         cfg.dtype = "float32"
+        cfg.architectures = ["MllamaForConditionalGeneration"]
         # use_diff=False: write every field, so neither side depends on the other's defaults.
         cfg.to_json_file(d / "config.json", use_diff=False)
         print(f"wrote {d / 'config.json'}")

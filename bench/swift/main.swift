@@ -54,9 +54,9 @@ func kernels() {
 // MARK: training steps
 
 /// The benchmark batch: B = 4, 128 text tokens starting with the image token, one 2×2 image of 4 tiles.
-func benchBatch(_ c: MllamaConfig, seed: UInt64) -> MllamaBatch {
+func benchBatch(_ c: MllamaConfig, seed: UInt64, batch b: Int = 4, seq s: Int = 128, images: Bool = true) -> MllamaBatch {
     var rng = SplitMix64(seed: seed)
-    let b = 4, s = 128, v = c.vision
+    let v = c.vision
     var ids = [Int](), labels = [Int]()
     for _ in 0..<b {
         ids.append(c.text.vocabSize); labels.append(-100)
@@ -64,18 +64,19 @@ func benchBatch(_ c: MllamaConfig, seed: UInt64) -> MllamaBatch {
     }
     let px = Tensor(zeros: [b, 1, v.maxNumTiles, v.numChannels, v.imageSize, v.imageSize])
     for i in 0..<px.count { px.ptr[i] = rng.uniform(-1, 1) }
+    if !images { return MllamaBatch(inputIds: ids.map { min($0, c.text.vocabSize - 1) }, batchSize: b, seqLen: s, labels: labels) }
     return MllamaBatch(inputIds: ids, batchSize: b, seqLen: s, labels: labels, pixelValues: px, numImages: 1,
                        aspectRatioIds: [Int](repeating: min(6, v.numAspectRatios), count: b),
                        aspectRatioMask: [Int](repeating: 1, count: b * v.maxNumTiles),
                        crossAttentionMask: [Int](repeating: 1, count: b * s * v.maxNumTiles))
 }
 
-func step(size: String, mode: String, steps: Int, warmup: Int) throws {
+func step(size: String, mode: String, steps: Int, warmup: Int, batch: Int, seq: Int, images: Bool) throws {
     let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("configs/\(size)").path
     let config = try MllamaConfig(contentsOf: dir)
     let model = try MllamaModel(config: config)
     model.initializeRandomly(seed: 0)
-    let batch = benchBatch(config, seed: 1)
+    let inputs = benchBatch(config, seed: 1, batch: batch, seq: seq, images: images)
     let targets = model.linears(matching: .all)
     var rng = SplitMix64(seed: 2)
     var trainables: [TrainableTensor] = []
@@ -97,8 +98,8 @@ func step(size: String, mode: String, steps: Int, warmup: Int) throws {
     }
     let opt = Adam(trainables, AdamConfig(lr: 1e-4, weightDecay: 0.01))
     let times = try time(steps, warmup: warmup) {
-        if mode == "forward" { _ = try model.forward(batch); return }
-        let pass = try model.forward(batch, keepForBackward: true)
+        if mode == "forward" { _ = try model.forward(inputs); return }
+        let pass = try model.forward(inputs, keepForBackward: true)
         try model.backward(pass)
         opt.step()
     }
@@ -118,9 +119,10 @@ if let t = Int(option("threads", "")) { Engine.threads = t }
 do {
     switch args.count > 1 ? args[1] : "" {
     case "kernels": kernels()
-    case "step": try step(size: option("size", "tiny"), mode: option("mode", "lora"), steps: Int(option("steps", "6"))!, warmup: Int(option("warmup", "2"))!)
+    case "step": try step(size: option("size", "tiny"), mode: option("mode", "lora"), steps: Int(option("steps", "6"))!, warmup: Int(option("warmup", "2"))!,
+                          batch: Int(option("batch", "4"))!, seq: Int(option("seq", "128"))!, images: option("images", "1") != "0")
     default:
-        print("usage: loranas-bench kernels | step --size tiny|small|medium --mode lora|supernet|forward [--steps N] [--warmup N] [--threads N]")
+        print("usage: loranas-bench kernels | step --size tiny|small|medium --mode lora|supernet|forward [--steps N] [--warmup N] [--threads N] [--batch B] [--seq S] [--images 0|1]")
         exit(2)
     }
 } catch {
