@@ -9,7 +9,9 @@ bash tools/setup.sh
 VENV="${LORANAS_VENV:-.venv-test}"
 if [ ! -x "$VENV/bin/python" ]; then python3 -m venv "$VENV"; fi
 echo "== pip packages"
-"$VENV/bin/pip" install -q --disable-pip-version-check numpy pytest safetensors tokenizers pillow tqdm torch transformers peft
+# torch: the CPU wheel (pip would otherwise pick a newer CUDA build from PyPI, gigabytes of it).
+"$VENV/bin/pip" install -q --disable-pip-version-check numpy pytest safetensors tokenizers pillow tqdm \
+    "torch==2.13.0+cpu" "transformers==5.24.*" "peft==0.21.*"
 
 echo "== XCTest"
 swift build --product loranas          # the debug libloranas.so the header/symbol test reads
