@@ -10,7 +10,8 @@ VENV="${LORANAS_VENV:-.venv-test}"
 if [ ! -x "$VENV/bin/python" ]; then python3 -m venv "$VENV"; fi
 echo "== pip packages"
 # torch: the CPU wheel (pip would otherwise pick a newer CUDA build from PyPI, gigabytes of it).
-"$VENV/bin/pip" install -q --disable-pip-version-check numpy pytest safetensors tokenizers pillow tqdm \
+links=(); [ -d /opt/wheels ] && links=(--find-links /opt/wheels)
+"$VENV/bin/pip" install -q --disable-pip-version-check "${links[@]}" numpy pytest safetensors tokenizers pillow tqdm \
     "torch==2.13.0+cpu" "transformers==5.24.*" "peft==0.21.*"
 
 echo "== XCTest"
