@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
 
-VENV="${LORANAS_VENV:-.venv-test}"
+VENV="$(realpath -m "${LORANAS_VENV:-.venv-test}")"
 if [ ! -x "$VENV/bin/python" ]; then python3 -m venv "$VENV"; fi
 echo "== pip packages"
 # torch: the CPU wheel (pip would otherwise pick a newer CUDA build from PyPI, gigabytes of it).
