@@ -44,11 +44,11 @@ public enum Attention {
                                q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                                mask: AttentionMask, _ d: Dims) {
         let qs = d.nh * d.hd, ks = d.nkv * d.hd, g = d.nh / d.nkv
-        Engine.parallelFor(min(Engine.threads, d.b * d.nh)) { t in
-            let tasks = d.b * d.nh, workers = min(Engine.threads, tasks)
+        // One task per (sample, head), handed out dynamically so uneven rows balance.
+        Engine.parallelFor(d.b * d.nh) { task in
             let p = UnsafeMutablePointer<Float>.allocate(capacity: d.sq * d.sk)
             defer { p.deallocate() }
-            for task in (tasks * t / workers)..<(tasks * (t + 1) / workers) {
+            do {
                 let b = task / d.nh, h = task % d.nh, kv = h / g
                 let qh = q + b * d.sq * qs + h * d.hd
                 let kh = k + b * d.sk * ks + kv * d.hd, vh = v + b * d.sk * ks + kv * d.hd
@@ -70,12 +70,11 @@ public enum Attention {
                                 lse: UnsafePointer<Float>, mask: AttentionMask, _ d: Dims) {
         let qs = d.nh * d.hd, ks = d.nkv * d.hd, g = d.nh / d.nkv
         // One task per (sample, kv head): the g query heads that share a kv head write to the same dk, dv.
-        let tasks = d.b * d.nkv, workers = min(Engine.threads, tasks)
-        Engine.parallelFor(workers) { t in
+        Engine.parallelFor(d.b * d.nkv) { task in
             let p = UnsafeMutablePointer<Float>.allocate(capacity: d.sq * d.sk)
             let dp = UnsafeMutablePointer<Float>.allocate(capacity: d.sq * d.sk)
             defer { p.deallocate(); dp.deallocate() }
-            for task in (tasks * t / workers)..<(tasks * (t + 1) / workers) {
+            do {
                 let b = task / d.nkv, kv = task % d.nkv
                 let kh = k + b * d.sk * ks + kv * d.hd, vh = v + b * d.sk * ks + kv * d.hd
                 let dkh = dk + b * d.sk * ks + kv * d.hd, dvh = dv + b * d.sk * ks + kv * d.hd

@@ -66,7 +66,7 @@ public final class LinearLayer {
     /// x (n, in) → y (n, out).
     public func forward(_ x: Tensor) -> Tensor {
         let n = x.count / inFeatures
-        let y = Tensor(zeros: [n, outFeatures])
+        let y = Tensor(uninitialized: [n, outFeatures])   // the GEMM writes every element (beta = 0)
         Linear.forward(y: y.ptr, x: x.ptr, w: weight.ptr, b: bias?.ptr, n: n, c: inFeatures, oc: outFeatures)
         adapter?.forward(x: x.ptr, y: y.ptr, n: n)
         return y

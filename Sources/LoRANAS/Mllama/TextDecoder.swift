@@ -23,10 +23,10 @@ struct TextMLP {
 
     func forward(_ h: Tensor, eps: Float, params p: ParameterSet, cache c: Cache?) -> Tensor {
         let rows = h.shape[0], width = h.shape[1]
-        let n = Tensor(zeros: h.shape), rstd = Tensor(zeros: [rows])
+        let n = Tensor(uninitialized: h.shape), rstd = Tensor(uninitialized: [rows])
         RMSNorm.forward(y: n.ptr, rstd: rstd.ptr, x: h.ptr, w: p[norm].ptr, n: rows, c: width, eps: eps)
         let g = gate.forward(n), u = up.forward(n)
-        let m = Tensor(zeros: g.shape)
+        let m = Tensor(uninitialized: g.shape)
         SwiGLU.forward(m: m.ptr, gate: g.ptr, up: u.ptr, n: m.count)
         if let c { c.h = h; c.n = n; c.rstd = rstd; c.g = g; c.u = u; c.m = m }
         return down.forward(m)
@@ -64,12 +64,12 @@ final class TextSelfAttentionLayer {
 
     func forward(_ x: Tensor, _ d: TextDims, eps: Float, rope: (cos: [Float], sin: [Float]), mask: AttentionMask,
                  params p: ParameterSet, cache c: Cache?) -> Tensor {
-        let n = Tensor(zeros: x.shape), rstd = Tensor(zeros: [d.rows])
+        let n = Tensor(uninitialized: x.shape), rstd = Tensor(uninitialized: [d.rows])
         RMSNorm.forward(y: n.ptr, rstd: rstd.ptr, x: x.ptr, w: p[norm].ptr, n: d.rows, c: d.h, eps: eps)
         let qt = q.forward(n), kt = k.forward(n), vt = v.forward(n)
         Rope.forward(qt.ptr, cos: rope.cos, sin: rope.sin, rows: d.rows, seq: d.s, heads: d.nh, headDim: d.hd)
         Rope.forward(kt.ptr, cos: rope.cos, sin: rope.sin, rows: d.rows, seq: d.s, heads: d.nkv, headDim: d.hd)
-        let attn = Tensor(zeros: [d.rows, d.nh * d.hd]), lse = Tensor(zeros: [d.b, d.nh, d.s])
+        let attn = Tensor(uninitialized: [d.rows, d.nh * d.hd]), lse = Tensor(uninitialized: [d.b, d.nh, d.s])
         Attention.forward(out: attn.ptr, lse: lse.ptr, q: qt.ptr, k: kt.ptr, v: vt.ptr, mask: mask,
                           .init(b: d.b, sq: d.s, sk: d.s, nh: d.nh, nkv: d.nkv, hd: d.hd))
         let h = o.forward(attn)
@@ -122,14 +122,14 @@ final class TextCrossAttentionLayer {
     /// cs: cross-attention states (B·N, H); rowVisible: F (B·S), 1 where the row may see some tile.
     func forward(_ x: Tensor, _ d: TextDims, cs: Tensor, rowVisible: [Float], eps: Float, mask: AttentionMask,
                  params p: ParameterSet, cache c: Cache?) -> Tensor {
-        let n = Tensor(zeros: x.shape), rstd = Tensor(zeros: [d.rows])
+        let n = Tensor(uninitialized: x.shape), rstd = Tensor(uninitialized: [d.rows])
         RMSNorm.forward(y: n.ptr, rstd: rstd.ptr, x: x.ptr, w: p[norm].ptr, n: d.rows, c: d.h, eps: eps)
         let qt = q.forward(n), qn = Tensor(zeros: qt.shape), rstdQ = Tensor(zeros: [d.rows * d.nh])
         RMSNorm.forward(y: qn.ptr, rstd: rstdQ.ptr, x: qt.ptr, w: p[qNorm].ptr, n: d.rows * d.nh, c: d.hd, eps: eps)
         let kt = k.forward(cs), kn = Tensor(zeros: kt.shape), rstdK = Tensor(zeros: [d.b * d.n * d.nkv])
         RMSNorm.forward(y: kn.ptr, rstd: rstdK.ptr, x: kt.ptr, w: p[kNorm].ptr, n: d.b * d.n * d.nkv, c: d.hd, eps: eps)
         let vt = v.forward(cs)
-        let attn = Tensor(zeros: [d.rows, d.nh * d.hd]), lse = Tensor(zeros: [d.b, d.nh, d.s])
+        let attn = Tensor(uninitialized: [d.rows, d.nh * d.hd]), lse = Tensor(uninitialized: [d.b, d.nh, d.s])
         Attention.forward(out: attn.ptr, lse: lse.ptr, q: qn.ptr, k: kn.ptr, v: vt.ptr, mask: mask,
                           .init(b: d.b, sq: d.s, sk: d.n, nh: d.nh, nkv: d.nkv, hd: d.hd))
         let out = o.forward(attn)

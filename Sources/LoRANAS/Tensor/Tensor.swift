@@ -23,6 +23,18 @@ public final class Tensor: @unchecked Sendable {
         self.owner = nil
     }
 
+    /// A new tensor whose contents are unspecified: for outputs a kernel overwrites in full
+    /// (saves the zero-fill pass and its page faults on large activations).
+    public init(uninitialized shape: [Int]) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
+        _ = Engine.threads
+        self.shape = shape
+        self.count = shape.reduce(1, *)
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
+        self.ptr = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        self.owner = nil
+    }
+
     /// A new tensor holding a copy of `values`.
     public convenience init(_ values: [Float], shape: [Int]) {
         precondition(values.count == shape.reduce(1, *), "\(values.count) values for shape \(shape)")
