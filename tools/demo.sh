@@ -5,6 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
 MODEL=Tests/LoRANASTests/Fixtures/mllama/tiles4_gqa
-.build/release/loranas-cli inspect "$MODEL"
+.build/release/loranas inspect "$MODEL"
 echo
-.build/release/loranas-cli compare "$MODEL" --random-init "$@"
+.build/release/loranas compare "$MODEL" --random-init "$@"

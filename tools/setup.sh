@@ -19,3 +19,6 @@ command -v swift >/dev/null || export PATH="/opt/swift/usr/bin:$PATH"
 echo "== building the release engine"
 swift build -c release --product loranas
 swift build -c release --product loranas-cli
+# SwiftPM needs distinct product names for the library (libloranas.so) and the executable, so the
+# CLI is built as loranas-cli; `loranas` beside it is the name it answers to.
+ln -sf loranas-cli .build/release/loranas

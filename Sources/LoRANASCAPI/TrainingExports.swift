@@ -77,31 +77,35 @@ func progressCallback(_ fn: ProgressFn?, _ user: UnsafeMutableRawPointer?) -> Pr
     }
 }
 
-@_cdecl("loranas_search")
-public func loranas_search(_ h: OpaquePointer?, _ train: OpaquePointer?, _ val: OpaquePointer?, _ options: UnsafePointer<CChar>?,
-                           _ progress: ProgressFn?, _ user: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+/// The shared shape of loranas_search and loranas_finetune: borrow the handles, parse the
+/// options, run the job under the model's lock, and hand back its JSON as a result handle.
+func runJob(_ h: OpaquePointer?, _ train: OpaquePointer?, _ val: OpaquePointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?,
+            _ job: (MllamaModel, Dataset, Dataset) throws -> JSON) -> Int32 {
     guarded {
         let out = try arg(out, "out")
         out.pointee = nil
         let model = try ModelHandle.borrow(h, "model")
         let tr = try DatasetHandle.borrow(train, "train").value, va = try DatasetHandle.borrow(val, "validation").value
+        let result = try model.with { try job($0, tr, va) }
+        out.pointee = ResultHandle.retain(result.serialized)
+    }
+}
+
+@_cdecl("loranas_search")
+public func loranas_search(_ h: OpaquePointer?, _ train: OpaquePointer?, _ val: OpaquePointer?, _ options: UnsafePointer<CChar>?,
+                           _ progress: ProgressFn?, _ user: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    runJob(h, train, val, out) { model, tr, va in
         let o = try OptionsJSON.search(try OptionsJSON.parse(options))
-        let result = try model.with { try $0.search(train: tr, validation: va, options: o, progress: progressCallback(progress, user)) }
-        out.pointee = ResultHandle.retain(result.json.serialized)
+        return try model.search(train: tr, validation: va, options: o, progress: progressCallback(progress, user)).json
     }
 }
 
 @_cdecl("loranas_finetune")
 public func loranas_finetune(_ h: OpaquePointer?, _ train: OpaquePointer?, _ val: OpaquePointer?, _ options: UnsafePointer<CChar>?,
                              _ progress: ProgressFn?, _ user: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
-    guarded {
-        let out = try arg(out, "out")
-        out.pointee = nil
-        let model = try ModelHandle.borrow(h, "model")
-        let tr = try DatasetHandle.borrow(train, "train").value, va = try DatasetHandle.borrow(val, "validation").value
+    runJob(h, train, val, out) { model, tr, va in
         let o = try OptionsJSON.finetune(try OptionsJSON.parse(options))
-        let result = try model.with { try $0.finetune(train: tr, validation: va, options: o, progress: progressCallback(progress, user)) }
-        out.pointee = ResultHandle.retain(result.json.serialized)
+        return try model.finetune(train: tr, validation: va, options: o, progress: progressCallback(progress, user)).json
     }
 }
 

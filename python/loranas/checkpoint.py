@@ -5,19 +5,19 @@ from __future__ import annotations
 import ctypes
 import math
 import os
-import threading
 from typing import Iterator
 
 import numpy as np
 
 from . import _bindings as B
+from ._handle import OwnedHandle
 from .errors import check
 
 # The first name buffer; longer names take one retry with the size the engine reports.
 _NAME_BUFFER = 256
 
 
-class Checkpoint:
+class Checkpoint(OwnedHandle):
     """A safetensors checkpoint opened by the engine: a single file, a sharded index
     (``model.safetensors.index.json``) or a directory holding either.
 
@@ -33,71 +33,39 @@ class Checkpoint:
     progress.
     """
 
+    _kind = "checkpoint"
+    _free = staticmethod(B.loranas_checkpoint_free)
+
     def __init__(self, path: str | os.PathLike):
-        self._lock = threading.Lock()
-        self._handle: int | None = None
+        super().__init__()
         self._names: list[str] | None = None
         self.path = os.fspath(path)
         handle = B.loranas_checkpoint_p()
-        status = B.loranas_checkpoint_open(os.fsencode(self.path), ctypes.byref(handle))
-        check(status, f"loranas_checkpoint_open({self.path!r})")
-        if not handle.value:
-            raise RuntimeError(f"loranas_checkpoint_open({self.path!r}) returned LORANAS_OK and a NULL handle")
-        self._handle = handle.value
+        context = f"loranas_checkpoint_open({self.path!r})"
+        check(B.loranas_checkpoint_open(os.fsencode(self.path), ctypes.byref(handle)), context)
+        self._adopt(handle, context)
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> "Checkpoint":
         return cls(path)
 
-    # ---- ownership -----------------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Free the handle. Safe to call more than once."""
-        lock = getattr(self, "_lock", None)  # absent if __init__ failed before setting it
-        if lock is None:
-            return
-        with lock:
-            handle, self._handle = self._handle, None
-            if handle is not None:
-                B.loranas_checkpoint_free(handle)
-
-    @property
-    def closed(self) -> bool:
-        return self._handle is None
-
-    def __enter__(self) -> "Checkpoint":
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # interpreter shutdown may have torn down modules already
-            pass
+    def _label(self) -> str:
+        return f"checkpoint {self.path!r}"
 
     def __repr__(self) -> str:
         return f"<loranas.Checkpoint {self.path!r} ({'closed' if self.closed else 'open'})>"
-
-    def _live_handle(self) -> int:
-        # Called with self._lock held.
-        if self._handle is None:
-            raise ValueError(f"checkpoint {self.path!r} is closed")
-        return self._handle
 
     # ---- names ---------------------------------------------------------------------------------
 
     def names(self) -> list[str]:
         """Tensor names, in the engine's order."""
         if self._names is None:
-            with self._lock:
-                handle = self._live_handle()
+            with self._use() as handle:
                 count = ctypes.c_int64()
                 check(B.loranas_checkpoint_count(handle, ctypes.byref(count)), "loranas_checkpoint_count")
                 self._names = [self._name_at(handle, i) for i in range(count.value)]
         elif self.closed:
-            raise ValueError(f"checkpoint {self.path!r} is closed")
+            raise ValueError(f"the {self._label()} is closed")
         return list(self._names)
 
     @staticmethod
@@ -134,8 +102,8 @@ class Checkpoint:
 
     def info(self, name: str) -> tuple[str, tuple[int, ...]]:
         """The stored dtype (a safetensors name: ``"F32"``, ``"BF16"``, ...) and the shape."""
-        with self._lock:
-            return self._info(self._live_handle(), name)
+        with self._use() as handle:
+            return self._info(handle, name)
 
     def _info(self, handle: int, name: str) -> tuple[str, tuple[int, ...]]:
         dtype = ctypes.c_int32()
@@ -150,8 +118,7 @@ class Checkpoint:
 
     def read(self, name: str) -> np.ndarray:
         """Tensor ``name`` converted to a new float32 array of its shape."""
-        with self._lock:
-            handle = self._live_handle()
+        with self._use() as handle:
             _, shape = self._info(handle, name)
             out = np.empty(shape, dtype=np.float32)
             count = math.prod(shape)
