@@ -22,7 +22,7 @@ from .errors import check
 class OwnedHandle:
     """Owns one opaque engine handle; subclasses set ``_free`` and ``_kind``."""
 
-    _kind = "handle"  # what the handle is, for messages ("model", "dataset")
+    _kind = "handle"  # what the handle is, for messages ("model", "dataset", "checkpoint")
     _free: Callable[[int], None]  # the loranas_*_free binding
 
     def __init__(self) -> None:

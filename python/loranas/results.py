@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -71,7 +71,64 @@ def _ranks(obj: Any, kind: str) -> dict[str, int]:
     return {str(k): int(v) for k, v in obj.items()}
 
 
-class SearchResult:
+_R = TypeVar("_R", bound="_JsonResult")
+
+
+class _JsonResult:
+    """What :class:`SearchResult` and :class:`FinetuneResult` share: the conversion from and to
+    the engine's result JSON (one key per name in ``_FIELDS``, in that order), ``save``/``load``
+    and equality by JSON. Subclasses set ``_FIELDS``, ``_KIND`` (the class name, for error
+    contexts) and ``_WHAT`` (the result in words, for messages)."""
+
+    _FIELDS: tuple[str, ...] = ()
+    _KIND = "result"
+    _WHAT = "result"
+
+    @classmethod
+    def _from_obj(cls: type[_R], obj: Any) -> _R:
+        kind = cls._KIND
+        if not isinstance(obj, dict):
+            raise FormatError(f"a {cls._WHAT} is a JSON object", context=kind)
+        fields = {k: _require(obj, k, kind) for k in cls._FIELDS}
+        fields["ranks"] = _ranks(fields["ranks"], kind)
+        try:
+            return cls(**fields)
+        except (TypeError, ValueError) as exc:
+            raise FormatError(f"malformed {cls._WHAT}: {exc}", context=kind) from None
+
+    @classmethod
+    def from_json(cls: type[_R], text: str) -> _R:
+        """Parse the JSON written by :meth:`to_json` (or returned by the engine)."""
+        return cls._from_obj(parse_json(text, f"{cls._KIND}.from_json"))
+
+    def _to_obj(self) -> dict:
+        """The fields as JSON values, in ``_FIELDS`` order; overridden where a field needs converting."""
+        return {k: getattr(self, k) for k in self._FIELDS}
+
+    def to_json(self, indent: int | None = None) -> str:
+        """The result as JSON, in the engine's layout; ``from_json`` gives back an equal result."""
+        return json.dumps(self._to_obj(), indent=indent)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write :meth:`to_json` to ``path`` atomically (a temporary file, then a rename)."""
+        _atomic_write(path, self.to_json(indent=1))
+
+    @classmethod
+    def load(cls: type[_R], path: str | os.PathLike) -> _R:
+        """Read a result written by :meth:`save`."""
+        with open(path, encoding="utf-8") as f:
+            return cls.from_json(f.read())
+
+    def __eq__(self, other: object) -> bool:
+        # Only results of the same kind compare (a SearchResult never equals a FinetuneResult).
+        if not isinstance(other, _JsonResult) or other._KIND != self._KIND:
+            return NotImplemented
+        return self.to_json() == other.to_json()
+
+    __hash__ = None  # mutable
+
+
+class SearchResult(_JsonResult):
     """The outcome of :func:`loranas.search`.
 
     Attributes
@@ -101,6 +158,8 @@ class SearchResult:
         Steps run (including those before a resume).
     """
 
+    _KIND = "SearchResult"
+    _WHAT = "search result"
     _FIELDS = ("ranks", "space", "lora_alpha", "final_weights", "alpha_history", "lora_parameters",
                "uniform_max_parameters", "budget_parameters", "model_parameters", "lora_share", "steps",
                "epoch_times", "train_losses", "validation_losses")
@@ -124,59 +183,11 @@ class SearchResult:
         self.train_losses = [float(x) for x in train_losses]
         self.validation_losses = [float(x) for x in validation_losses]
 
-    @classmethod
-    def _from_obj(cls, obj: Any) -> "SearchResult":
-        kind = "SearchResult"
-        if not isinstance(obj, dict):
-            raise FormatError("a search result is a JSON object", context=kind)
-        fields = {k: _require(obj, k, kind) for k in cls._FIELDS}
-        fields["ranks"] = _ranks(fields["ranks"], kind)
-        try:
-            return cls(**fields)
-        except (TypeError, ValueError) as exc:
-            raise FormatError(f"malformed search result: {exc}", context=kind) from None
-
-    @classmethod
-    def from_json(cls, text: str) -> "SearchResult":
-        """Parse the JSON written by :meth:`to_json` (or returned by the engine)."""
-        return cls._from_obj(parse_json(text, "SearchResult.from_json"))
-
-    def to_json(self, indent: int | None = None) -> str:
-        """The result as JSON, in the engine's layout; ``from_json`` gives back an equal result."""
-        obj = {
-            "ranks": self.ranks,
-            "space": self.space,
-            "lora_alpha": self.lora_alpha,
-            "final_weights": {m: [float(x) for x in w] for m, w in self.final_weights.items()},
-            "alpha_history": {m: [[float(x) for x in row] for row in h] for m, h in self.alpha_history.items()},
-            "lora_parameters": self.lora_parameters,
-            "uniform_max_parameters": self.uniform_max_parameters,
-            "budget_parameters": self.budget_parameters,
-            "model_parameters": self.model_parameters,
-            "lora_share": self.lora_share,
-            "steps": self.steps,
-            "epoch_times": self.epoch_times,
-            "train_losses": self.train_losses,
-            "validation_losses": self.validation_losses,
-        }
-        return json.dumps(obj, indent=indent)
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Write :meth:`to_json` to ``path`` atomically (a temporary file, then a rename)."""
-        _atomic_write(path, self.to_json(indent=1))
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> "SearchResult":
-        """Read a result written by :meth:`save`."""
-        with open(path, encoding="utf-8") as f:
-            return cls.from_json(f.read())
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, SearchResult):
-            return NotImplemented
-        return self.to_json() == other.to_json()
-
-    __hash__ = None  # mutable
+    def _to_obj(self) -> dict:
+        obj = super()._to_obj()
+        obj["final_weights"] = {m: [float(x) for x in w] for m, w in self.final_weights.items()}
+        obj["alpha_history"] = {m: [[float(x) for x in row] for row in h] for m, h in self.alpha_history.items()}
+        return obj
 
     def __repr__(self) -> str:
         counts: dict[int, int] = {}
@@ -187,7 +198,7 @@ class SearchResult:
                 f"lora_parameters={self.lora_parameters}, steps={self.steps}>")
 
 
-class FinetuneResult:
+class FinetuneResult(_JsonResult):
     """The outcome of :func:`loranas.finetune`.
 
     Attributes
@@ -210,8 +221,13 @@ class FinetuneResult:
         Training loss at every step.
     steps : int
         Steps run (including those before a resume).
+
+    A result read back with :meth:`from_json` or :meth:`load` is not tied to a model
+    (:meth:`save_peft` needs the model the fine-tune ran on).
     """
 
+    _KIND = "FinetuneResult"
+    _WHAT = "fine-tune result"
     _FIELDS = ("ranks", "lora_parameters", "model_parameters", "lora_share", "initial_evaluation", "evaluations",
                "eval_perplexity", "epoch_times", "train_losses", "steps")
 
@@ -231,49 +247,6 @@ class FinetuneResult:
         self._model = None  # the Model it came from, for save_peft
         self._adapter_version: int | None = None
 
-    @classmethod
-    def _from_obj(cls, obj: Any) -> "FinetuneResult":
-        kind = "FinetuneResult"
-        if not isinstance(obj, dict):
-            raise FormatError("a fine-tune result is a JSON object", context=kind)
-        fields = {k: _require(obj, k, kind) for k in cls._FIELDS}
-        fields["ranks"] = _ranks(fields["ranks"], kind)
-        try:
-            return cls(**fields)
-        except (TypeError, ValueError) as exc:
-            raise FormatError(f"malformed fine-tune result: {exc}", context=kind) from None
-
-    @classmethod
-    def from_json(cls, text: str) -> "FinetuneResult":
-        """Parse the JSON written by :meth:`to_json` (the result is not tied to a model)."""
-        return cls._from_obj(parse_json(text, "FinetuneResult.from_json"))
-
-    def to_json(self, indent: int | None = None) -> str:
-        """The result as JSON, in the engine's layout."""
-        obj = {
-            "ranks": self.ranks,
-            "lora_parameters": self.lora_parameters,
-            "model_parameters": self.model_parameters,
-            "lora_share": self.lora_share,
-            "initial_evaluation": self.initial_evaluation,
-            "evaluations": self.evaluations,
-            "eval_perplexity": self.eval_perplexity,
-            "epoch_times": self.epoch_times,
-            "train_losses": self.train_losses,
-            "steps": self.steps,
-        }
-        return json.dumps(obj, indent=indent)
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Write :meth:`to_json` to ``path`` atomically (a temporary file, then a rename)."""
-        _atomic_write(path, self.to_json(indent=1))
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> "FinetuneResult":
-        """Read a result written by :meth:`save`."""
-        with open(path, encoding="utf-8") as f:
-            return cls.from_json(f.read())
-
     def save_peft(self, directory: str | os.PathLike) -> None:
         """Save the fine-tuned adapters in PEFT's format (``adapter_config.json`` +
         ``adapter_model.safetensors``), loadable with ``peft.PeftModel.from_pretrained``.
@@ -289,13 +262,6 @@ class FinetuneResult:
             raise RuntimeError("the model's adapters changed after this fine-tune (another search, fine-tune, "
                                "load_adapter or clear_adapters); they are no longer the ones this result describes")
         model.save_adapter(directory)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, FinetuneResult):
-            return NotImplemented
-        return self.to_json() == other.to_json()
-
-    __hash__ = None  # mutable
 
     def __repr__(self) -> str:
         ppl = f"{self.eval_perplexity[-1]:.4g}" if self.eval_perplexity else "n/a"

@@ -1,4 +1,5 @@
-"""Writing safetensors files by hand (for dtypes safetensors.numpy lacks, and hostile files)."""
+"""Writing safetensors files by hand (for dtypes safetensors.numpy lacks, and hostile files), and
+small helpers shared by the tests (a subprocess with the same loranas, concurrent workers)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import os
 import struct
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -58,3 +61,24 @@ def run_python(code: str, *args: str, env: dict[str, str] | None = None) -> subp
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-c", code, *args], env=full_env, capture_output=True, text=True,
                           timeout=120)
+
+
+def run_threads(work: Callable[[int], object], count: int) -> None:
+    """Run ``work(i)`` for every i in ``range(count)``, each on its own thread, all at once; wait
+    for them all, then re-raise the first exception a thread raised (a failure in a thread would
+    otherwise only be printed)."""
+    errors: list[BaseException] = []
+
+    def guarded(i: int) -> None:
+        try:
+            work(i)
+        except BaseException as exc:  # re-raised below, on the caller's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]

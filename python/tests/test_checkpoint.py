@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ctypes
 import json
-import threading
 
 import numpy as np
 import pytest
@@ -12,7 +11,7 @@ from safetensors.numpy import save_file
 
 import loranas
 from loranas import _bindings as B
-from helpers import bf16_bits_to_f32, f32_to_bf16_bits, write_safetensors
+from helpers import bf16_bits_to_f32, f32_to_bf16_bits, run_threads, write_safetensors
 
 
 def _assert_same(actual: np.ndarray, expected: np.ndarray) -> None:
@@ -307,9 +306,5 @@ def test_concurrent_reads_on_one_handle(tmp_path):
                     if not np.array_equal(ckpt[name], tensors[name]):
                         failures.append(name)
 
-        threads = [threading.Thread(target=worker, args=(s,)) for s in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        run_threads(worker, 4)
     assert failures == []

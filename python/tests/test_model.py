@@ -12,6 +12,7 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 import loranas
+from helpers import run_threads
 
 FIXTURES = Path(__file__).resolve().parents[2] / "Tests" / "LoRANASTests" / "Fixtures" / "mllama"
 TILES4 = FIXTURES / "tiles4_gqa"
@@ -272,20 +273,12 @@ def test_close_is_idempotent_and_final(tiles4_inputs):
 
 def test_concurrent_forwards_agree(tiles4, tiles4_inputs):
     expected = tiles4.forward(**tiles4_inputs).logits
-    results, errors = [None] * 4, []
+    results = [None] * 4
 
     def work(i):
-        try:
-            results[i] = tiles4.forward(**tiles4_inputs).logits
-        except BaseException as exc:  # reported below
-            errors.append(exc)
+        results[i] = tiles4.forward(**tiles4_inputs).logits
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    run_threads(work, 4)
     for r in results:
         np.testing.assert_array_equal(r, expected)
 

@@ -30,20 +30,35 @@ public enum LayerNorm {
                                 db: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>,
                                 x: UnsafePointer<Float>, w: UnsafePointer<Float>,
                                 mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, n: Int, c: Int) {
-        for i in 0..<n {
-            let xi = x + i * c, dyi = dy + i * c, dxi = dx + i * c
-            let m = mean[i], r = rstd[i]
-            var sg = Float(0), sgx = Float(0)
-            for j in 0..<c {
-                let xh = (xi[j] - m) * r, g = dyi[j] * w[j]
-                sg += g; sgx += g * xh
-                dw?[j] += dyi[j] * xh
-                db?[j] += dyi[j]
-            }
-            sg /= Float(c); sgx /= Float(c)
-            for j in 0..<c {
-                let xh = (xi[j] - m) * r
-                dxi[j] += (dyi[j] * w[j] - sg - xh * sgx) * r
+        rowParallel(n: n, c: c, partials: (dw == nil ? 0 : 1) + (db == nil ? 0 : 1), into: [dw, db].compactMap { $0 }) { rows, acc in
+            let pw = dw == nil ? nil : acc[0], pb = db == nil ? nil : acc[dw == nil ? 0 : 1]
+            for i in rows {
+                let xi = x + i * c, dyi = dy + i * c, dxi = dx + i * c
+                let mv = F16x(repeating: mean[i]), rv = F16x(repeating: rstd[i])
+                var sg = F16x(), sgx = F16x()
+                var j = 0
+                while j + 16 <= c {
+                    let xh = (load(xi, j) - mv) * rv, d = load(dyi, j), g = d * load(w, j)
+                    sg += g; sgx.addProduct(g, xh)
+                    if let pw { var a = load(pw, j); a.addProduct(d, xh); store(a, pw, j) }
+                    if let pb { store(load(pb, j) + d, pb, j) }
+                    j += 16
+                }
+                var s1 = sg.sum(), s2 = sgx.sum()
+                for k in j..<c {
+                    let xh = (xi[k] - mean[i]) * rstd[i], g = dyi[k] * w[k]
+                    s1 += g; s2 += g * xh
+                    pw?[k] += dyi[k] * xh
+                    pb?[k] += dyi[k]
+                }
+                let m1 = s1 / Float(c), m2 = s2 / Float(c), r = rstd[i], m = mean[i]
+                forEachChunk(c, simd: { j in
+                    let xh = (load(xi, j) - mv) * rv
+                    store(load(dxi, j) + (load(dyi, j) * load(w, j) - F16x(repeating: m1) - xh * F16x(repeating: m2)) * rv, dxi, j)
+                }, scalar: { j in
+                    let xh = (xi[j] - m) * r
+                    dxi[j] += (dyi[j] * w[j] - m1 - xh * m2) * r
+                })
             }
         }
     }
@@ -68,17 +83,45 @@ public enum RMSNorm {
     public static func backward(dx: UnsafeMutablePointer<Float>, dw: UnsafeMutablePointer<Float>?,
                                 dy: UnsafePointer<Float>, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
                                 rstd: UnsafePointer<Float>, n: Int, c: Int) {
-        for i in 0..<n {
-            let xi = x + i * c, dyi = dy + i * c, dxi = dx + i * c
-            let r = rstd[i]
-            var sgr = Float(0)
-            for j in 0..<c {
-                let xr = xi[j] * r
-                sgr += dyi[j] * w[j] * xr
-                dw?[j] += dyi[j] * xr
+        rowParallel(n: n, c: c, partials: dw == nil ? 0 : 1, into: [dw].compactMap { $0 }) { rows, acc in
+            let pw = dw == nil ? nil : acc[0]
+            for i in rows {
+                let xi = x + i * c, dyi = dy + i * c, dxi = dx + i * c
+                let r = rstd[i], rv = F16x(repeating: r)
+                var sgr = F16x()
+                var j = 0
+                while j + 16 <= c {
+                    let xr = load(xi, j) * rv, d = load(dyi, j)
+                    sgr.addProduct(d * load(w, j), xr)
+                    if let pw { var a = load(pw, j); a.addProduct(d, xr); store(a, pw, j) }
+                    j += 16
+                }
+                var s = sgr.sum()
+                for k in j..<c { let xr = xi[k] * r; s += dyi[k] * w[k] * xr; pw?[k] += dyi[k] * xr }
+                let m = s / Float(c), mv = F16x(repeating: m)
+                forEachChunk(c, simd: { j in
+                    let xv = load(xi, j)
+                    store(load(dxi, j) + rv * (load(dyi, j) * load(w, j) - xv * rv * mv), dxi, j)
+                }, scalar: { j in dxi[j] += r * (dyi[j] * w[j] - xi[j] * r * m) })
             }
-            sgr /= Float(c)
-            for j in 0..<c { dxi[j] += r * (dyi[j] * w[j] - xi[j] * r * sgr) }
         }
     }
+}
+
+/// Runs `body` over row ranges on the engine's threads. Each range accumulates its weight
+/// gradients into private zeroed buffers (`partials` of them, c floats each), which are then
+/// added into `into` in range order, so the result depends only on the thread count.
+func rowParallel(n: Int, c: Int, partials: Int, into targets: [UnsafeMutablePointer<Float>],
+                 _ body: (Range<Int>, [UnsafeMutablePointer<Float>]) -> Void) {
+    let parts = min(Engine.threads, max(1, n / 32))
+    let buffers = (0..<(parts * partials)).map { _ -> UnsafeMutablePointer<Float> in
+        let p = UnsafeMutablePointer<Float>.allocate(capacity: c)
+        p.initialize(repeating: 0, count: c)
+        return p
+    }
+    defer { buffers.forEach { $0.deallocate() } }
+    Engine.parallelFor(parts) { t in
+        body((n * t / parts)..<(n * (t + 1) / parts), Array(buffers[(t * partials)..<((t + 1) * partials)]))
+    }
+    for t in 0..<parts { for k in 0..<partials { axpy(1, buffers[t * partials + k], targets[k], c) } }
 }

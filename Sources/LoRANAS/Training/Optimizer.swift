@@ -34,7 +34,8 @@ public final class Adam {
         let c = config
         let bc1 = 1 - pow(Double(c.beta1), Double(steps)), bc2 = 1 - pow(Double(c.beta2), Double(steps))
         let stepSize = Float(Double(c.lr) / bc1), bc2Sqrt = Float(bc2.squareRoot())
-        for (k, p) in parameters.enumerated() {
+        Engine.parallelFor(parameters.count) { k in
+            let p = parameters[k]
             let w = p.value.ptr, g = p.grad.ptr, mk = m[k].ptr, vk = v[k].ptr
             for i in 0..<p.value.count {
                 var gi = g[i]
