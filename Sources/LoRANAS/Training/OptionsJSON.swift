@@ -38,10 +38,7 @@ public enum OptionsJSON {
         o.budgetWeight = try r.float("budget_weight") ?? o.budgetWeight
         o.alphaLR = try r.float("alpha_lr") ?? o.alphaLR
         o.alphaWeightDecay = try r.float("alpha_weight_decay") ?? o.alphaWeightDecay
-        let run = try RunSettings(r, defaults: RunSettings(epochs: o.epochs, batchSize: o.batchSize, lr: o.lr, weightDecay: o.weightDecay,
-                                                           checkpointEvery: o.checkpointEvery))
-        (o.epochs, o.batchSize, o.lr, o.weightDecay, o.seed) = (run.epochs, run.batchSize, run.lr, run.weightDecay, run.seed)
-        (o.checkpointDir, o.checkpointEvery, o.maxSteps) = (run.checkpointDir, run.checkpointEvery, run.maxSteps)
+        try readRunSettings(&o, r)
         try positiveAlpha(o.loraAlpha)
         return o
     }
@@ -70,34 +67,21 @@ public enum OptionsJSON {
         o.loraAlpha = try r.float("lora_alpha")
         o.dropout = try r.float("dropout") ?? o.dropout
         o.evalBatchSize = try r.int("eval_batch_size") ?? o.evalBatchSize
-        let run = try RunSettings(r, defaults: RunSettings(epochs: o.epochs, batchSize: o.batchSize, lr: o.lr, weightDecay: o.weightDecay,
-                                                           checkpointEvery: o.checkpointEvery))
-        (o.epochs, o.batchSize, o.lr, o.weightDecay, o.seed) = (run.epochs, run.batchSize, run.lr, run.weightDecay, run.seed)
-        (o.checkpointDir, o.checkpointEvery, o.maxSteps) = (run.checkpointDir, run.checkpointEvery, run.maxSteps)
+        try readRunSettings(&o, r)
         try positiveAlpha(o.loraAlpha)
         return o
     }
 
-    /// The settings every training run has, read with the run's own defaults.
-    struct RunSettings {
-        var epochs: Int, batchSize: Int, lr: Float, weightDecay: Float, checkpointEvery: Int
-        var seed: UInt64 = 0, checkpointDir: String? = nil, maxSteps: Int? = nil
-
-        init(epochs: Int, batchSize: Int, lr: Float, weightDecay: Float, checkpointEvery: Int) {
-            self.epochs = epochs; self.batchSize = batchSize; self.lr = lr; self.weightDecay = weightDecay; self.checkpointEvery = checkpointEvery
-        }
-
-        init(_ r: ConfigReader, defaults d: RunSettings) throws {
-            self = d
-            epochs = try r.int("epochs") ?? d.epochs
-            batchSize = try r.int("batch_size") ?? d.batchSize
-            lr = try r.float("lr") ?? d.lr
-            weightDecay = try r.float("weight_decay") ?? d.weightDecay
-            seed = UInt64(try OptionsJSON.seed(r))
-            checkpointDir = try r.string("checkpoint_dir")
-            checkpointEvery = try r.int("checkpoint_every") ?? d.checkpointEvery
-            maxSteps = try OptionsJSON.nonNegative(r, "max_steps")
-        }
+    /// Reads the settings every training run has, keeping the run's defaults for absent keys.
+    static func readRunSettings<O: RunSettings>(_ o: inout O, _ r: ConfigReader) throws {
+        o.epochs = try r.int("epochs") ?? o.epochs
+        o.batchSize = try r.int("batch_size") ?? o.batchSize
+        o.lr = try r.float("lr") ?? o.lr
+        o.weightDecay = try r.float("weight_decay") ?? o.weightDecay
+        o.seed = UInt64(try seed(r))
+        o.checkpointDir = try r.string("checkpoint_dir")
+        o.checkpointEvery = try r.int("checkpoint_every") ?? o.checkpointEvery
+        o.maxSteps = try nonNegative(r, "max_steps")
     }
 
     static func nonNegative(_ r: ConfigReader, _ key: String) throws -> Int? {
@@ -135,3 +119,18 @@ public enum OptionsJSON {
         return s
     }
 }
+
+/// What search and fine-tune options have in common.
+public protocol RunSettings {
+    var epochs: Int { get set }
+    var batchSize: Int { get set }
+    var lr: Float { get set }
+    var weightDecay: Float { get set }
+    var seed: UInt64 { get set }
+    var checkpointDir: String? { get set }
+    var checkpointEvery: Int { get set }
+    var maxSteps: Int? { get set }
+}
+
+extension SearchOptions: RunSettings {}
+extension FinetuneOptions: RunSettings {}
