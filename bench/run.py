@@ -39,7 +39,7 @@ def main():
 
     rows = []
     for size in args.sizes:
-        steps = {"tiny": ("8", "2"), "small": ("4", "1"), "medium": ("2", "1")}[size]
+        steps = {"tiny": ("20", "3"), "small": ("6", "1"), "medium": ("3", "1")}[size]
         ours, sup, torch_runs = [], [], []
         for _ in range(args.repeats):   # alternate the engines so both see the same machine noise
             ours.append(run_json([BENCH, "step", "--size", size, "--mode", "lora", "--threads", str(args.threads), "--steps", steps[0], "--warmup", steps[1]]))
