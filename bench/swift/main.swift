@@ -46,7 +46,7 @@ func kernels() {
         let t2 = median(time(5) { RMSNorm.forward(y: y.ptr, rstd: r.ptr, x: x.ptr, w: w.ptr, n: rows, c: c, eps: 1e-5) })
         print(String(format: "rmsnorm forward %d×%d, %d thread(s): %6.1f GB/s (8 bytes/element)", rows, c, threads, 8.0 * Double(rows * c) / t2 / 1e9))
         let t3 = median(time(5) { Softmax.forward(y: y.ptr, x: x.ptr, n: rows, c: c) })
-        print(String(format: "softmax rows %d×%d (1 thread loop): %6.1f GB/s (8 bytes/element)", rows, c, 8.0 * Double(rows * c) / t3 / 1e9))
+        print(String(format: "softmax rows %d×%d, %d thread(s): %6.1f GB/s (8 bytes/element)", rows, c, threads, 8.0 * Double(rows * c) / t3 / 1e9))
     }
     Engine.threads = saved
 }

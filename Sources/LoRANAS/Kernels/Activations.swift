@@ -103,7 +103,9 @@ public enum TanhGate {
 /// Row softmax over the last axis of (N, C).
 public enum Softmax {
     public static func forward(y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, n: Int, c: Int) {
-        for i in 0..<n { softmaxRow(y + i * c, x + i * c, c) }
+        Engine.parallelRanges(n, grain: max(1, (1 << 14) / max(c, 1))) { rows in
+            for i in rows { softmaxRow(y + i * c, x + i * c, c) }
+        }
     }
 
     /// dx += y ⊙ (dy − Σ dy⊙y)
@@ -119,8 +121,7 @@ public enum Softmax {
     /// y = softmax(x) for one row; returns log Σ exp(x) (the row's log-sum-exp).
     @discardableResult @inline(__always)
     static func softmaxRow(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ c: Int) -> Float {
-        var m = -Float.infinity
-        for j in 0..<c { m = max(m, x[j]) }
+        let m = Attention.rowMax(x, c)
         var s = Float(0)
         let mv = F16x(repeating: m)
         var acc = F16x()
@@ -128,8 +129,8 @@ public enum Softmax {
         while j + 16 <= c { let e = vexp(load(x, j) - mv); store(e, y, j); acc += e; j += 16 }
         s = acc.sum()
         while j < c { let e = sexp(x[j] - m); y[j] = e; s += e; j += 1 }
-        let inv = 1 / s
-        for j in 0..<c { y[j] *= inv }
+        let inv = 1 / s, iv = F16x(repeating: inv)
+        forEachChunk(c, simd: { j in store(load(y, j) * iv, y, j) }, scalar: { j in y[j] *= inv })
         return m + logf(s)
     }
 }

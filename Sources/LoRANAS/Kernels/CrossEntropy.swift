@@ -48,8 +48,7 @@ public enum CrossEntropy {
 
     @inline(__always)
     static func logSumExp(_ x: UnsafePointer<Float>, _ c: Int) -> Float {
-        var m = -Float.infinity
-        for j in 0..<c { m = max(m, x[j]) }
+        let m = Attention.rowMax(x, c)
         let mv = F16x(repeating: m)
         var acc = F16x()
         var j = 0
