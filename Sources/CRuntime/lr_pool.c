@@ -5,7 +5,7 @@
 #include <stdbool.h>
 
 #define LR_MAX_WORKERS 63
-#define LR_SPIN_ROUNDS 20000   /* ~50-100 µs of pause instructions before sleeping */
+#define LR_SPIN_ROUNDS 200000  /* ~1 ms of pause instructions before sleeping */
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;     /* serializes jobs and pool growth */
 static pthread_mutex_t sleep_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -17,7 +17,7 @@ public func gemm(_ transA: Bool, _ transB: Bool, m: Int, n: Int, k: Int,
     }
     let ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans
     let flops = 2 * m * n * k
-    let threads = (!threaded || flops < 8_000_000) ? 1 : Engine.threads
+    let threads = (!threaded || flops < 3_000_000) ? 1 : Engine.threads
     if threads == 1 {
         cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
         return
