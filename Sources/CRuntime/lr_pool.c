@@ -1,6 +1,7 @@
 #include "lr_pool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
@@ -40,7 +41,11 @@ static void *worker_main(void *arg) {
         long g;
         int spins = 0;
         while ((g = atomic_load_explicit(&generation, memory_order_acquire)) == seen) {
-            if (++spins < LR_SPIN_ROUNDS) { cpu_pause(); continue; }
+            if (++spins < LR_SPIN_ROUNDS) {
+                /* Yield now and then: a worker that shares a core with the caller must not starve it. */
+                if ((spins & 63) == 0) sched_yield(); else cpu_pause();
+                continue;
+            }
             pthread_mutex_lock(&sleep_lock);
             atomic_fetch_add(&sleeping, 1);
             while (atomic_load(&generation) == seen) pthread_cond_wait(&wake, &sleep_lock);
