@@ -66,6 +66,35 @@ final class CABITests: XCTestCase {
         XCTAssertEqual(loranas_set_num_threads(0), 1)
     }
 
+    func testTrainingEntryPointsRejectBadArgumentsWithoutTrapping() throws {
+        var out: OpaquePointer?
+        XCTAssertEqual(loranas_search(nil, nil, nil, nil, nil, nil, &out), 1)
+        XCTAssertNil(out)
+        XCTAssertEqual(loranas_finetune(nil, nil, nil, nil, nil, nil, nil), 1)
+        XCTAssertEqual(loranas_evaluate(nil, nil, 4, &out), 1)
+        XCTAssertEqual(loranas_dataset_create(nil, &out), 1)
+        XCTAssertEqual(loranas_dataset_add(nil, nil), 1)
+        XCTAssertEqual(loranas_result_json(nil, nil, 0, nil), 1)
+        loranas_result_free(nil); loranas_dataset_free(nil); loranas_model_free(nil)
+
+        var model: OpaquePointer?
+        XCTAssertEqual(loranas_model_load(MllamaFixtureTests.path("tiles4_gqa"), &model), 0)
+        defer { loranas_model_free(model) }
+        var ds: OpaquePointer?
+        XCTAssertEqual(loranas_dataset_create(model, &ds), 0)
+        defer { loranas_dataset_free(ds) }
+        // An empty dataset, bad JSON, and an unknown option: errors with messages.
+        XCTAssertEqual(loranas_search(model, ds, ds, "{}", nil, nil, &out), 1)
+        XCTAssert(String(cString: loranas_last_error()).contains("non-empty"))
+        XCTAssertEqual(loranas_search(model, ds, ds, "{not json", nil, nil, &out), 1)
+        XCTAssert(String(cString: loranas_last_error()).contains("not valid JSON"))
+        XCTAssertEqual(loranas_finetune(model, ds, ds, "{\"epoch\": 2}", nil, nil, &out), 1)
+        XCTAssert(String(cString: loranas_last_error()).contains("unknown option \"epoch\""))
+        XCTAssertEqual(loranas_model_save_adapter(model, "/tmp/nowhere"), 1)
+        XCTAssert(String(cString: loranas_last_error()).contains("no LoRA adapters"))
+        XCTAssertEqual(loranas_model_load_adapter(model, "/definitely/missing"), 4)
+    }
+
     func testLastErrorIsPerThread() {
         XCTAssertEqual(loranas_matmul_f32(nil, nil, nil, 1, 1, 1, 0, 0), 1)
         let mine = String(cString: loranas_last_error())
