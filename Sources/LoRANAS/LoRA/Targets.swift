@@ -91,7 +91,7 @@ extension MllamaModel {
         for name in ranks.keys where byName[name] == nil {
             throw LoRANASError.notFound("no targetable linear module \(name)")
         }
-        var rng = SplitMix64(seed: seed)
+        let rng = SplitMix64(seed: seed)
         var out: [LoRAAdapter] = []
         for l in targetableLinears {
             guard let r = ranks[l.name] else { continue }
@@ -102,7 +102,6 @@ extension MllamaModel {
             l.adapter = a
             out.append(a)
         }
-        _ = rng.next()
         return out
     }
 }

@@ -145,7 +145,7 @@ extension MllamaModel {
         removeAdapters()
         let targets = linears(matching: o.targets)
         try require(!targets.isEmpty, "no module matches the targets")
-        var rng = SplitMix64(seed: o.seed)
+        let rng = SplitMix64(seed: o.seed)
         let supernets = targets.map { l -> SupernetAdapter in
             var g = rng.derived(l.name)
             let s = SupernetAdapter(module: l.name, inFeatures: l.inFeatures, outFeatures: l.outFeatures, space: o.space,
@@ -153,7 +153,6 @@ extension MllamaModel {
             l.adapter = s
             return s
         }
-        _ = rng.next()
         let weights = supernets.flatMap { [$0.a, $0.b] }, arch = supernets.map(\.logits)
         let wOpt = Adam(weights, AdamConfig(lr: o.lr, weightDecay: o.weightDecay))
         let aOpt = Adam(arch, AdamConfig(lr: o.alphaLR, beta1: 0.5, beta2: 0.999, weightDecay: o.alphaWeightDecay, decoupled: false))
@@ -200,10 +199,9 @@ extension MllamaModel {
 
         let trainOrder = BatchOrder(seed: o.seed, count: train.count, batchSize: o.batchSize)
         let valOrder = BatchOrder(seed: o.seed, count: validation.count, batchSize: o.batchSize)
-        var stopped = false
         epochs: while state.epoch < o.epochs {
             while state.stepInEpoch < trainOrder.batchesPerPass {
-                if let m = o.maxSteps, state.globalStep >= m { try save(); stopped = true; break epochs }
+                if let m = o.maxSteps, state.globalStep >= m { try save(); break epochs }
                 let t0 = Date()
                 let step = state.globalStep + 1
                 // (1) A and B on a train batch, α frozen.
@@ -225,7 +223,7 @@ extension MllamaModel {
                 state.stepInEpoch += 1; state.globalStep += 1
                 let action = progress?(ProgressEvent(kind: .step, epoch: state.epoch, step: state.globalStep,
                                                      stepsPerEpoch: trainOrder.batchesPerPass, trainLoss: loss, validationLoss: vloss)) ?? .more
-                if action == .stop { try save(); stopped = true; break epochs }
+                if action == .stop { try save(); break epochs }
                 if state.globalStep % o.checkpointEvery == 0 { try save() }
             }
             state.epochTimes.append(state.currentEpochTime)
@@ -233,9 +231,8 @@ extension MllamaModel {
             state.epoch += 1; state.stepInEpoch = 0
             try save()
             if progress?(ProgressEvent(kind: .epoch, epoch: state.epoch - 1, step: state.globalStep, stepsPerEpoch: trainOrder.batchesPerPass,
-                                       trainLoss: state.trainLosses.last ?? .nan, validationLoss: valLosses.last)) == .stop { stopped = true; break }
+                                       trainLoss: state.trainLosses.last ?? .nan, validationLoss: valLosses.last)) == .stop { break }
         }
-        _ = stopped
         for s in supernets { s.trainWeights = false; s.trainAlpha = false }
 
         let ranks = deriveRanks(supernets, budget: budget)
