@@ -124,7 +124,7 @@ public struct MllamaConfig: Sendable, Equatable {
         if rope == nil || rope!.isNull { rope = t["rope_scaling"] }
         text.ropeTheta = try r.double("rope_theta") ?? text.ropeTheta
         if let rope, rope.object != nil {
-            var rr = ConfigReader(json: rope, section: "text_config.rope_parameters")
+            let rr = ConfigReader(json: rope, section: "text_config.rope_parameters")
             text.ropeTheta = try rr.double("rope_theta") ?? text.ropeTheta
             let kind = try rr.string("rope_type") ?? rr.string("type") ?? "default"
             switch kind {
