@@ -285,6 +285,24 @@ final class KernelGradientTests: XCTestCase {
         invalid.withUnsafeBufferPointer { p in attentionCheck("vision outer mask", d, mask: .outer(invalid: p.baseAddress!)) }
     }
 
+    /// Backward from kept probabilities equals backward that recomputes them.
+    func testKeptProbabilitiesGiveTheRecomputedGradients() {
+        let d = Attention.Dims(b: 2, sq: 5, sk: 7, nh: 4, nkv: 2, hd: 4)
+        let q = rng.tensor([d.b, d.sq, d.nh * d.hd]), k = rng.tensor([d.b, d.sk, d.nkv * d.hd]), v = rng.tensor([d.b, d.sk, d.nkv * d.hd])
+        let dout = rng.tensor(q.shape), lse = Tensor(zeros: [d.b, d.nh, d.sq]), probs = Attention.probsBuffer(d)!
+        var grads: [[Tensor]] = []
+        for keep in [false, true] {
+            let o = Tensor(zeros: q.shape)
+            Attention.forward(out: o.ptr, lse: lse.ptr, q: q.ptr, k: k.ptr, v: v.ptr, mask: .causal(keyValid: nil), d, probs: keep ? probs.ptr : nil)
+            let g = [Tensor(zeros: q.shape), Tensor(zeros: k.shape), Tensor(zeros: v.shape)]
+            Attention.backward(dq: g[0].ptr, dk: g[1].ptr, dv: g[2].ptr, dout: dout.ptr, q: q.ptr, k: k.ptr, v: v.ptr, lse: lse.ptr,
+                               mask: .causal(keyValid: nil), d, probs: keep ? UnsafePointer(probs.ptr) : nil)
+            grads.append(g)
+        }
+        for (a, b) in zip(grads[0], grads[1]) { assertClose(b, a, rtol: 1e-5, atol: 1e-6) }
+        XCTAssertGreaterThan(grads[0][1].norm, 0)
+    }
+
     func testAttentionUnmasked() {
         attentionCheck("attention no mask", Attention.Dims(b: 2, sq: 3, sk: 20, nh: 2, nkv: 2, hd: 8), mask: .none)
     }

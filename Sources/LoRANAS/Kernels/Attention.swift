@@ -29,8 +29,9 @@ public enum AttentionMask: @unchecked Sendable {
 /// q is (B, Sq, nh·hd), k and v are (B, Sk, nkv·hd): the layouts the projections produce, so no
 /// transposes are needed. Query head h reads kv head h / (nh/nkv). out is (B, Sq, nh·hd).
 /// A query row with no visible key outputs zeros and passes no gradient (PyTorch SDPA's behaviour).
-/// Forward caches only the per-row log-sum-exp `lse` (B, nh, Sq); backward recomputes the
-/// probabilities from q and k, so memory grows with S, not S².
+/// Forward caches the per-row log-sum-exp `lse` (B, nh, Sq), and the probabilities themselves only
+/// when they are small (`probsBuffer`); otherwise backward recomputes them from q and k, so memory
+/// grows with S, not S².
 public enum Attention {
     public struct Dims: Sendable {
         public var b, sq, sk, nh, nkv, hd: Int
@@ -40,14 +41,25 @@ public enum Attention {
         var scale: Float { 1 / Float(hd).squareRoot() }
     }
 
+    /// Probability tables up to this many floats per call are kept for backward (`probsBuffer`);
+    /// larger ones are recomputed from q, k and the log-sum-exp, so memory stays O(S) at scale.
+    public static let keptProbabilityLimit = 1 << 22
+
+    /// A (B, nh, Sq, Sk) buffer for the probabilities when they are small enough to keep, else nil.
+    public static func probsBuffer(_ d: Dims) -> Tensor? {
+        d.b * d.nh * d.sq * d.sk <= keptProbabilityLimit ? Tensor(uninitialized: [d.b, d.nh, d.sq, d.sk]) : nil
+    }
+
+    /// `probs`, when given, receives the probabilities (B, nh, Sq, Sk) for backward to reuse.
     public static func forward(out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>,
                                q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-                               mask: AttentionMask, _ d: Dims) {
+                               mask: AttentionMask, _ d: Dims, probs: UnsafeMutablePointer<Float>? = nil) {
         let qs = d.nh * d.hd, ks = d.nkv * d.hd, g = d.nh / d.nkv
         // One task per (sample, head), handed out dynamically so uneven rows balance.
         Engine.parallelFor(d.b * d.nh) { task in
-            let p = UnsafeMutablePointer<Float>.allocate(capacity: d.sq * d.sk)
-            defer { p.deallocate() }
+            let scratch = probs == nil ? UnsafeMutablePointer<Float>.allocate(capacity: d.sq * d.sk) : nil
+            defer { scratch?.deallocate() }
+            let p = scratch ?? probs! + task * d.sq * d.sk
             do {
                 let b = task / d.nh, h = task % d.nh, kv = h / g
                 let qh = q + b * d.sq * qs + h * d.hd
@@ -67,13 +79,13 @@ public enum Attention {
     public static func backward(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>,
                                 dv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                                 q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-                                lse: UnsafePointer<Float>, mask: AttentionMask, _ d: Dims) {
+                                lse: UnsafePointer<Float>, mask: AttentionMask, _ d: Dims, probs: UnsafePointer<Float>? = nil) {
         let qs = d.nh * d.hd, ks = d.nkv * d.hd, g = d.nh / d.nkv
         // One task per (sample, kv head): the g query heads that share a kv head write to the same dk, dv.
         Engine.parallelFor(d.b * d.nkv) { task in
-            let p = UnsafeMutablePointer<Float>.allocate(capacity: d.sq * d.sk)
+            let scratch = probs == nil ? UnsafeMutablePointer<Float>.allocate(capacity: d.sq * d.sk) : nil
             let dp = UnsafeMutablePointer<Float>.allocate(capacity: d.sq * d.sk)
-            defer { p.deallocate(); dp.deallocate() }
+            defer { scratch?.deallocate(); dp.deallocate() }
             do {
                 let b = task / d.nkv, kv = task % d.nkv
                 let kh = k + b * d.sk * ks + kv * d.hd, vh = v + b * d.sk * ks + kv * d.hd
@@ -81,12 +93,18 @@ public enum Attention {
                 for h in (kv * g)..<((kv + 1) * g) {
                     let qh = q + b * d.sq * qs + h * d.hd, dqh = dq + b * d.sq * qs + h * d.hd
                     let doh = dout + b * d.sq * qs + h * d.hd
-                    gemm(false, true, m: d.sq, n: d.sk, k: d.hd, alpha: d.scale, a: qh, lda: qs, b: kh, ldb: ks,
-                         c: p, threaded: false)
-                    for i in 0..<d.sq {
-                        let row = p + i * d.sk
-                        mask.apply(row, b: b, q: i, sq: d.sq, sk: d.sk)
-                        expShifted(row, d.sk, shift: lse[(b * d.nh + h) * d.sq + i])
+                    let p: UnsafeMutablePointer<Float>
+                    if let probs {
+                        p = UnsafeMutablePointer(mutating: probs + (b * d.nh + h) * d.sq * d.sk)
+                    } else {
+                        p = scratch!
+                        gemm(false, true, m: d.sq, n: d.sk, k: d.hd, alpha: d.scale, a: qh, lda: qs, b: kh, ldb: ks,
+                             c: p, threaded: false)
+                        for i in 0..<d.sq {
+                            let row = p + i * d.sk
+                            mask.apply(row, b: b, q: i, sq: d.sq, sk: d.sk)
+                            expShifted(row, d.sk, shift: lse[(b * d.nh + h) * d.sq + i])
+                        }
                     }
                     // dv += Pᵀ·do ; dP = do·vᵀ
                     gemm(true, false, m: d.sk, n: d.hd, k: d.sq, a: p, b: doh, ldb: qs, beta: 1, c: dvh, ldc: ks, threaded: false)

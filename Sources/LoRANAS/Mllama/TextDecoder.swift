@@ -60,7 +60,7 @@ final class TextSelfAttentionLayer {
 
     var linears: [LinearLayer] { [q, k, v, o, mlp.gate, mlp.up, mlp.down] }
 
-    final class Cache { var x, n, rstd, q, k, v, lse, attn: Tensor?; let mlp = TextMLP.Cache() }
+    final class Cache { var x, n, rstd, q, k, v, lse, probs, attn: Tensor?; let mlp = TextMLP.Cache() }
 
     func forward(_ x: Tensor, _ d: TextDims, eps: Float, rope: (cos: [Float], sin: [Float]), mask: AttentionMask,
                  params p: ParameterSet, cache c: Cache?) -> Tensor {
@@ -70,13 +70,14 @@ final class TextSelfAttentionLayer {
         Rope.forward(qt.ptr, cos: rope.cos, sin: rope.sin, rows: d.rows, seq: d.s, heads: d.nh, headDim: d.hd)
         Rope.forward(kt.ptr, cos: rope.cos, sin: rope.sin, rows: d.rows, seq: d.s, heads: d.nkv, headDim: d.hd)
         let attn = Tensor(uninitialized: [d.rows, d.nh * d.hd]), lse = Tensor(uninitialized: [d.b, d.nh, d.s])
-        Attention.forward(out: attn.ptr, lse: lse.ptr, q: qt.ptr, k: kt.ptr, v: vt.ptr, mask: mask,
-                          .init(b: d.b, sq: d.s, sk: d.s, nh: d.nh, nkv: d.nkv, hd: d.hd))
+        let dims = Attention.Dims(b: d.b, sq: d.s, sk: d.s, nh: d.nh, nkv: d.nkv, hd: d.hd)
+        let probs = c == nil ? nil : Attention.probsBuffer(dims)
+        Attention.forward(out: attn.ptr, lse: lse.ptr, q: qt.ptr, k: kt.ptr, v: vt.ptr, mask: mask, dims, probs: probs?.ptr)
         let h = o.forward(attn)
         axpy(1, x.ptr, h.ptr, h.count)
         let y = mlp.forward(h, eps: eps, params: p, cache: c?.mlp)
         axpy(1, h.ptr, y.ptr, y.count)
-        if let c { c.x = x; c.n = n; c.rstd = rstd; c.q = qt; c.k = kt; c.v = vt; c.lse = lse; c.attn = attn }
+        if let c { c.x = x; c.n = n; c.rstd = rstd; c.q = qt; c.k = kt; c.v = vt; c.lse = lse; c.probs = probs; c.attn = attn }
         return y
     }
 
@@ -88,7 +89,8 @@ final class TextSelfAttentionLayer {
         o.backward(dh, x: c.attn!, dx: dattn)
         let dq = Tensor(zeros: c.q!.shape), dk = Tensor(zeros: c.k!.shape), dv = Tensor(zeros: c.v!.shape)
         Attention.backward(dq: dq.ptr, dk: dk.ptr, dv: dv.ptr, dout: dattn.ptr, q: c.q!.ptr, k: c.k!.ptr, v: c.v!.ptr,
-                           lse: c.lse!.ptr, mask: mask, .init(b: d.b, sq: d.s, sk: d.s, nh: d.nh, nkv: d.nkv, hd: d.hd))
+                           lse: c.lse!.ptr, mask: mask, .init(b: d.b, sq: d.s, sk: d.s, nh: d.nh, nkv: d.nkv, hd: d.hd),
+                           probs: c.probs.map { UnsafePointer($0.ptr) })
         Rope.backward(dq.ptr, cos: rope.cos, sin: rope.sin, rows: d.rows, seq: d.s, heads: d.nh, headDim: d.hd)
         Rope.backward(dk.ptr, cos: rope.cos, sin: rope.sin, rows: d.rows, seq: d.s, heads: d.nkv, headDim: d.hd)
         let dn = Tensor(zeros: dh.shape)
@@ -117,7 +119,7 @@ final class TextCrossAttentionLayer {
 
     var linears: [LinearLayer] { [q, k, v, o, mlp.gate, mlp.up, mlp.down] }
 
-    final class Cache { var x, n, rstd, q, rstdQ, qn, k, rstdK, kn, v, lse, attn, out, h, mlpOut: Tensor?; let mlp = TextMLP.Cache() }
+    final class Cache { var x, n, rstd, q, rstdQ, qn, k, rstdK, kn, v, lse, probs, attn, out, h, mlpOut: Tensor?; let mlp = TextMLP.Cache() }
 
     /// cs: cross-attention states (B·N, H); rowVisible: F (B·S), 1 where the row may see some tile.
     func forward(_ x: Tensor, _ d: TextDims, cs: Tensor, rowVisible: [Float], eps: Float, mask: AttentionMask,
@@ -130,8 +132,9 @@ final class TextCrossAttentionLayer {
         RMSNorm.forward(y: kn.ptr, rstd: rstdK.ptr, x: kt.ptr, w: p[kNorm].ptr, n: d.b * d.n * d.nkv, c: d.hd, eps: eps)
         let vt = v.forward(cs)
         let attn = Tensor(uninitialized: [d.rows, d.nh * d.hd]), lse = Tensor(uninitialized: [d.b, d.nh, d.s])
-        Attention.forward(out: attn.ptr, lse: lse.ptr, q: qn.ptr, k: kn.ptr, v: vt.ptr, mask: mask,
-                          .init(b: d.b, sq: d.s, sk: d.n, nh: d.nh, nkv: d.nkv, hd: d.hd))
+        let dims = Attention.Dims(b: d.b, sq: d.s, sk: d.n, nh: d.nh, nkv: d.nkv, hd: d.hd)
+        let probs = c == nil ? nil : Attention.probsBuffer(dims)
+        Attention.forward(out: attn.ptr, lse: lse.ptr, q: qn.ptr, k: kn.ptr, v: vt.ptr, mask: mask, dims, probs: probs?.ptr)
         let out = o.forward(attn)
         let h = x.copy()
         TanhGate.forward(y: h.ptr, a: out.ptr, gate: p[attnGate].ptr[0], n: h.count)
@@ -144,7 +147,7 @@ final class TextCrossAttentionLayer {
         TanhGate.forward(y: y.ptr, a: mlpOut.ptr, gate: p[mlpGate].ptr[0], n: y.count)
         if let c {
             c.x = x; c.n = n; c.rstd = rstd; c.q = qt; c.rstdQ = rstdQ; c.qn = qn; c.k = kt; c.rstdK = rstdK; c.kn = kn
-            c.v = vt; c.lse = lse; c.attn = attn; c.out = out; c.h = h; c.mlpOut = mlpOut
+            c.v = vt; c.lse = lse; c.probs = probs; c.attn = attn; c.out = out; c.h = h; c.mlpOut = mlpOut
         }
         return y
     }
@@ -164,7 +167,8 @@ final class TextCrossAttentionLayer {
         o.backward(dout, x: c.attn!, dx: dattn)
         let dqn = Tensor(zeros: c.qn!.shape), dkn = Tensor(zeros: c.kn!.shape), dv = Tensor(zeros: c.v!.shape)
         Attention.backward(dq: dqn.ptr, dk: dkn.ptr, dv: dv.ptr, dout: dattn.ptr, q: c.qn!.ptr, k: c.kn!.ptr, v: c.v!.ptr,
-                           lse: c.lse!.ptr, mask: mask, .init(b: d.b, sq: d.s, sk: d.n, nh: d.nh, nkv: d.nkv, hd: d.hd))
+                           lse: c.lse!.ptr, mask: mask, .init(b: d.b, sq: d.s, sk: d.n, nh: d.nh, nkv: d.nkv, hd: d.hd),
+                           probs: c.probs.map { UnsafePointer($0.ptr) })
         let dq = Tensor(zeros: dqn.shape), dk = Tensor(zeros: dkn.shape)
         RMSNorm.backward(dx: dq.ptr, dw: grads?[qNorm].ptr, dy: dqn.ptr, x: c.q!.ptr, w: p[qNorm].ptr, rstd: c.rstdQ!.ptr, n: d.rows * d.nh, c: d.hd)
         RMSNorm.backward(dx: dk.ptr, dw: grads?[kNorm].ptr, dy: dkn.ptr, x: c.k!.ptr, w: p[kNorm].ptr, rstd: c.rstdK!.ptr, n: d.b * d.n * d.nkv, c: d.hd)

@@ -37,7 +37,7 @@ final class VisionLayer {
 
     /// What backward reads.
     final class Cache {
-        var x, ln1, mean1, rstd1, q, k, v, lse, attn, o, h, ln2, mean2, rstd2, f1, g, f2: Tensor?
+        var x, ln1, mean1, rstd1, q, k, v, lse, probs, attn, o, h, ln2, mean2, rstd2, f1, g, f2: Tensor?
     }
 
     func forward(_ x: Tensor, images: Int, tokens: Int, mask: AttentionMask, params p: ParameterSet, cache: Cache?) -> Tensor {
@@ -47,7 +47,8 @@ final class VisionLayer {
         LayerNorm.forward(y: ln1.ptr, mean: mean1.ptr, rstd: rstd1.ptr, x: x.ptr, w: p[ln1w].ptr, b: p[ln1b].ptr, n: n, c: d, eps: eps)
         let qt = q.forward(ln1), kt = k.forward(ln1), vt = v.forward(ln1)
         let attn = Tensor(uninitialized: [n, d]), lse = Tensor(uninitialized: [images, heads, tokens])
-        Attention.forward(out: attn.ptr, lse: lse.ptr, q: qt.ptr, k: kt.ptr, v: vt.ptr, mask: mask, dims)
+        let probs = cache == nil ? nil : Attention.probsBuffer(dims)
+        Attention.forward(out: attn.ptr, lse: lse.ptr, q: qt.ptr, k: kt.ptr, v: vt.ptr, mask: mask, dims, probs: probs?.ptr)
         let ot = o.forward(attn)
         let h = x.copy()
         TanhGate.forward(y: h.ptr, a: ot.ptr, gate: gateAttn.map { p[$0].ptr[0] } ?? .infinity, n: n * d)
@@ -60,7 +61,7 @@ final class VisionLayer {
         let y = h.copy()
         TanhGate.forward(y: y.ptr, a: f2.ptr, gate: gateFFN.map { p[$0].ptr[0] } ?? .infinity, n: n * d)
         if let c = cache {
-            c.x = x; c.ln1 = ln1; c.mean1 = mean1; c.rstd1 = rstd1; c.q = qt; c.k = kt; c.v = vt; c.lse = lse; c.attn = attn
+            c.x = x; c.ln1 = ln1; c.mean1 = mean1; c.rstd1 = rstd1; c.q = qt; c.k = kt; c.v = vt; c.lse = lse; c.probs = probs; c.attn = attn
             c.h = h; c.ln2 = ln2; c.mean2 = mean2; c.rstd2 = rstd2; c.f1 = f1; c.g = g
             if gateAttn != nil { c.o = ot; c.f2 = f2 }
         }
@@ -89,7 +90,7 @@ final class VisionLayer {
         o.backward(dout, x: c.attn!, dx: dattn)
         let dq = Tensor(zeros: [n, d]), dk = Tensor(zeros: [n, d]), dv = Tensor(zeros: [n, d])
         Attention.backward(dq: dq.ptr, dk: dk.ptr, dv: dv.ptr, dout: dattn.ptr, q: c.q!.ptr, k: c.k!.ptr, v: c.v!.ptr,
-                           lse: c.lse!.ptr, mask: mask, dims)
+                           lse: c.lse!.ptr, mask: mask, dims, probs: c.probs.map { UnsafePointer($0.ptr) })
         let dln1 = Tensor(zeros: [n, d])
         q.backward(dq, x: c.ln1!, dx: dln1); k.backward(dk, x: c.ln1!, dx: dln1); v.backward(dv, x: c.ln1!, dx: dln1)
         LayerNorm.backward(dx: dh.ptr, dw: grads?[ln1w].ptr, db: grads?[ln1b].ptr, dy: dln1.ptr, x: c.x!.ptr, w: p[ln1w].ptr,
