@@ -137,7 +137,7 @@ extension MllamaModel {
         var state = LoopState()
         var evaluations: [Evaluation] = []
         let fingerprint = o.fingerprint + "|\(train.count)|\(validation.count)|\(parameterCount)"
-        func save() throws {
+        func save(_ state: LoopState) throws {
             guard let dir = o.checkpointDir else { return }
             var tensors = params.map { ($0.name, $0.value) } + opt.state(prefix: "opt.")
             tensors.append(("train_losses", Tensor(state.trainLosses, shape: [state.trainLosses.count])))
@@ -163,30 +163,17 @@ extension MllamaModel {
             }
         }
         let order = BatchOrder(seed: o.seed, count: train.count, batchSize: o.batchSize)
-        epochs: while state.epoch < o.epochs {
-            while state.stepInEpoch < order.batchesPerPass {
-                if let m = o.maxSteps, state.globalStep >= m { try save(); break epochs }
-                let t0 = Date()
-                for a in adapters { a.training = true }
-                let batch = train.batch(order.batch(pass: state.epoch, index: state.stepInEpoch, label: "train"))
-                let loss = try trainingStep(batch, step: state.globalStep + 1, gradients: params)
-                opt.step()
-                state.trainLosses.append(loss)
-                state.currentEpochTime += Date().timeIntervalSince(t0)
-                state.stepInEpoch += 1; state.globalStep += 1
-                let action = progress?(ProgressEvent(kind: .step, epoch: state.epoch, step: state.globalStep,
-                                                     stepsPerEpoch: order.batchesPerPass, trainLoss: loss, validationLoss: nil)) ?? .more
-                if action == .stop { try save(); break epochs }
-                if state.globalStep % o.checkpointEvery == 0 { try save() }
-            }
-            state.epochTimes.append(state.currentEpochTime)
-            state.currentEpochTime = 0
+        let loop = EpochLoop(order: order, epochs: o.epochs, maxSteps: o.maxSteps, checkpointEvery: o.checkpointEvery)
+        try loop.run(&state, progress: progress, save: save, step: { state, indices in
+            for a in adapters { a.training = true }
+            let loss = try trainingStep(train.batch(indices), step: state.globalStep + 1, gradients: params)
+            opt.step()
+            return (loss, nil)
+        }, endEpoch: {
+            for a in adapters { a.training = false }
             evaluations.append(try evaluate(validation, batchSize: o.evalBatchSize))
-            state.epoch += 1; state.stepInEpoch = 0
-            try save()
-            if progress?(ProgressEvent(kind: .epoch, epoch: state.epoch - 1, step: state.globalStep, stepsPerEpoch: order.batchesPerPass,
-                                       trainLoss: state.trainLosses.last ?? .nan, validationLoss: Float(evaluations.last!.loss))) == .stop { break }
-        }
+            return Float(evaluations.last!.loss)
+        })
         for a in adapters { a.training = false }
         let loraParams = adapters.reduce(0) { $0 + $1.parameterCount }
         return FinetuneResult(ranks: adapters.map { ($0.module, $0.rank) }, loraParameters: loraParams, modelParameters: parameterCount,

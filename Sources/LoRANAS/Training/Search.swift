@@ -169,7 +169,7 @@ extension MllamaModel {
         var state = LoopState()
         var history: [[Float]] = [], valLosses: [Float] = []
         let fingerprint = o.fingerprint + "|\(train.count)|\(validation.count)|\(parameterCount)|\(targets.count)"
-        func snapshot() -> [(String, Tensor)] {
+        func snapshot(_ state: LoopState) -> [(String, Tensor)] {
             let cols = arch.reduce(0) { $0 + $1.value.count }
             let h = Tensor(zeros: [history.count, cols])
             for (i, row) in history.enumerated() { for (j, v) in row.enumerated() { h.ptr[i * cols + j] = v } }
@@ -177,9 +177,9 @@ extension MllamaModel {
                 + [("alpha_history", h), ("train_losses", Tensor(state.trainLosses, shape: [state.trainLosses.count])),
                    ("validation_losses", Tensor(valLosses, shape: [valLosses.count]))]
         }
-        func save() throws {
+        func save(_ state: LoopState) throws {
             guard let dir = o.checkpointDir else { return }
-            try RunCheckpoint.save(dir: dir, tensors: snapshot(), state: .object([
+            try RunCheckpoint.save(dir: dir, tensors: snapshot(state), state: .object([
                 ("kind", .string("search")), ("fingerprint", .string(fingerprint)), ("loop", state.json),
                 ("opt_w_steps", .number(Double(wOpt.steps))), ("opt_a_steps", .number(Double(aOpt.steps)))]))
         }
@@ -199,40 +199,25 @@ extension MllamaModel {
 
         let trainOrder = BatchOrder(seed: o.seed, count: train.count, batchSize: o.batchSize)
         let valOrder = BatchOrder(seed: o.seed, count: validation.count, batchSize: o.batchSize)
-        epochs: while state.epoch < o.epochs {
-            while state.stepInEpoch < trainOrder.batchesPerPass {
-                if let m = o.maxSteps, state.globalStep >= m { try save(); break epochs }
-                let t0 = Date()
-                let step = state.globalStep + 1
-                // (1) A and B on a train batch, α frozen.
-                for s in supernets { s.trainWeights = true; s.trainAlpha = false }
-                let batch = train.batch(trainOrder.batch(pass: state.epoch, index: state.stepInEpoch, label: "train"))
-                let loss = try trainingStep(batch, step: step, gradients: weights)
-                wOpt.step()
-                // (2) α on a validation batch, A and B frozen.
-                for s in supernets { s.trainWeights = false; s.trainAlpha = true }
-                let vc = state.valCursor
-                let vbatch = validation.batch(valOrder.batch(pass: vc / valOrder.batchesPerPass, index: vc % valOrder.batchesPerPass, label: "val"))
-                var vloss = try trainingStep(vbatch, step: step, gradients: arch)
-                if let budget { vloss += addBudgetPenalty(supernets, budget: budget, weight: o.budgetWeight) }
-                aOpt.step()
-                state.valCursor += 1
-                history.append(arch.flatMap { $0.value.array })
-                state.trainLosses.append(loss); valLosses.append(vloss)
-                state.currentEpochTime += Date().timeIntervalSince(t0)
-                state.stepInEpoch += 1; state.globalStep += 1
-                let action = progress?(ProgressEvent(kind: .step, epoch: state.epoch, step: state.globalStep,
-                                                     stepsPerEpoch: trainOrder.batchesPerPass, trainLoss: loss, validationLoss: vloss)) ?? .more
-                if action == .stop { try save(); break epochs }
-                if state.globalStep % o.checkpointEvery == 0 { try save() }
-            }
-            state.epochTimes.append(state.currentEpochTime)
-            state.currentEpochTime = 0
-            state.epoch += 1; state.stepInEpoch = 0
-            try save()
-            if progress?(ProgressEvent(kind: .epoch, epoch: state.epoch - 1, step: state.globalStep, stepsPerEpoch: trainOrder.batchesPerPass,
-                                       trainLoss: state.trainLosses.last ?? .nan, validationLoss: valLosses.last)) == .stop { break }
-        }
+        let loop = EpochLoop(order: trainOrder, epochs: o.epochs, maxSteps: o.maxSteps, checkpointEvery: o.checkpointEvery)
+        try loop.run(&state, progress: progress, save: save, step: { state, indices in
+            let step = state.globalStep + 1
+            // (1) A and B on a train batch, α frozen.
+            for s in supernets { s.trainWeights = true; s.trainAlpha = false }
+            let loss = try trainingStep(train.batch(indices), step: step, gradients: weights)
+            wOpt.step()
+            // (2) α on a validation batch, A and B frozen.
+            for s in supernets { s.trainWeights = false; s.trainAlpha = true }
+            let vc = state.valCursor
+            let vbatch = validation.batch(valOrder.batch(pass: vc / valOrder.batchesPerPass, index: vc % valOrder.batchesPerPass, label: "val"))
+            var vloss = try trainingStep(vbatch, step: step, gradients: arch)
+            if let budget { vloss += addBudgetPenalty(supernets, budget: budget, weight: o.budgetWeight) }
+            aOpt.step()
+            state.valCursor += 1
+            history.append(arch.flatMap { $0.value.array })
+            valLosses.append(vloss)
+            return (loss, vloss)
+        }, endEpoch: { valLosses.last })
         for s in supernets { s.trainWeights = false; s.trainAlpha = false }
 
         let ranks = deriveRanks(supernets, budget: budget)

@@ -59,6 +59,45 @@ struct BatchOrder {
     }
 }
 
+/// The epoch and step loop that search and fine-tuning share: the seeded batch order, wall time
+/// of training alone, progress reports, checkpoints every `checkpointEvery` steps, at each epoch
+/// end and on a stop, and `maxSteps`.
+struct EpochLoop {
+    let order: BatchOrder
+    let epochs: Int
+    let maxSteps: Int?
+    let checkpointEvery: Int
+
+    /// `step(&state, batch indices)` trains one step and returns its train loss and the loss to
+    /// report beside it; `endEpoch()` runs after an epoch's timing stops (evaluation goes there)
+    /// and returns the epoch's validation loss; `save(state)` writes a checkpoint.
+    func run(_ state: inout LoopState, progress: ProgressCallback?, save: (LoopState) throws -> Void,
+             step: (inout LoopState, [Int]) throws -> (train: Float, other: Float?),
+             endEpoch: () throws -> Float?) throws {
+        epochs: while state.epoch < epochs {
+            while state.stepInEpoch < order.batchesPerPass {
+                if let m = maxSteps, state.globalStep >= m { try save(state); break epochs }
+                let t0 = Date()
+                let (loss, other) = try step(&state, order.batch(pass: state.epoch, index: state.stepInEpoch, label: "train"))
+                state.trainLosses.append(loss)
+                state.currentEpochTime += Date().timeIntervalSince(t0)
+                state.stepInEpoch += 1; state.globalStep += 1
+                let action = progress?(ProgressEvent(kind: .step, epoch: state.epoch, step: state.globalStep,
+                                                     stepsPerEpoch: order.batchesPerPass, trainLoss: loss, validationLoss: other)) ?? .more
+                if action == .stop { try save(state); break epochs }
+                if state.globalStep % checkpointEvery == 0 { try save(state) }
+            }
+            state.epochTimes.append(state.currentEpochTime)
+            state.currentEpochTime = 0
+            let validation = try endEpoch()
+            state.epoch += 1; state.stepInEpoch = 0
+            try save(state)
+            if progress?(ProgressEvent(kind: .epoch, epoch: state.epoch - 1, step: state.globalStep, stepsPerEpoch: order.batchesPerPass,
+                                       trainLoss: state.trainLosses.last ?? .nan, validationLoss: validation)) == .stop { break }
+        }
+    }
+}
+
 /// Checkpoint files: `state.safetensors` in the run's directory, holding named tensors and a
 /// JSON "state" entry in the metadata; written to a temporary file and renamed.
 enum RunCheckpoint {
