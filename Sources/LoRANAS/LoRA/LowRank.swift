@@ -9,6 +9,10 @@ enum LowRank {
                         a: UnsafePointer<Float>, b: UnsafePointer<Float>, scale: UnsafePointer<Float>,
                         n: Int, inFeatures: Int, outFeatures: Int, rank: Int) {
         gemm(false, true, m: n, n: rank, k: inFeatures, a: x, b: a, c: u)
+        if let s = uniform(scale, rank) {   // plain LoRA: the scale rides on the GEMM
+            gemm(false, true, m: n, n: outFeatures, k: rank, alpha: s, a: u, b: b, beta: 1, c: y)
+            return
+        }
         let t = UnsafeMutablePointer<Float>.allocate(capacity: n * rank)
         defer { t.deallocate() }
         scaleColumns(t, u, scale, n: n, r: rank)
@@ -23,7 +27,10 @@ enum LowRank {
         let g = UnsafeMutablePointer<Float>.allocate(capacity: n * rank)
         defer { g.deallocate() }
         gemm(false, false, m: n, n: rank, k: outFeatures, a: dy, b: b, c: g)       // g = dy·B (n, R)
-        if let dB {
+        let s = uniform(scale, rank)
+        if let dB, let s {
+            gemm(true, false, m: outFeatures, n: rank, k: n, alpha: s, a: dy, b: u, beta: 1, c: dB)   // dB += s·dyᵀ·u
+        } else if let dB {
             let t = UnsafeMutablePointer<Float>.allocate(capacity: n * rank)
             defer { t.deallocate() }
             scaleColumns(t, u, scale, n: n, r: rank)
@@ -36,9 +43,16 @@ enum LowRank {
                 dScale[j] += Float(s)
             }
         }
-        scaleColumns(g, g, scale, n: n, r: rank)                                    // du = g ⊙ σ
-        if let dA { gemm(true, false, m: rank, n: inFeatures, k: n, a: g, b: x, beta: 1, c: dA) }     // dA += duᵀ·x
-        if let dx { gemm(false, false, m: n, n: inFeatures, k: rank, a: g, b: a, beta: 1, c: dx) }    // dx += du·A
+        if s == nil { scaleColumns(g, g, scale, n: n, r: rank) }                    // du = g ⊙ σ (or s·g below)
+        if let dA { gemm(true, false, m: rank, n: inFeatures, k: n, alpha: s ?? 1, a: g, b: x, beta: 1, c: dA) }     // dA += duᵀ·x
+        if let dx { gemm(false, false, m: n, n: inFeatures, k: rank, alpha: s ?? 1, a: g, b: a, beta: 1, c: dx) }    // dx += du·A
+    }
+
+    /// σ's common value when every component has the same scale (plain LoRA, one-choice supernet).
+    @inline(__always)
+    static func uniform(_ scale: UnsafePointer<Float>, _ r: Int) -> Float? {
+        for j in 1..<max(r, 1) where scale[j] != scale[0] { return nil }
+        return scale[0]
     }
 
     @inline(__always)
