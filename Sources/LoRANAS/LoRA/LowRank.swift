@@ -1,51 +1,59 @@
 /// y += (x·Aᵀ ⊙ σ)·Bᵀ: the one kernel behind LoRA and the supernet.
 ///
 /// A is (R, in), B is (out, R), σ is a per-component scale (R). Plain LoRA has σ = lora_alpha/r
-/// everywhere; the supernet folds its softmax-weighted mix of rank slices into σ, so it costs the
-/// same two GEMMs however many rank choices it has.
+/// everywhere, and the scale rides on a GEMM's alpha. The supernet folds its softmax-weighted mix
+/// of rank slices into σ, applied to A's rows (R·in work, not n·R), so it costs the same GEMMs as
+/// LoRA at rank R however many rank choices it has.
 enum LowRank {
-    /// u (n, R) = x·Aᵀ, unscaled (backward reads it); y += (u ⊙ σ)·Bᵀ.
+    /// Saves u (n, R) for backward: x·Aᵀ when σ is uniform, x·(diag(σ)·A)ᵀ = (x·Aᵀ) ⊙ σ otherwise.
     static func forward(y: UnsafeMutablePointer<Float>, u: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>,
                         a: UnsafePointer<Float>, b: UnsafePointer<Float>, scale: UnsafePointer<Float>,
                         n: Int, inFeatures: Int, outFeatures: Int, rank: Int) {
-        gemm(false, true, m: n, n: rank, k: inFeatures, a: x, b: a, c: u)
-        if let s = uniform(scale, rank) {   // plain LoRA: the scale rides on the GEMM
+        if let s = uniform(scale, rank) {
+            gemm(false, true, m: n, n: rank, k: inFeatures, a: x, b: a, c: u)
             gemm(false, true, m: n, n: outFeatures, k: rank, alpha: s, a: u, b: b, beta: 1, c: y)
             return
         }
-        let t = UnsafeMutablePointer<Float>.allocate(capacity: n * rank)
-        defer { t.deallocate() }
-        scaleColumns(t, u, scale, n: n, r: rank)
-        gemm(false, true, m: n, n: outFeatures, k: rank, a: t, b: b, beta: 1, c: y)
+        let scaledA = scaleRows(a, scale, rows: rank, cols: inFeatures)
+        defer { scaledA.deallocate() }
+        gemm(false, true, m: n, n: rank, k: inFeatures, a: x, b: scaledA, c: u)
+        gemm(false, true, m: n, n: outFeatures, k: rank, a: u, b: b, beta: 1, c: y)
     }
 
-    /// Accumulates dA, dB (when given), dσ (when given: dσ_j = Σ_n (dy·B)[n, j]·u[n, j]) and dx.
+    /// Accumulates dA, dB (when given), dσ (when given: dσ_j = Σ_n (dy·B)[n, j]·(x·Aᵀ)[n, j]) and dx.
     static func backward(dx: UnsafeMutablePointer<Float>?, dA: UnsafeMutablePointer<Float>?, dB: UnsafeMutablePointer<Float>?,
                          dScale: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, x: UnsafePointer<Float>,
                          u: UnsafePointer<Float>, a: UnsafePointer<Float>, b: UnsafePointer<Float>, scale: UnsafePointer<Float>,
                          n: Int, inFeatures: Int, outFeatures: Int, rank: Int) {
         let g = UnsafeMutablePointer<Float>.allocate(capacity: n * rank)
         defer { g.deallocate() }
-        gemm(false, false, m: n, n: rank, k: outFeatures, a: dy, b: b, c: g)       // g = dy·B (n, R)
+        gemm(false, false, m: n, n: rank, k: outFeatures, a: dy, b: b, c: g)                 // g = dy·B (n, R)
         let s = uniform(scale, rank)
-        if let dB, let s {
-            gemm(true, false, m: outFeatures, n: rank, k: n, alpha: s, a: dy, b: u, beta: 1, c: dB)   // dB += s·dyᵀ·u
-        } else if let dB {
-            let t = UnsafeMutablePointer<Float>.allocate(capacity: n * rank)
-            defer { t.deallocate() }
-            scaleColumns(t, u, scale, n: n, r: rank)
-            gemm(true, false, m: outFeatures, n: rank, k: n, a: dy, b: t, beta: 1, c: dB)   // dB += dyᵀ·(u ⊙ σ)
-        }
+        if let dB { gemm(true, false, m: outFeatures, n: rank, k: n, alpha: s ?? 1, a: dy, b: u, beta: 1, c: dB) }  // dB += dyᵀ·(u ⊙ σ)
         if let dScale {
             for j in 0..<rank {
-                var s = 0.0
-                for i in 0..<n { s += Double(g[i * rank + j]) * Double(u[i * rank + j]) }
-                dScale[j] += Float(s)
+                var acc = 0.0
+                for i in 0..<n { acc += Double(g[i * rank + j]) * Double(u[i * rank + j]) }
+                // u holds (x·Aᵀ) ⊙ σ unless σ is uniform; a zero σ_j only meets a zero c_j, whose α term vanishes.
+                dScale[j] += s != nil ? Float(acc) : (scale[j] == 0 ? 0 : Float(acc / Double(scale[j])))
             }
         }
-        if s == nil { scaleColumns(g, g, scale, n: n, r: rank) }                    // du = g ⊙ σ (or s·g below)
-        if let dA { gemm(true, false, m: rank, n: inFeatures, k: n, alpha: s ?? 1, a: g, b: x, beta: 1, c: dA) }     // dA += duᵀ·x
-        if let dx { gemm(false, false, m: n, n: inFeatures, k: rank, alpha: s ?? 1, a: g, b: a, beta: 1, c: dx) }    // dx += du·A
+        if let s {
+            if let dA { gemm(true, false, m: rank, n: inFeatures, k: n, alpha: s, a: g, b: x, beta: 1, c: dA) }   // dA += s·gᵀ·x
+            if let dx { gemm(false, false, m: n, n: inFeatures, k: rank, alpha: s, a: g, b: a, beta: 1, c: dx) }  // dx += s·g·A
+            return
+        }
+        if let dx {                                                                          // dx += g·diag(σ)·A
+            let scaledA = scaleRows(a, scale, rows: rank, cols: inFeatures)
+            defer { scaledA.deallocate() }
+            gemm(false, false, m: n, n: inFeatures, k: rank, a: g, b: scaledA, beta: 1, c: dx)
+        }
+        if let dA {                                                                          // dA += diag(σ)·gᵀ·x
+            let t = UnsafeMutablePointer<Float>.allocate(capacity: rank * inFeatures)
+            defer { t.deallocate() }
+            gemm(true, false, m: rank, n: inFeatures, k: n, a: g, b: x, c: t)
+            for j in 0..<rank { axpy(scale[j], t + j * inFeatures, dA + j * inFeatures, inFeatures) }
+        }
     }
 
     /// σ's common value when every component has the same scale (plain LoRA, one-choice supernet).
@@ -55,9 +63,14 @@ enum LowRank {
         return scale[0]
     }
 
-    @inline(__always)
-    static func scaleColumns(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ s: UnsafePointer<Float>, n: Int, r: Int) {
-        for i in 0..<n { for j in 0..<r { out[i * r + j] = x[i * r + j] * s[j] } }
+    /// diag(σ)·A, a new (rows, cols) buffer the caller deallocates.
+    static func scaleRows(_ a: UnsafePointer<Float>, _ s: UnsafePointer<Float>, rows: Int, cols: Int) -> UnsafeMutablePointer<Float> {
+        let out = UnsafeMutablePointer<Float>.allocate(capacity: rows * cols)
+        for j in 0..<rows {
+            let v = F16x(repeating: s[j]), src = a + j * cols, dst = out + j * cols
+            forEachChunk(cols, simd: { i in store(load(src, i) * v, dst, i) }, scalar: { i in dst[i] = src[i] * s[j] })
+        }
+        return out
     }
 }
 
