@@ -145,7 +145,7 @@ public final class MllamaModel: @unchecked Sendable {
         public let loss: Float?
         /// Number of targets not ignored after the shift.
         public let targetCount: Int
-        /// Activation gradients filled by backward: "inputs_embeds" (B, S, H), and with images
+        /// Activation gradients filled by backward: "inputs_embeds" (B, S, H) when the base trains, and with images
         /// "cross_attention_states" (B·I·T, L, H) and "vision_output" (B, I, T, L, Dv).
         public internal(set) var activationGradients: [String: Tensor] = [:]
 
@@ -254,19 +254,22 @@ public final class MllamaModel: @unchecked Sendable {
         let visionTrainable = grads != nil || projector.adapter != nil || vision.linears.contains { $0.adapter != nil }
         let dcs: Tensor? = pass.crossStates.map { Tensor(zeros: $0.shape) }
         withMasks(keyValid: pass.keyValid, allowed: pass.crossAllowed) { selfMask, crossMask in
-            for (layer, cache) in zip(layers, pass.textCaches).reversed() {
+            for (j, (layer, cache)) in zip(layers, pass.textCaches).enumerated().reversed() {
+                // The embeddings' gradient is wanted only for full training (and the activation report that comes with it).
+                let needInput = j > 0 || grads != nil
                 switch layer {
                 case .selfAttention(let l):
-                    dx = l.backward(dx, d, rope: pass.rope, mask: selfMask, cache: cache as! TextSelfAttentionLayer.Cache, params: params, grads: grads)
+                    dx = l.backward(dx, d, rope: pass.rope, mask: selfMask, cache: cache as! TextSelfAttentionLayer.Cache, params: params,
+                                    grads: grads, needInput: needInput)
                 case .crossAttention(let l):
                     guard let cache = cache as? TextCrossAttentionLayer.Cache else { continue }
                     dx = l.backward(dx, d, cs: pass.crossStates!, dcs: dcs, rowVisible: pass.rowVisible, mask: crossMask,
-                                    cache: cache, params: params, grads: grads)
+                                    cache: cache, params: params, grads: grads, needInput: needInput)
                 }
             }
         }
-        pass.activationGradients["inputs_embeds"] = dx.reshaped([d.b, d.s, d.h])
         if let g = grads {
+            pass.activationGradients["inputs_embeds"] = dx.reshaped([d.b, d.s, d.h])
             Embedding.backward(dtable: g[Self.textPrefix + "embed_tokens.weight"].ptr, dout: dx.ptr, ids: pass.batch.inputIds,
                                n: rows, c: t.hiddenSize, paddingIdx: t.padTokenId)
         }

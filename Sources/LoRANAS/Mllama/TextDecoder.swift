@@ -81,8 +81,9 @@ final class TextSelfAttentionLayer {
         return y
     }
 
+    /// Without `needInput` (layer 0 with a frozen base) the input gradient is left unfinished.
     func backward(_ dy: Tensor, _ d: TextDims, rope: (cos: [Float], sin: [Float]), mask: AttentionMask, cache c: Cache,
-                  params p: ParameterSet, grads: ParameterSet?) -> Tensor {
+                  params p: ParameterSet, grads: ParameterSet?, needInput: Bool = true) -> Tensor {
         let dh = dy.copy()
         mlp.backward(dy, into: dh, cache: c.mlp, params: p, grads: grads)
         let dattn = Tensor(zeros: c.attn!.shape)
@@ -93,8 +94,9 @@ final class TextSelfAttentionLayer {
                            probs: c.probs.map { UnsafePointer($0.ptr) })
         Rope.backward(dq.ptr, cos: rope.cos, sin: rope.sin, rows: d.rows, seq: d.s, heads: d.nh, headDim: d.hd)
         Rope.backward(dk.ptr, cos: rope.cos, sin: rope.sin, rows: d.rows, seq: d.s, heads: d.nkv, headDim: d.hd)
-        let dn = Tensor(zeros: dh.shape)
+        let dn = needInput || grads != nil ? Tensor(zeros: dh.shape) : nil
         q.backward(dq, x: c.n!, dx: dn); k.backward(dk, x: c.n!, dx: dn); v.backward(dv, x: c.n!, dx: dn)
+        guard let dn else { return dh }
         RMSNorm.backward(dx: dh.ptr, dw: grads?[norm].ptr, dy: dn.ptr, x: c.x!.ptr, w: p[norm].ptr, rstd: c.rstd!.ptr, n: d.rows, c: d.h)
         return dh
     }
@@ -154,7 +156,7 @@ final class TextCrossAttentionLayer {
 
     /// Returns dx; accumulates the cross-attention states' gradient into dcs.
     func backward(_ dy: Tensor, _ d: TextDims, cs: Tensor, dcs: Tensor?, rowVisible: [Float], mask: AttentionMask,
-                  cache c: Cache, params p: ParameterSet, grads: ParameterSet?) -> Tensor {
+                  cache c: Cache, params p: ParameterSet, grads: ParameterSet?, needInput: Bool = true) -> Tensor {
         let dh = dy.copy()
         let dmlp = gatedGrad(dy, branch: c.mlpOut, gate: mlpGate, params: p, grads: grads)
         for r in 0..<d.rows where rowVisible[r] != 1 {
@@ -173,8 +175,9 @@ final class TextCrossAttentionLayer {
         RMSNorm.backward(dx: dq.ptr, dw: grads?[qNorm].ptr, dy: dqn.ptr, x: c.q!.ptr, w: p[qNorm].ptr, rstd: c.rstdQ!.ptr, n: d.rows * d.nh, c: d.hd)
         RMSNorm.backward(dx: dk.ptr, dw: grads?[kNorm].ptr, dy: dkn.ptr, x: c.k!.ptr, w: p[kNorm].ptr, rstd: c.rstdK!.ptr, n: d.b * d.n * d.nkv, c: d.hd)
         k.backward(dk, x: cs, dx: dcs); v.backward(dv, x: cs, dx: dcs)
-        let dn = Tensor(zeros: dh.shape)
+        let dn = needInput || grads != nil ? Tensor(zeros: dh.shape) : nil
         q.backward(dq, x: c.n!, dx: dn)
+        guard let dn else { return dh }
         RMSNorm.backward(dx: dh.ptr, dw: grads?[norm].ptr, dy: dn.ptr, x: c.x!.ptr, w: p[norm].ptr, rstd: c.rstd!.ptr, n: d.rows, c: d.h)
         return dh
     }

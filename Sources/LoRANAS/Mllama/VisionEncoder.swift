@@ -69,8 +69,10 @@ final class VisionLayer {
     }
 
     /// dy → dx; accumulates parameter gradients into `grads` (when training the base) and the adapters.
+    /// Without `needInput` (nothing below trains) the input gradient is not finished: the result is
+    /// only meaningful when it is needed.
     func backward(_ dy: Tensor, images: Int, tokens: Int, mask: AttentionMask, cache c: Cache,
-                  params p: ParameterSet, grads: ParameterSet?) -> Tensor {
+                  params p: ParameterSet, grads: ParameterSet?, needInput: Bool = true) -> Tensor {
         let n = images * tokens, d = dy.shape.last!
         let dims = Attention.Dims(b: images, sq: tokens, sk: tokens, nh: heads, nkv: heads, hd: d / heads)
         // MLP branch: y = h + tanh(gf)·fc2(gelu(fc1(LN2(h))))
@@ -91,8 +93,9 @@ final class VisionLayer {
         let dq = Tensor(zeros: [n, d]), dk = Tensor(zeros: [n, d]), dv = Tensor(zeros: [n, d])
         Attention.backward(dq: dq.ptr, dk: dk.ptr, dv: dv.ptr, dout: dattn.ptr, q: c.q!.ptr, k: c.k!.ptr, v: c.v!.ptr,
                            lse: c.lse!.ptr, mask: mask, dims, probs: c.probs.map { UnsafePointer($0.ptr) })
-        let dln1 = Tensor(zeros: [n, d])
+        let dln1 = needInput || grads != nil ? Tensor(zeros: [n, d]) : nil
         q.backward(dq, x: c.ln1!, dx: dln1); k.backward(dk, x: c.ln1!, dx: dln1); v.backward(dv, x: c.ln1!, dx: dln1)
+        guard let dln1 else { return dh }
         LayerNorm.backward(dx: dh.ptr, dw: grads?[ln1w].ptr, db: grads?[ln1b].ptr, dy: dln1.ptr, x: c.x!.ptr, w: p[ln1w].ptr,
                            mean: c.mean1!.ptr, rstd: c.rstd1!.ptr, n: n, c: d)
         return dh
@@ -292,9 +295,9 @@ final class VisionModel {
             // 6. Local encoder; an exported layer output also receives its slice of the output gradient.
             for (j, layer) in local.enumerated().reversed() {
                 for (slot, idx) in c.intermediateLayersIndices.enumerated() where idx == j { axpy(1, dInter[slot].ptr, dh.ptr, dh.count) }
-                // Below layer 0 only the embeddings are left: skip their input gradient unless the base is trained.
-                if j == 0 && grads == nil { _ = layer.backward(dh, images: bi, tokens: tokens, mask: mask, cache: cc.localCaches[j], params: p, grads: nil); return }
-                dh = layer.backward(dh, images: bi, tokens: tokens, mask: mask, cache: cc.localCaches[j], params: p, grads: grads)
+                // Below layer 0 only the embeddings are left: their input gradient is needed only when the base trains.
+                dh = layer.backward(dh, images: bi, tokens: tokens, mask: mask, cache: cc.localCaches[j], params: p, grads: grads,
+                                    needInput: j > 0 || grads != nil)
             }
         }
         guard let grads else { return }
