@@ -37,7 +37,7 @@ public final class LoRAAdapter: LinearAdapter {
     public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int) {
         if isMerged { return }
         let inF = a.value.shape[1], outF = b.value.shape[0]
-        let u = Tensor(zeros: [n, rank])
+        let u = Tensor(uninitialized: [n, rank])   // written by the first GEMM
         var input = x, dropped: Tensor? = nil, mask: [Float]? = nil
         if training && dropout > 0 {
             let keep = 1 / (1 - dropout)

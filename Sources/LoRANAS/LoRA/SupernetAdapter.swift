@@ -86,7 +86,7 @@ public final class SupernetAdapter: LinearAdapter {
     public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int) {
         let w = weights, c = componentWeights(w), s = alpha / Float(maxRank)
         let scale = c.map { s * $0 * $0 }
-        let u = Tensor(zeros: [n, maxRank])
+        let u = Tensor(uninitialized: [n, maxRank])   // written by the first GEMM
         LowRank.forward(y: y, u: u.ptr, x: x, a: a.value.ptr, b: b.value.ptr, scale: scale, n: n,
                         inFeatures: inFeatures, outFeatures: outFeatures, rank: maxRank)
         saved = (x, n, u, scale, c)

@@ -240,7 +240,8 @@ public final class MllamaModel: @unchecked Sendable {
         guard let x = pass.finalX else { throw LoRANASError.invalidArgument("forward was run without keepForBackward") }
         guard pass.batch.labels != nil else { throw LoRANASError.invalidArgument("backward needs labels") }
         let t = config.text, d = pass.dims, rows = d.rows
-        let dlogits = Tensor(zeros: [rows, t.vocabSize])
+        // Cross-entropy's backward overwrites every row (ignored rows with zeros).
+        let dlogits = pass.targetCount > 0 ? Tensor(uninitialized: [rows, t.vocabSize]) : Tensor(zeros: [rows, t.vocabSize])
         if pass.targetCount > 0 {
             CrossEntropy.backward(dlogits: dlogits.ptr, logits: pass.logits.ptr, targets: pass.targets, n: rows, v: t.vocabSize,
                                   scale: lossScale / Float(pass.targetCount), accumulate: false)
