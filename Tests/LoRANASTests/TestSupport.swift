@@ -51,6 +51,9 @@ func relativeError(_ a: Tensor, _ b: Tensor) -> Double {
 
 /// Central finite differences of L = Σ r ⊙ f(inputs) (accumulated in Double), compared with the
 /// analytic gradients `backward(r)`. Up to `samples` elements of each input are probed.
+/// The forward runs in Float32, so a difference quotient carries ~1e-7·|L|/eps of rounding plus
+/// O(eps²) truncation: the defaults (eps 1e-2, rtol 2e-2, atol 1e-3) sit well above both and far
+/// below what a wrong term produces (a broken attention backward fails by 15% or more).
 func checkGradients(_ name: String, inputs: [Tensor], eps: Float = 1e-2, rtol: Double = 2e-2, atol: Double = 1e-3,
                     samples: Int = 64, seed: UInt64 = 7,
                     forward: () -> Tensor, backward: (Tensor) -> [Tensor],

@@ -60,7 +60,9 @@ final class TextSelfAttentionLayer {
 
     var linears: [LinearLayer] { [q, k, v, o, mlp.gate, mlp.up, mlp.down] }
 
-    final class Cache { var x, n, rstd, q, k, v, lse, probs, attn: Tensor?; let mlp = TextMLP.Cache() }
+    func block(_ d: TextDims) -> AttentionBlock { AttentionBlock(o: o, dims: .init(b: d.b, sq: d.s, sk: d.s, nh: d.nh, nkv: d.nkv, hd: d.hd)) }
+
+    final class Cache { var x, n, rstd: Tensor?; var attention: AttentionBlock.Saved?; let mlp = TextMLP.Cache() }
 
     func forward(_ x: Tensor, _ d: TextDims, eps: Float, rope: (cos: [Float], sin: [Float]), mask: AttentionMask,
                  params p: ParameterSet, cache c: Cache?) -> Tensor {
@@ -69,15 +71,11 @@ final class TextSelfAttentionLayer {
         let qt = q.forward(n), kt = k.forward(n), vt = v.forward(n)
         Rope.forward(qt.ptr, cos: rope.cos, sin: rope.sin, rows: d.rows, seq: d.s, heads: d.nh, headDim: d.hd)
         Rope.forward(kt.ptr, cos: rope.cos, sin: rope.sin, rows: d.rows, seq: d.s, heads: d.nkv, headDim: d.hd)
-        let attn = Tensor(uninitialized: [d.rows, d.nh * d.hd]), lse = Tensor(uninitialized: [d.b, d.nh, d.s])
-        let dims = Attention.Dims(b: d.b, sq: d.s, sk: d.s, nh: d.nh, nkv: d.nkv, hd: d.hd)
-        let probs = c == nil ? nil : Attention.probsBuffer(dims)
-        Attention.forward(out: attn.ptr, lse: lse.ptr, q: qt.ptr, k: kt.ptr, v: vt.ptr, mask: mask, dims, probs: probs?.ptr)
-        let h = o.forward(attn)
+        let (h, saved) = block(d).forward(q: qt, k: kt, v: vt, mask: mask, keep: c != nil)
         axpy(1, x.ptr, h.ptr, h.count)
         let y = mlp.forward(h, eps: eps, params: p, cache: c?.mlp)
         axpy(1, h.ptr, y.ptr, y.count)
-        if let c { c.x = x; c.n = n; c.rstd = rstd; c.q = qt; c.k = kt; c.v = vt; c.lse = lse; c.probs = probs; c.attn = attn }
+        if let c { c.x = x; c.n = n; c.rstd = rstd; c.attention = saved }
         return y
     }
 
@@ -86,12 +84,7 @@ final class TextSelfAttentionLayer {
                   params p: ParameterSet, grads: ParameterSet?, needInput: Bool = true) -> Tensor {
         let dh = dy.copy()
         mlp.backward(dy, into: dh, cache: c.mlp, params: p, grads: grads)
-        let dattn = Tensor(zeros: c.attn!.shape)
-        o.backward(dh, x: c.attn!, dx: dattn)
-        let dq = Tensor(zeros: c.q!.shape), dk = Tensor(zeros: c.k!.shape), dv = Tensor(zeros: c.v!.shape)
-        Attention.backward(dq: dq.ptr, dk: dk.ptr, dv: dv.ptr, dout: dattn.ptr, q: c.q!.ptr, k: c.k!.ptr, v: c.v!.ptr,
-                           lse: c.lse!.ptr, mask: mask, .init(b: d.b, sq: d.s, sk: d.s, nh: d.nh, nkv: d.nkv, hd: d.hd),
-                           probs: c.probs.map { UnsafePointer($0.ptr) })
+        let (dq, dk, dv) = block(d).backward(dh, mask: mask, c.attention!)
         Rope.backward(dq.ptr, cos: rope.cos, sin: rope.sin, rows: d.rows, seq: d.s, heads: d.nh, headDim: d.hd)
         Rope.backward(dk.ptr, cos: rope.cos, sin: rope.sin, rows: d.rows, seq: d.s, heads: d.nkv, headDim: d.hd)
         let dn = needInput || grads != nil ? Tensor(zeros: dh.shape) : nil
@@ -121,7 +114,10 @@ final class TextCrossAttentionLayer {
 
     var linears: [LinearLayer] { [q, k, v, o, mlp.gate, mlp.up, mlp.down] }
 
-    final class Cache { var x, n, rstd, q, rstdQ, qn, k, rstdK, kn, v, lse, probs, attn, out, h, mlpOut: Tensor?; let mlp = TextMLP.Cache() }
+    func block(_ d: TextDims) -> AttentionBlock { AttentionBlock(o: o, dims: .init(b: d.b, sq: d.s, sk: d.n, nh: d.nh, nkv: d.nkv, hd: d.hd)) }
+
+    /// q and k are the projections before q_norm / k_norm; the attention block keeps the normed ones.
+    final class Cache { var x, n, rstd, q, rstdQ, k, rstdK, out, h, mlpOut: Tensor?; var attention: AttentionBlock.Saved?; let mlp = TextMLP.Cache() }
 
     /// cs: cross-attention states (B·N, H); rowVisible: F (B·S), 1 where the row may see some tile.
     func forward(_ x: Tensor, _ d: TextDims, cs: Tensor, rowVisible: [Float], eps: Float, mask: AttentionMask,
@@ -132,12 +128,7 @@ final class TextCrossAttentionLayer {
         RMSNorm.forward(y: qn.ptr, rstd: rstdQ.ptr, x: qt.ptr, w: p[qNorm].ptr, n: d.rows * d.nh, c: d.hd, eps: eps)
         let kt = k.forward(cs), kn = Tensor(zeros: kt.shape), rstdK = Tensor(zeros: [d.b * d.n * d.nkv])
         RMSNorm.forward(y: kn.ptr, rstd: rstdK.ptr, x: kt.ptr, w: p[kNorm].ptr, n: d.b * d.n * d.nkv, c: d.hd, eps: eps)
-        let vt = v.forward(cs)
-        let attn = Tensor(uninitialized: [d.rows, d.nh * d.hd]), lse = Tensor(uninitialized: [d.b, d.nh, d.s])
-        let dims = Attention.Dims(b: d.b, sq: d.s, sk: d.n, nh: d.nh, nkv: d.nkv, hd: d.hd)
-        let probs = c == nil ? nil : Attention.probsBuffer(dims)
-        Attention.forward(out: attn.ptr, lse: lse.ptr, q: qn.ptr, k: kn.ptr, v: vt.ptr, mask: mask, dims, probs: probs?.ptr)
-        let out = o.forward(attn)
+        let (out, saved) = block(d).forward(q: qn, k: kn, v: v.forward(cs), mask: mask, keep: c != nil)
         let h = x.copy()
         TanhGate.forward(y: h.ptr, a: out.ptr, gate: p[attnGate].ptr[0], n: h.count)
         let mlpOut = mlp.forward(h, eps: eps, params: p, cache: c?.mlp)
@@ -148,8 +139,8 @@ final class TextCrossAttentionLayer {
         let y = h.copy()
         TanhGate.forward(y: y.ptr, a: mlpOut.ptr, gate: p[mlpGate].ptr[0], n: y.count)
         if let c {
-            c.x = x; c.n = n; c.rstd = rstd; c.q = qt; c.rstdQ = rstdQ; c.qn = qn; c.k = kt; c.rstdK = rstdK; c.kn = kn
-            c.v = vt; c.lse = lse; c.probs = probs; c.attn = attn; c.out = out; c.h = h; c.mlpOut = mlpOut
+            c.x = x; c.n = n; c.rstd = rstd; c.q = qt; c.rstdQ = rstdQ; c.k = kt; c.rstdK = rstdK
+            c.attention = saved; c.out = out; c.h = h; c.mlpOut = mlpOut
         }
         return y
     }
@@ -165,12 +156,7 @@ final class TextCrossAttentionLayer {
         }
         mlp.backward(dmlp, into: dh, cache: c.mlp, params: p, grads: grads)
         let dout = gatedGrad(dh, branch: c.out, gate: attnGate, params: p, grads: grads)
-        let dattn = Tensor(zeros: c.attn!.shape)
-        o.backward(dout, x: c.attn!, dx: dattn)
-        let dqn = Tensor(zeros: c.qn!.shape), dkn = Tensor(zeros: c.kn!.shape), dv = Tensor(zeros: c.v!.shape)
-        Attention.backward(dq: dqn.ptr, dk: dkn.ptr, dv: dv.ptr, dout: dattn.ptr, q: c.qn!.ptr, k: c.kn!.ptr, v: c.v!.ptr,
-                           lse: c.lse!.ptr, mask: mask, .init(b: d.b, sq: d.s, sk: d.n, nh: d.nh, nkv: d.nkv, hd: d.hd),
-                           probs: c.probs.map { UnsafePointer($0.ptr) })
+        let (dqn, dkn, dv) = block(d).backward(dout, mask: mask, c.attention!)
         let dq = Tensor(zeros: dqn.shape), dk = Tensor(zeros: dkn.shape)
         RMSNorm.backward(dx: dq.ptr, dw: grads?[qNorm].ptr, dy: dqn.ptr, x: c.q!.ptr, w: p[qNorm].ptr, rstd: c.rstdQ!.ptr, n: d.rows * d.nh, c: d.hd)
         RMSNorm.backward(dx: dk.ptr, dw: grads?[kNorm].ptr, dy: dkn.ptr, x: c.k!.ptr, w: p[kNorm].ptr, rstd: c.rstdK!.ptr, n: d.b * d.n * d.nkv, c: d.hd)

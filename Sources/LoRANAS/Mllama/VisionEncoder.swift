@@ -37,7 +37,8 @@ final class VisionLayer {
 
     /// What backward reads.
     final class Cache {
-        var x, ln1, mean1, rstd1, q, k, v, lse, probs, attn, o, h, ln2, mean2, rstd2, f1, g, f2: Tensor?
+        var x, ln1, mean1, rstd1, o, h, ln2, mean2, rstd2, f1, g, f2: Tensor?
+        var attention: AttentionBlock.Saved?
     }
 
     func forward(_ x: Tensor, images: Int, tokens: Int, mask: AttentionMask, params p: ParameterSet, cache: Cache?) -> Tensor {
@@ -45,11 +46,8 @@ final class VisionLayer {
         let dims = Attention.Dims(b: images, sq: tokens, sk: tokens, nh: heads, nkv: heads, hd: d / heads)
         let ln1 = Tensor(uninitialized: [n, d]), mean1 = Tensor(uninitialized: [n]), rstd1 = Tensor(uninitialized: [n])
         LayerNorm.forward(y: ln1.ptr, mean: mean1.ptr, rstd: rstd1.ptr, x: x.ptr, w: p[ln1w].ptr, b: p[ln1b].ptr, n: n, c: d, eps: eps)
-        let qt = q.forward(ln1), kt = k.forward(ln1), vt = v.forward(ln1)
-        let attn = Tensor(uninitialized: [n, d]), lse = Tensor(uninitialized: [images, heads, tokens])
-        let probs = cache == nil ? nil : Attention.probsBuffer(dims)
-        Attention.forward(out: attn.ptr, lse: lse.ptr, q: qt.ptr, k: kt.ptr, v: vt.ptr, mask: mask, dims, probs: probs?.ptr)
-        let ot = o.forward(attn)
+        let (ot, saved) = AttentionBlock(o: o, dims: dims).forward(q: q.forward(ln1), k: k.forward(ln1), v: v.forward(ln1),
+                                                                   mask: mask, keep: cache != nil)
         let h = x.copy()
         TanhGate.forward(y: h.ptr, a: ot.ptr, gate: gateAttn.map { p[$0].ptr[0] } ?? .infinity, n: n * d)
         let ln2 = Tensor(uninitialized: [n, d]), mean2 = Tensor(uninitialized: [n]), rstd2 = Tensor(uninitialized: [n])
@@ -61,7 +59,7 @@ final class VisionLayer {
         let y = h.copy()
         TanhGate.forward(y: y.ptr, a: f2.ptr, gate: gateFFN.map { p[$0].ptr[0] } ?? .infinity, n: n * d)
         if let c = cache {
-            c.x = x; c.ln1 = ln1; c.mean1 = mean1; c.rstd1 = rstd1; c.q = qt; c.k = kt; c.v = vt; c.lse = lse; c.probs = probs; c.attn = attn
+            c.x = x; c.ln1 = ln1; c.mean1 = mean1; c.rstd1 = rstd1; c.attention = saved
             c.h = h; c.ln2 = ln2; c.mean2 = mean2; c.rstd2 = rstd2; c.f1 = f1; c.g = g
             if gateAttn != nil { c.o = ot; c.f2 = f2 }
         }
@@ -88,11 +86,7 @@ final class VisionLayer {
                            mean: c.mean2!.ptr, rstd: c.rstd2!.ptr, n: n, c: d)
         // Attention branch: h = x + tanh(ga)·o(attn(LN1(x)))
         let dout = gatedGrad(dh, branch: c.o, gate: gateAttn, params: p, grads: grads)
-        let dattn = Tensor(zeros: [n, d])
-        o.backward(dout, x: c.attn!, dx: dattn)
-        let dq = Tensor(zeros: [n, d]), dk = Tensor(zeros: [n, d]), dv = Tensor(zeros: [n, d])
-        Attention.backward(dq: dq.ptr, dk: dk.ptr, dv: dv.ptr, dout: dattn.ptr, q: c.q!.ptr, k: c.k!.ptr, v: c.v!.ptr,
-                           lse: c.lse!.ptr, mask: mask, dims, probs: c.probs.map { UnsafePointer($0.ptr) })
+        let (dq, dk, dv) = AttentionBlock(o: o, dims: dims).backward(dout, mask: mask, c.attention!)
         let dln1 = needInput || grads != nil ? Tensor(zeros: [n, d]) : nil
         q.backward(dq, x: c.ln1!, dx: dln1); k.backward(dk, x: c.ln1!, dx: dln1); v.backward(dv, x: c.ln1!, dx: dln1)
         guard let dln1 else { return dh }
