@@ -1,3 +1,4 @@
+import CLoRANAS
 import Foundation
 import LoRANAS
 
@@ -5,7 +6,7 @@ import LoRANAS
 // header and the exported symbols agree both ways.
 
 @_cdecl("loranas_abi_version")
-public func loranas_abi_version() -> Int32 { 1 }
+public func loranas_abi_version() -> Int32 { Int32(LORANAS_ABI_VERSION) }
 
 private let versionString: UnsafePointer<CChar> = UnsafePointer(strdup(LoRANAS.version))
 
@@ -17,10 +18,7 @@ public func loranas_last_error() -> UnsafePointer<CChar> { lastErrorPointer() }
 
 @_cdecl("loranas_set_num_threads")
 public func loranas_set_num_threads(_ n: Int32) -> Int32 {
-    guarded {
-        try require(n >= 1 && n <= 1024, "thread count must be in 1...1024, got \(n)")
-        Engine.threads = Int(n)
-    }
+    guarded { try Engine.setThreads(Int(n)) }
 }
 
 @_cdecl("loranas_get_num_threads")
@@ -55,7 +53,7 @@ public func loranas_checkpoint_name(_ h: OpaquePointer?, _ index: Int64, _ buf: 
                                     _ bufLen: Int64, _ outLen: UnsafeMutablePointer<Int64>?) -> Int32 {
     guarded {
         let names = try CheckpointHandle.borrow(h, "ckpt").value.names
-        try require(index >= 0 && index < names.count, "index \(index) out of range 0..<\(names.count)")
+        try require(index >= 0 && index < Int64(names.count), "index \(index) out of range 0..<\(names.count)")
         try copyCString(names[Int(index)], into: buf, capacity: bufLen, needed: outLen)
     }
 }
@@ -70,17 +68,26 @@ func copyCString(_ s: String, into buf: UnsafeMutablePointer<CChar>?, capacity: 
     buf[bytes.count] = 0
 }
 
-private let dtypeCodes: [DType: Int32] = [.F32: 0, .F16: 1, .BF16: 2, .I64: 3, .I32: 4, .F64: 5, .U8: 6, .I8: 7, .BOOL: 8, .I16: 9]
+/// The header's LORANAS_DTYPE_* code of each stored dtype.
+private let dtypeCodes: [DType: Int32] = [
+    .F32: Int32(LORANAS_DTYPE_F32), .F16: Int32(LORANAS_DTYPE_F16), .BF16: Int32(LORANAS_DTYPE_BF16),
+    .I64: Int32(LORANAS_DTYPE_I64), .I32: Int32(LORANAS_DTYPE_I32), .F64: Int32(LORANAS_DTYPE_F64),
+    .U8: Int32(LORANAS_DTYPE_U8), .I8: Int32(LORANAS_DTYPE_I8), .BOOL: Int32(LORANAS_DTYPE_BOOL),
+    .I16: Int32(LORANAS_DTYPE_I16),
+]
 
 @_cdecl("loranas_checkpoint_info")
 public func loranas_checkpoint_info(_ h: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ dtype: UnsafeMutablePointer<Int32>?,
-                                    _ ndim: UnsafeMutablePointer<Int64>?, _ shape: UnsafeMutablePointer<Int64>?) -> Int32 {
+                                    _ ndim: UnsafeMutablePointer<Int64>?, _ shape: UnsafeMutablePointer<Int64>?,
+                                    _ shapeCapacity: Int64) -> Int32 {
     guarded {
         let info = try CheckpointHandle.borrow(h, "ckpt").value.info(try string(name, "name"))
-        let dtype = try arg(dtype, "out_dtype"), ndim = try arg(ndim, "out_ndim"), shape = try arg(shape, "out_shape")
-        try require(info.shape.count <= 8, "tensor \(info.name) has \(info.shape.count) dims, more than LORANAS_MAX_DIMS")
-        dtype.pointee = dtypeCodes[info.dtype]!
+        let dtype = try arg(dtype, "out_dtype")
+        let ndim = try arg(ndim, "out_ndim")
         ndim.pointee = Int64(info.shape.count)
+        let shape = try buffer(shape, "out_shape", count: shapeCapacity, needed: info.shape.count)
+        guard let code = dtypeCodes[info.dtype] else { throw LoRANASError.unsupported("dtype \(info.dtype)") }
+        dtype.pointee = code
         for (i, d) in info.shape.enumerated() { shape[i] = Int64(d) }
     }
 }
@@ -99,12 +106,16 @@ public func loranas_checkpoint_read_f32(_ h: OpaquePointer?, _ name: UnsafePoint
 // MARK: - kernels
 
 @_cdecl("loranas_matmul_f32")
-public func loranas_matmul_f32(_ a: UnsafePointer<Float>?, _ b: UnsafePointer<Float>?, _ c: UnsafeMutablePointer<Float>?,
-                               _ m: Int64, _ k: Int64, _ n: Int64, _ transA: Int32, _ transB: Int32) -> Int32 {
+public func loranas_matmul_f32(_ a: UnsafePointer<Float>?, _ aCount: Int64, _ b: UnsafePointer<Float>?, _ bCount: Int64,
+                               _ c: UnsafeMutablePointer<Float>?, _ cCount: Int64, _ m: Int64, _ k: Int64, _ n: Int64,
+                               _ transA: Int32, _ transB: Int32) -> Int32 {
     guarded {
-        let a = try arg(a, "a"), b = try arg(b, "b"), c = try arg(c, "c")
         try require(m >= 0 && k >= 0 && n >= 0, "dimensions must be non-negative, got m=\(m) k=\(k) n=\(n)")
         try require(m < Int32.max && k < Int32.max && n < Int32.max, "dimensions must fit in 32 bits")
-        gemm(transA != 0, transB != 0, m: Int(m), n: Int(n), k: Int(k), a: a, b: b, c: c)
+        let (mi, ki, ni) = (Int(m), Int(k), Int(n))
+        let a = try buffer(a, "a", count: aCount, needed: mi * ki)
+        let b = try buffer(b, "b", count: bCount, needed: ki * ni)
+        let c = try buffer(c, "c", count: cCount, needed: mi * ni)
+        gemm(transA != 0, transB != 0, m: mi, n: ni, k: ki, a: a, b: b, c: c)
     }
 }

@@ -1,18 +1,26 @@
+import CLoRANAS
 import Foundation
 import LoRANAS
 #if canImport(Glibc)
 import Glibc
 #endif
 
-// Status codes, mirrored from loranas.h.
-let LORANAS_OK: Int32 = 0
-let LORANAS_ERR_INVALID_ARGUMENT: Int32 = 1
-let LORANAS_ERR_IO: Int32 = 2
-let LORANAS_ERR_FORMAT: Int32 = 3
-let LORANAS_ERR_NOT_FOUND: Int32 = 4
-let LORANAS_ERR_NUMERIC: Int32 = 5
-let LORANAS_ERR_UNSUPPORTED: Int32 = 6
-let LORANAS_ERR_BUFFER_TOO_SMALL: Int32 = 7
+// Status codes come from loranas.h (the one place they are written).
+let statusOK = Int32(LORANAS_OK)
+
+/// The status code of an engine error.
+func status(of e: LoRANASError) -> Int32 {
+    let code: Int
+    switch e {
+    case .invalidArgument: code = LORANAS_ERR_INVALID_ARGUMENT
+    case .io: code = LORANAS_ERR_IO
+    case .format: code = LORANAS_ERR_FORMAT
+    case .notFound: code = LORANAS_ERR_NOT_FOUND
+    case .numeric: code = LORANAS_ERR_NUMERIC
+    case .unsupported: code = LORANAS_ERR_UNSUPPORTED
+    }
+    return Int32(code)
+}
 
 /// The thread's last error message: one malloc'd C string per thread, replaced on each failure.
 private let errorKey: pthread_key_t = {
@@ -33,28 +41,38 @@ func lastErrorPointer() -> UnsafePointer<CChar> {
 private let emptyString: UnsafePointer<CChar> = UnsafePointer(strdup(""))
 
 /// Runs `body`, turning every thrown error into a status code and the thread's last error.
-/// This is the one place where Swift errors cross into C.
+/// This is the one place where Swift errors cross into C. A filesystem error that Foundation
+/// raised becomes LORANAS_ERR_IO with its errno, as Python's OSError reports it.
 func guarded(_ body: () throws -> Void) -> Int32 {
     do {
+        try Engine.checkEnvironment()
         try body()
-        return LORANAS_OK
+        return statusOK
     } catch let e as LoRANASError {
         setLastError(e.description)
-        switch e {
-        case .invalidArgument: return LORANAS_ERR_INVALID_ARGUMENT
-        case .io: return LORANAS_ERR_IO
-        case .format: return LORANAS_ERR_FORMAT
-        case .notFound: return LORANAS_ERR_NOT_FOUND
-        case .numeric: return LORANAS_ERR_NUMERIC
-        case .unsupported: return LORANAS_ERR_UNSUPPORTED
-        }
+        return status(of: e)
     } catch let e as BufferTooSmall {
         setLastError("buffer too small: \(e.needed) bytes needed, including the NUL")
-        return LORANAS_ERR_BUFFER_TOO_SMALL
+        return Int32(LORANAS_ERR_BUFFER_TOO_SMALL)
+    } catch let e as CocoaError {
+        return fileSystemError(e, underlying: e.underlying as? POSIXError)
+    } catch let e as POSIXError {
+        return fileSystemError(e, underlying: e)
     } catch {
         setLastError("\(error)")
-        return LORANAS_ERR_INVALID_ARGUMENT
+        return Int32(LORANAS_ERR_INVALID_ARGUMENT)
     }
+}
+
+private func fileSystemError(_ e: Error, underlying: POSIXError?) -> Int32 {
+    let path = (e as? CocoaError)?.filePath.map { " \($0)" } ?? ""
+    if let posix = underlying {
+        let errnoValue = posix.code.rawValue
+        setLastError("I/O error:\(path): \(String(cString: strerror(errnoValue))) (errno \(errnoValue))")
+    } else {
+        setLastError("I/O error:\(path): \(e.localizedDescription)")
+    }
+    return Int32(LORANAS_ERR_IO)
 }
 
 struct BufferTooSmall: Error { let needed: Int }
@@ -65,29 +83,17 @@ func arg<T>(_ p: T?, _ name: String) throws -> T {
     return p
 }
 
+/// A C string argument as UTF-8 text; bytes that are not UTF-8 are an error, not replaced.
 func string(_ p: UnsafePointer<CChar>?, _ name: String) throws -> String {
-    String(cString: try arg(p, name))
+    let c = try arg(p, name)
+    guard let s = String(validatingCString: c) else { throw LoRANASError.invalidArgument("\(name) is not valid UTF-8") }
+    return s
 }
 
-/// A Swift object behind an opaque C handle, with a lock that serializes calls on it.
-final class Handle<T>: @unchecked Sendable {
-    let value: T
-    let lock = NSLock()
-    init(_ value: T) { self.value = value }
-
-    static func retain(_ value: T) -> OpaquePointer { OpaquePointer(Unmanaged.passRetained(Handle(value)).toOpaque()) }
-
-    static func borrow(_ p: OpaquePointer?, _ name: String = "handle") throws -> Handle<T> {
-        Unmanaged<Handle<T>>.fromOpaque(UnsafeRawPointer(try arg(p, name))).takeUnretainedValue()
-    }
-
-    static func release(_ p: OpaquePointer?) {
-        guard let p else { return }
-        Unmanaged<Handle<T>>.fromOpaque(UnsafeRawPointer(p)).release()
-    }
-
-    func with<R>(_ body: (T) throws -> R) rethrows -> R {
-        lock.lock(); defer { lock.unlock() }
-        return try body(value)
-    }
+/// A caller buffer of `count` elements: NULL is an error, and so is a count that is negative or
+/// smaller than `needed`.
+func buffer<T>(_ p: T?, _ name: String, count: Int64, needed: Int) throws -> T {
+    try require(count >= 0, "\(name)_count must be non-negative, got \(count)")
+    try require(count >= needed, "\(name) holds \(count) elements, \(needed) needed")
+    return try arg(p, name)
 }

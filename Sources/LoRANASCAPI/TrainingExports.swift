@@ -115,7 +115,8 @@ public func loranas_evaluate(_ h: OpaquePointer?, _ data: OpaquePointer?, _ batc
         let out = try arg(out, "out")
         out.pointee = nil
         let ds = try DatasetHandle.borrow(data, "dataset").value
-        try require(batchSize > 0 && batchSize < 1 << 20, "batch_size must be positive")
+        let limit = Int64(Evaluation.maxBatchSize)
+        try require(batchSize > 0 && batchSize <= limit, "batch_size must be in 1...\(limit), got \(batchSize)")
         let e = try ModelHandle.borrow(h, "model").with { try $0.evaluate(ds, batchSize: Int(batchSize)) }
         out.pointee = ResultHandle.retain(e.json.serialized)
     }

@@ -61,8 +61,8 @@ final class CABITests: XCTestCase {
         loranas_checkpoint_free(nil)
         var c: Float = 0
         let one: [Float] = [1]
-        XCTAssertEqual(loranas_matmul_f32(nil, nil, &c, 1, 1, 1, 0, 0), 1)
-        XCTAssertEqual(loranas_matmul_f32(one, one, &c, -1, 1, 1, 0, 0), 1)
+        XCTAssertEqual(loranas_matmul_f32(nil, 1, nil, 1, &c, 1, 1, 1, 1, 0, 0), 1)
+        XCTAssertEqual(loranas_matmul_f32(one, 1, one, 1, &c, 1, -1, 1, 1, 0, 0), 1)
         XCTAssertEqual(loranas_set_num_threads(0), 1)
     }
 
@@ -96,7 +96,7 @@ final class CABITests: XCTestCase {
     }
 
     func testLastErrorIsPerThread() {
-        XCTAssertEqual(loranas_matmul_f32(nil, nil, nil, 1, 1, 1, 0, 0), 1)
+        XCTAssertEqual(loranas_matmul_f32(nil, 1, nil, 1, nil, 1, 1, 1, 1, 0, 0), 1)
         let mine = String(cString: loranas_last_error())
         final class Box: @unchecked Sendable { var text = "" }
         let other = Box()
@@ -116,7 +116,11 @@ final class CABITests: XCTestCase {
         // (2×3)·(3×2) with B given transposed.
         let a: [Float] = [1, 2, 3, 4, 5, 6], bt: [Float] = [1, 0, 1, 0, 1, 0]
         var c = [Float](repeating: 0, count: 4)
-        XCTAssertEqual(loranas_matmul_f32(a, bt, &c, 2, 3, 2, 0, 1), 0)
+        XCTAssertEqual(loranas_matmul_f32(a, 6, bt, 6, &c, 4, 2, 3, 2, 0, 1), 0)
         XCTAssertEqual(c, [4, 2, 10, 5])
+        // Buffers shorter than the dimensions say are refused before anything is read.
+        XCTAssertEqual(loranas_matmul_f32(a, 5, bt, 6, &c, 4, 2, 3, 2, 0, 1), 1)
+        XCTAssert(String(cString: loranas_last_error()).contains("a holds 5 elements, 6 needed"))
+        XCTAssertEqual(loranas_matmul_f32(a, 6, bt, 6, &c, 3, 2, 3, 2, 0, 1), 1)
     }
 }

@@ -6,7 +6,7 @@ final class SupernetTests: XCTestCase {
 
     func makeSupernet(space: [Int] = [2, 4, 6, 8], slices: SliceMode = .centered, inF: Int = 10, outF: Int = 7) -> SupernetAdapter {
         var g = SplitMix64(seed: 3)
-        let s = SupernetAdapter(module: "m", inFeatures: inF, outFeatures: outF, space: space, alpha: 16, slices: slices, rng: &g)
+        let s = SupernetAdapter(module: "m", inFeatures: inF, outFeatures: outF, space: space, loraAlpha: 16, slices: slices, rng: &g)
         for i in 0..<s.b.value.count { s.b.value.ptr[i] = rng.uniform(-0.5, 0.5) }
         for i in 0..<s.logits.value.count { s.logits.value.ptr[i] = rng.uniform(-1, 1) }
         return s
@@ -58,8 +58,8 @@ final class SupernetTests: XCTestCase {
     /// A one-choice space is exactly plain LoRA at that rank: same outputs and gradients, bit for bit.
     func testOneChoiceSpaceIsExactlyPlainLoRA() {
         var g1 = SplitMix64(seed: 9), g2 = SplitMix64(seed: 9)
-        let s = SupernetAdapter(module: "m", inFeatures: 10, outFeatures: 7, space: [8], alpha: 16, rng: &g1)
-        let l = LoRAAdapter(module: "m", inFeatures: 10, outFeatures: 7, rank: 8, alpha: 16, rng: &g2)
+        let s = SupernetAdapter(module: "m", inFeatures: 10, outFeatures: 7, space: [8], loraAlpha: 16, rng: &g1)
+        let l = LoRAAdapter(module: "m", inFeatures: 10, outFeatures: 7, rank: 8, loraAlpha: 16, rng: &g2)
         XCTAssertEqual(s.a.value.array, l.a.value.array)
         for i in 0..<s.b.value.count { let v = rng.uniform(); s.b.value.ptr[i] = v; l.b.value.ptr[i] = v }
         let x = rng.tensor([5, 10]), dy = rng.tensor([5, 7])
@@ -75,7 +75,7 @@ final class SupernetTests: XCTestCase {
 
     func testLoRAGradientsMatchFiniteDifferencesWithDropoutOff() {
         var g = SplitMix64(seed: 1)
-        let l = LoRAAdapter(module: "m", inFeatures: 6, outFeatures: 5, rank: 3, alpha: 6, rng: &g)
+        let l = LoRAAdapter(module: "m", inFeatures: 6, outFeatures: 5, rank: 3, loraAlpha: 6, rng: &g)
         for i in 0..<l.b.value.count { l.b.value.ptr[i] = rng.uniform() }
         let x = rng.tensor([4, 6]), dx = Tensor(zeros: x.shape)
         checkGradients("lora", inputs: [x, l.a.value, l.b.value], eps: 2e-3) {

@@ -83,13 +83,13 @@ func step(size: String, mode: String, steps: Int, warmup: Int, batch: Int, seq: 
     switch mode {
     case "lora":
         for l in targets {
-            let a = LoRAAdapter(module: l.name, inFeatures: l.inFeatures, outFeatures: l.outFeatures, rank: 64, alpha: 128, rng: &rng)
+            let a = LoRAAdapter(module: l.name, inFeatures: l.inFeatures, outFeatures: l.outFeatures, rank: 64, loraAlpha: 128, rng: &rng)
             for i in 0..<a.b.value.count { a.b.value.ptr[i] = 1e-3 }
             l.adapter = a; trainables += a.parameters
         }
     case "supernet":
         for l in targets {
-            let s = SupernetAdapter(module: l.name, inFeatures: l.inFeatures, outFeatures: l.outFeatures, space: [4, 8, 16, 32, 64], alpha: 128, rng: &rng)
+            let s = SupernetAdapter(module: l.name, inFeatures: l.inFeatures, outFeatures: l.outFeatures, space: [4, 8, 16, 32, 64], loraAlpha: 128, rng: &rng)
             s.trainAlpha = false
             l.adapter = s; trainables += [s.a, s.b]
         }

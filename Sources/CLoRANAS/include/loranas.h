@@ -9,7 +9,9 @@
  *    passes their element count, which the engine checks.
  *  - Handles are opaque; *_free accepts NULL. A handle may be used from several threads: calls on
  *    one handle are serialized by the engine. Freeing a handle while another thread uses it is
- *    undefined. Functions that create a handle set *out to NULL on failure.
+ *    undefined. Functions that create a handle set *out to NULL on failure. Handles are typed:
+ *    passing a handle of another kind, a freed one or a pointer that is not a handle gives
+ *    LORANAS_ERR_INVALID_ARGUMENT (and is ignored by *_free).
  *  - Strings are returned through (buf, buf_len, out_len): *out_len gets the length without the NUL;
  *    buf = NULL with buf_len = 0 is a size query; a buffer shorter than out_len + 1 gives
  *    LORANAS_ERR_BUFFER_TOO_SMALL.
@@ -24,7 +26,7 @@
 extern "C" {
 #endif
 
-#define LORANAS_ABI_VERSION 1
+#define LORANAS_ABI_VERSION 2
 
 enum {
     LORANAS_OK = 0,
@@ -52,7 +54,8 @@ int32_t loranas_abi_version(void);
 const char *loranas_version(void);
 /* This thread's last error message ("" if none). Valid until this thread's next failing call. */
 const char *loranas_last_error(void);
-/* Engine worker threads (>= 1). */
+/* Engine worker threads, 1...64; another count is refused, never clamped. An invalid
+   LORANAS_NUM_THREADS in the environment makes every call fail with a message naming it. */
 int32_t loranas_set_num_threads(int32_t n);
 int32_t loranas_get_num_threads(void);
 
@@ -66,18 +69,21 @@ int32_t loranas_checkpoint_count(const loranas_checkpoint *ckpt, int64_t *out_co
    without the NUL. A buffer too small gives LORANAS_ERR_BUFFER_TOO_SMALL. */
 int32_t loranas_checkpoint_name(const loranas_checkpoint *ckpt, int64_t index, char *buf, int64_t buf_len,
                                 int64_t *out_len);
-/* dtype (LORANAS_DTYPE_*), number of dims and the shape (shape must hold LORANAS_MAX_DIMS). */
+/* dtype (LORANAS_DTYPE_*), number of dims and the shape. out_shape holds shape_capacity elements;
+   when the tensor has more dims, *out_ndim is still set and the call fails (LORANAS_MAX_DIMS is
+   always enough for checkpoints the engine opens). */
 int32_t loranas_checkpoint_info(const loranas_checkpoint *ckpt, const char *name, int32_t *out_dtype,
-                                int64_t *out_ndim, int64_t *out_shape);
+                                int64_t *out_ndim, int64_t *out_shape, int64_t shape_capacity);
 /* Reads tensor `name` converted to float32 into out (count elements, must equal its size).
    Integer tensors convert too (exactly up to 2^24). */
 int32_t loranas_checkpoint_read_f32(const loranas_checkpoint *ckpt, const char *name, float *out, int64_t count);
 
 /* ---- kernels ----------------------------------------------------------------------------- */
 /* C (m, n) = op(A) (m, k) · op(B) (k, n); A is (m, k) or (k, m) when trans_a, B is (k, n) or (n, k)
-   when trans_b. Dimensions must be in [0, 2^31). */
-int32_t loranas_matmul_f32(const float *a, const float *b, float *c, int64_t m, int64_t k, int64_t n,
-                           int32_t trans_a, int32_t trans_b);
+   when trans_b. a_count, b_count and c_count are the buffers' element counts (at least m·k, k·n
+   and m·n). Dimensions must be in [0, 2^31). */
+int32_t loranas_matmul_f32(const float *a, int64_t a_count, const float *b, int64_t b_count, float *c,
+                           int64_t c_count, int64_t m, int64_t k, int64_t n, int32_t trans_a, int32_t trans_b);
 
 /* ---- models (Hugging Face Mllama: config.json + safetensors) ---------------------------- */
 typedef struct loranas_model loranas_model;
@@ -125,14 +131,16 @@ typedef struct loranas_dataset loranas_dataset;
 typedef struct loranas_result loranas_result;
 
 /* Progress callback: event_json describes a finished step or epoch. Return 0 to continue,
-   1 to stop cleanly (the run checkpoints first when it has a checkpoint_dir). */
+   non-zero to stop cleanly: the run checkpoints first when it has a checkpoint_dir, and its
+   result says "stopped": true. */
 typedef int32_t (*loranas_progress_fn)(const char *event_json, void *user_data);
 
 /* An empty dataset for `model`'s config. */
 int32_t loranas_dataset_create(const loranas_model *model, loranas_dataset **out);
 void loranas_dataset_free(loranas_dataset *dataset);
-/* Appends one sample: a loranas_batch with batch_size 1 (labels required). The engine copies it,
-   checks it against the model, and later pads samples into batches. */
+/* Appends one sample: a loranas_batch with batch_size 1 (labels required, with at least one
+   target: a label other than -100 after the first position). The engine copies it, checks it
+   against the model, and later pads samples into batches. */
 int32_t loranas_dataset_add(loranas_dataset *dataset, const loranas_batch *sample);
 int32_t loranas_dataset_count(const loranas_dataset *dataset, int64_t *out_count);
 
@@ -150,7 +158,8 @@ int32_t loranas_search(loranas_model *model, const loranas_dataset *train, const
    checkpoint_dir, checkpoint_every, max_steps. */
 int32_t loranas_finetune(loranas_model *model, const loranas_dataset *train, const loranas_dataset *validation,
                          const char *options_json, loranas_progress_fn progress, void *user_data, loranas_result **out);
-/* Token-weighted evaluation of a dataset; the result's JSON has loss, perplexity, mean_batch_loss. */
+/* Token-weighted evaluation of a dataset (batch_size in 1...2^20); the result's JSON has loss,
+   perplexity, mean_batch_loss. */
 int32_t loranas_evaluate(loranas_model *model, const loranas_dataset *dataset, int64_t batch_size, loranas_result **out);
 /* A result as JSON (same buffer protocol as loranas_checkpoint_name). */
 int32_t loranas_result_json(const loranas_result *result, char *buf, int64_t buf_len, int64_t *out_len);

@@ -6,7 +6,8 @@ import Foundation
 public final class LoRAAdapter: LinearAdapter {
     public let module: String
     public let rank: Int
-    public let alpha: Float
+    /// lora_alpha: the adapter scales by lora_alpha / r.
+    public let loraAlpha: Float
     public let a: TrainableTensor, b: TrainableTensor
     public let dropout: Float
     /// Dropout is applied only while training.
@@ -19,19 +20,23 @@ public final class LoRAAdapter: LinearAdapter {
     private var saved: (x: UnsafePointer<Float>, n: Int, u: Tensor, dropped: Tensor?, mask: [Float]?)?
     private var weightBeforeMerge: Tensor?
 
-    public var scaling: Float { alpha / Float(rank) }
+    public var scaling: Float { loraAlpha / Float(rank) }
     public var parameters: [TrainableTensor] { [a, b] }
     public var parameterCount: Int { a.value.count + b.value.count }
 
-    public init(module: String, inFeatures: Int, outFeatures: Int, rank: Int, alpha: Float, dropout: Float = 0, rng: inout SplitMix64) {
-        precondition(rank > 0)
-        self.module = module; self.rank = rank; self.alpha = alpha; self.dropout = dropout
+    /// `rank` is positive (callers check ranks where users give them).
+    public init(module: String, inFeatures: Int, outFeatures: Int, rank: Int, loraAlpha: Float, dropout: Float = 0,
+                rng: inout SplitMix64) {
+        self.module = module
+        self.rank = rank
+        self.loraAlpha = loraAlpha
+        self.dropout = dropout
         a = TrainableTensor(name: module + ".lora_A", value: Tensor(zeros: [rank, inFeatures]))
         b = TrainableTensor(name: module + ".lora_B", value: Tensor(zeros: [outFeatures, rank]))
         let bound = 1 / Float(inFeatures).squareRoot()
         for i in 0..<a.value.count { a.value.ptr[i] = rng.uniform(-bound, bound) }
         self.rng = rng.derived(module)
-        scale = Array(repeating: alpha / Float(rank), count: rank)
+        scale = Array(repeating: loraAlpha / Float(rank), count: rank)
     }
 
     public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int) {

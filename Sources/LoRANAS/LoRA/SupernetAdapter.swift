@@ -26,23 +26,29 @@ public final class SupernetAdapter: LinearAdapter {
     public let module: String
     public let space: [Int]
     public let maxRank: Int
-    public let alpha: Float
+    /// lora_alpha: the search scales by lora_alpha / R.
+    public let loraAlpha: Float
     public let slices: SliceMode
     public let a: TrainableTensor, b: TrainableTensor
     /// Architecture logits, one per rank choice.
     public let logits: TrainableTensor
+    /// Whether backward accumulates A and B's gradients.
     public var trainWeights = true
+    /// Whether backward accumulates α's gradient.
     public var trainAlpha = true
     private var saved: (x: UnsafePointer<Float>, n: Int, u: Tensor, scale: [Float], c: [Float])?
 
     public var inFeatures: Int { a.value.shape[1] }
     public var outFeatures: Int { b.value.shape[0] }
 
-    public init(module: String, inFeatures: Int, outFeatures: Int, space: [Int], alpha: Float, slices: SliceMode = .centered,
-                rng: inout SplitMix64) {
-        precondition(!space.isEmpty && space == space.sorted() && space.first! > 0)
-        self.module = module; self.space = space; self.alpha = alpha; self.slices = slices
-        maxRank = space.last!
+    /// `space`: distinct positive ranks in increasing order (`SearchOptions.validate` checks them).
+    public init(module: String, inFeatures: Int, outFeatures: Int, space: [Int], loraAlpha: Float,
+                slices: SliceMode = .centered, rng: inout SplitMix64) {
+        self.module = module
+        self.space = space
+        self.loraAlpha = loraAlpha
+        self.slices = slices
+        maxRank = space.last ?? 1
         a = TrainableTensor(name: module + ".lora_A", value: Tensor(zeros: [maxRank, inFeatures]))
         b = TrainableTensor(name: module + ".lora_B", value: Tensor(zeros: [outFeatures, maxRank]))
         logits = TrainableTensor(name: module + ".arch_alpha", value: Tensor(zeros: [space.count]))   // uniform start
@@ -50,11 +56,28 @@ public final class SupernetAdapter: LinearAdapter {
         for i in 0..<a.value.count { a.value.ptr[i] = rng.uniform(-bound, bound) }
     }
 
+    /// Sets which gradients backward accumulates: the search's weight step trains A and B, its
+    /// architecture step trains α.
+    public func train(weights: Bool, alpha: Bool) {
+        trainWeights = weights
+        trainAlpha = alpha
+    }
+
     /// softmax(α)
     public var weights: [Float] {
-        let l = logits.value.array, m = l.max()!
-        let e = l.map { expf($0 - m) }, z = e.reduce(0, +)
+        let l = logits.value.array
+        let m = l.max() ?? 0
+        let e = l.map { expf($0 - m) }
+        let z = e.reduce(0, +)
         return e.map { $0 / z }
+    }
+
+    /// log softmax(α), in Double: finite for any finite α.
+    public var logSoftmax: [Double] {
+        let l = logits.value.array.map(Double.init)
+        let m = l.max() ?? 0
+        let z = l.reduce(0) { $0 + exp($1 - m) }
+        return l.map { $0 - m - log(z) }
     }
 
     /// c_j = Σ_{r ∋ j} w_r
@@ -66,25 +89,30 @@ public final class SupernetAdapter: LinearAdapter {
 
     /// σ_j = (lora_alpha / R)·c_j²
     public var componentScale: [Float] {
-        let s = alpha / Float(maxRank)
+        let s = loraAlpha / Float(maxRank)
         return componentWeights(weights).map { s * $0 * $0 }
     }
 
     /// The rank choice with the largest α (ties go to the smaller rank).
     public var derivedRank: Int {
         let l = logits.value.array
-        return space[l.indices.max { l[$0] < l[$1] || (l[$0] == l[$1] && $0 > $1) }!]
+        var best = 0
+        for k in l.indices where l[k] > l[best] { best = k }
+        return space[best]
     }
 
     /// Expected LoRA parameter count under softmax(α), and its gradient with respect to α.
     public func expectedParameters() -> (value: Double, dLogits: [Double]) {
-        let w = weights.map(Double.init), per = space.map { Double($0 * (inFeatures + outFeatures)) }
+        let w = weights.map(Double.init)
+        let per = space.map { Double($0 * (inFeatures + outFeatures)) }
         let e = zip(w, per).reduce(0) { $0 + $1.0 * $1.1 }
         return (e, w.indices.map { w[$0] * (per[$0] - e) })
     }
 
     public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int) {
-        let w = weights, c = componentWeights(w), s = alpha / Float(maxRank)
+        let w = weights
+        let c = componentWeights(w)
+        let s = loraAlpha / Float(maxRank)
         let scale = c.map { s * $0 * $0 }
         let u = Tensor(uninitialized: [n, maxRank])   // written by the first GEMM
         LowRank.forward(y: y, u: u.ptr, x: x, a: a.value.ptr, b: b.value.ptr, scale: scale, n: n,
@@ -103,7 +131,8 @@ public final class SupernetAdapter: LinearAdapter {
         }
         guard trainAlpha else { return }
         // σ_j = s·c_j² → dc_j = 2·s·c_j·dσ_j;  dw_r = Σ_{j ∈ slice r} dc_j;  dα = w ⊙ (dw − Σ w·dw).
-        let s = Double(alpha) / Double(maxRank), w = weights.map(Double.init)
+        let s = Double(loraAlpha) / Double(maxRank)
+        let w = weights.map(Double.init)
         var dw = [Double](repeating: 0, count: space.count)
         for (k, r) in space.enumerated() {
             for j in slices.range(rank: r, maxRank: maxRank) { dw[k] += 2 * s * Double(sv.c[j]) * Double(dScale[j]) }
@@ -115,9 +144,12 @@ public final class SupernetAdapter: LinearAdapter {
     /// Σ_r w_r · (B_r·diag(c_r)·A_r)·x, one choice at a time with the same component weights:
     /// the literal definition, for tests. Adds into y.
     public func naiveForward(x: Tensor, y: Tensor) {
-        let n = x.count / inFeatures, w = weights, s = alpha / Float(maxRank)
+        let n = x.count / inFeatures
+        let w = weights
+        let s = loraAlpha / Float(maxRank)
         // The mixed superweight: A_mix = Σ_r w_r·mask_r ⊙ A, B_mix = Σ_r w_r·mask_r ⊙ B.
-        let aMix = Tensor(zeros: a.value.shape), bMix = Tensor(zeros: b.value.shape)
+        let aMix = Tensor(zeros: a.value.shape)
+        let bMix = Tensor(zeros: b.value.shape)
         for (k, r) in space.enumerated() {
             for j in slices.range(rank: r, maxRank: maxRank) {
                 for i in 0..<inFeatures { aMix.ptr[j * inFeatures + i] += w[k] * a.value.ptr[j * inFeatures + i] }

@@ -84,21 +84,28 @@ extension MllamaModel {
     public var loraAdapters: [LoRAAdapter] { targetableLinears.compactMap { $0.adapter as? LoRAAdapter } }
     public var supernetAdapters: [SupernetAdapter] { targetableLinears.compactMap { $0.adapter as? SupernetAdapter } }
 
-    /// Attaches a LoRA adapter of `ranks[module]` to every module in `ranks`.
+    /// Attaches a LoRA adapter of `ranks[module]` to every module in `ranks`, after checking the
+    /// names, the ranks and that the adapters (with gradients and Adam moments) fit in memory.
     @discardableResult
-    public func attachLoRA(ranks: [String: Int], alpha: (String, Int) -> Float, dropout: Float = 0, seed: UInt64) throws -> [LoRAAdapter] {
-        let byName = Dictionary(uniqueKeysWithValues: targetableLinears.map { ($0.name, $0) })
-        for name in ranks.keys where byName[name] == nil {
-            throw LoRANASError.notFound("no targetable linear module \(name)")
+    public func attachLoRA(ranks: [String: Int], loraAlpha: (String, Int) -> Float, dropout: Float = 0,
+                           seed: UInt64) throws -> [LoRAAdapter] {
+        let byName = Dictionary(targetableLinears.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        var sizes: [Int?] = []
+        for (name, r) in ranks {
+            guard let l = byName[name] else { throw LoRANASError.notFound("no targetable linear module \(name)") }
+            guard r > 0 && r <= RunLimits.maxRank else {
+                throw LoRANASError.invalidArgument("rank of \(name) must be in 1...\(RunLimits.maxRank), got \(r)")
+            }
+            sizes.append(Size.product([r, l.inFeatures + l.outFeatures, 16]))
         }
+        try Memory.require(Size.sum(sizes), for: "LoRA adapters on \(ranks.count) modules")
         let rng = SplitMix64(seed: seed)
         var out: [LoRAAdapter] = []
         for l in targetableLinears {
             guard let r = ranks[l.name] else { continue }
-            guard r > 0 else { throw LoRANASError.invalidArgument("rank of \(l.name) must be positive, got \(r)") }
             var g = rng.derived(l.name)
             let a = LoRAAdapter(module: l.name, inFeatures: l.inFeatures, outFeatures: l.outFeatures, rank: r,
-                                alpha: alpha(l.name, r), dropout: dropout, rng: &g)
+                                loraAlpha: loraAlpha(l.name, r), dropout: dropout, rng: &g)
             l.adapter = a
             out.append(a)
         }

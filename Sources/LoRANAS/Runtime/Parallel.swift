@@ -22,21 +22,56 @@ public enum Engine {
         // heap (not fresh mmaps) reuses pages instead of faulting and zeroing them again.
         _ = glibcMallopt(-3 /* M_MMAP_THRESHOLD */, 1 << 30)
         _ = glibcMallopt(-1 /* M_TRIM_THRESHOLD */, 1 << 30)
-        if let s = ProcessInfo.processInfo.environment["LORANAS_NUM_THREADS"], let n = Int(s), n > 0 { return n }
-        return max(1, ProcessInfo.processInfo.activeProcessorCount)
+        return (try? threadsFromEnvironment()) ?? max(1, ProcessInfo.processInfo.activeProcessorCount)
     }()
     private static let lock = NSLock()
+    /// The largest thread count the engine runs: the caller plus lr_pool.c's 63 workers.
+    public static let maxThreads = 64
 
     /// Worker threads used by kernels (default: `LORANAS_NUM_THREADS` or the core count).
     public static var threads: Int {
-        get { lock.lock(); defer { lock.unlock() }; return _threads }
-        set { lock.lock(); _threads = max(1, newValue); lock.unlock(); openblas_set_num_threads(1) }
+        get {
+            lock.lock()
+            defer { lock.unlock() }
+            return _threads
+        }
+        set {
+            lock.lock()
+            _threads = min(maxThreads, max(1, newValue))
+            lock.unlock()
+            openblas_set_num_threads(1)
+        }
+    }
+
+    /// Sets the thread count, refusing values outside 1...maxThreads instead of clamping them.
+    public static func setThreads(_ n: Int) throws {
+        try require(n >= 1 && n <= maxThreads, "thread count must be in 1...\(maxThreads), got \(n)")
+        threads = n
+    }
+
+    /// `LORANAS_NUM_THREADS` as a thread count, nil when unset; a value that is not a count in
+    /// 1...maxThreads is an error (entry points call `checkEnvironment`, so it is never ignored).
+    static func threadsFromEnvironment() throws -> Int? {
+        guard let s = ProcessInfo.processInfo.environment["LORANAS_NUM_THREADS"] else { return nil }
+        let text = s.trimmingCharacters(in: .whitespaces)
+        guard let n = Int(text), n >= 1, n <= maxThreads else {
+            throw LoRANASError.invalidArgument("LORANAS_NUM_THREADS=\"\(s)\" is not a thread count in 1...\(maxThreads)")
+        }
+        return n
+    }
+
+    /// Throws when the environment holds a setting the engine cannot honour.
+    public static func checkEnvironment() throws {
+        _ = try threadsFromEnvironment()
     }
 
     /// Runs `body(chunk)` for chunk in 0..<chunks on the engine's threads (the caller plus a
     /// spinning pool, see lr_pool.c). Each chunk must write only its own outputs.
     public static func parallelFor(_ chunks: Int, _ body: (Int) -> Void) {
-        if chunks <= 1 { if chunks == 1 { body(0) }; return }
+        if chunks <= 1 {
+            if chunks == 1 { body(0) }
+            return
+        }
         withoutActuallyEscaping(body) { body in
             var f = body
             withUnsafeMutablePointer(to: &f) { p in
@@ -51,7 +86,10 @@ public enum Engine {
     /// `grain` is the least amount of work worth a thread.
     public static func parallelRanges(_ n: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
         let t = min(threads, max(1, n / max(grain, 1)))
-        if t <= 1 { if n > 0 { body(0..<n) }; return }
+        if t <= 1 {
+            if n > 0 { body(0..<n) }
+            return
+        }
         parallelFor(t) { i in
             let lo = n * i / t, hi = n * (i + 1) / t
             if lo < hi { body(lo..<hi) }

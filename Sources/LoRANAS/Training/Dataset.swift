@@ -42,13 +42,28 @@ public final class Dataset: @unchecked Sendable {
 
     public init(config: MllamaConfig) { self.config = config }
 
-    public var count: Int { lock.lock(); defer { lock.unlock() }; return samples.count }
+    public var count: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return samples.count
+    }
 
     /// Adds a sample after checking its shapes and values against the model.
+    /// A sample must have a target: a label other than -100 after the first position (position
+    /// j predicts label j + 1, so the first label is never a target). A sample without one would
+    /// make a batch of its own with no loss, and stop every run that draws it.
     public func append(_ s: Sample) throws {
-        try require(s.labels != nil, "training samples need labels")
+        let index = count
+        guard let labels = s.labels else { throw LoRANASError.invalidArgument("sample \(index) has no labels") }
         try s.asBatch.validate(for: config)
-        lock.lock(); samples.append(s); lock.unlock()
+        guard labels.dropFirst().contains(where: { $0 != CrossEntropy.ignoreIndex }) else {
+            throw LoRANASError.invalidArgument(
+                "sample \(index) has no target tokens: every label after the first is -100, so it cannot train or "
+                + "be evaluated; drop it or label its answer")
+        }
+        lock.lock()
+        samples.append(s)
+        lock.unlock()
     }
 
     /// Pads `indices`' samples into one batch: text on the right (pad id, attention 0, label −100),

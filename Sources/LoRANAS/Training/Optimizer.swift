@@ -10,8 +10,14 @@ public struct AdamConfig: Sendable, Equatable {
     public var weightDecay: Float = 0
     public var decoupled = true
 
-    public init(lr: Float, beta1: Float = 0.9, beta2: Float = 0.999, eps: Float = 1e-8, weightDecay: Float = 0, decoupled: Bool = true) {
-        self.lr = lr; self.beta1 = beta1; self.beta2 = beta2; self.eps = eps; self.weightDecay = weightDecay; self.decoupled = decoupled
+    public init(lr: Float, beta1: Float = 0.9, beta2: Float = 0.999, eps: Float = 1e-8, weightDecay: Float = 0,
+                decoupled: Bool = true) {
+        self.lr = lr
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+        self.weightDecay = weightDecay
+        self.decoupled = decoupled
     }
 }
 
@@ -23,7 +29,8 @@ public final class Adam {
     let m: [Tensor], v: [Tensor]
 
     public init(_ parameters: [TrainableTensor], _ config: AdamConfig) {
-        self.parameters = parameters; self.config = config
+        self.parameters = parameters
+        self.config = config
         m = parameters.map { Tensor(zeros: $0.value.shape) }
         v = parameters.map { Tensor(zeros: $0.value.shape) }
     }
@@ -32,8 +39,10 @@ public final class Adam {
     public func step() {
         steps += 1
         let c = config
-        let bc1 = 1 - pow(Double(c.beta1), Double(steps)), bc2 = 1 - pow(Double(c.beta2), Double(steps))
-        let stepSize = Float(Double(c.lr) / bc1), bc2Sqrt = Float(bc2.squareRoot())
+        let bc1 = 1 - pow(Double(c.beta1), Double(steps))
+        let bc2 = 1 - pow(Double(c.beta2), Double(steps))
+        let stepSize = Float(Double(c.lr) / bc1)
+        let bc2Sqrt = Float(bc2.squareRoot())
         Engine.parallelFor(parameters.count) { k in
             let p = parameters[k]
             let w = p.value.ptr, g = p.grad.ptr, mk = m[k].ptr, vk = v[k].ptr
@@ -50,20 +59,18 @@ public final class Adam {
         }
     }
 
-    public func zeroGrad() { for p in parameters { p.grad.zero() } }
-
-    /// Every gradient is finite.
-    public var gradientsAreFinite: Bool { parameters.allSatisfy { $0.grad.isFinite } }
-
-    /// Moments and step count, for checkpoints: tensors named "<param>.exp_avg" / ".exp_avg_sq".
+    /// Moments, for run states: tensors named "<prefix><param>.exp_avg" / ".exp_avg_sq".
     func state(prefix: String) -> [(String, Tensor)] {
-        parameters.enumerated().flatMap { k, p in [(prefix + p.name + ".exp_avg", m[k]), (prefix + p.name + ".exp_avg_sq", v[k])] }
+        parameters.enumerated().flatMap { k, p in
+            [(prefix + p.name + ".exp_avg", m[k]), (prefix + p.name + ".exp_avg_sq", v[k])]
+        }
     }
 
-    func restore(prefix: String, from file: SafeTensorsFile, steps: Int) throws {
+    /// Restores the moments and the step count saved by `state(prefix:)`.
+    func restore(prefix: String, from saved: RunState.Saved, steps: Int) throws {
         for (k, p) in parameters.enumerated() {
-            m[k].copy(from: try file.tensor(prefix + p.name + ".exp_avg"))
-            v[k].copy(from: try file.tensor(prefix + p.name + ".exp_avg_sq"))
+            try saved.restore(prefix + p.name + ".exp_avg", into: m[k])
+            try saved.restore(prefix + p.name + ".exp_avg_sq", into: v[k])
         }
         self.steps = steps
     }

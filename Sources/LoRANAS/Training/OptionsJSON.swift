@@ -39,7 +39,6 @@ public enum OptionsJSON {
         o.alphaLR = try r.float("alpha_lr") ?? o.alphaLR
         o.alphaWeightDecay = try r.float("alpha_weight_decay") ?? o.alphaWeightDecay
         try readRunSettings(&o, r)
-        try positiveAlpha(o.loraAlpha)
         return o
     }
 
@@ -51,8 +50,9 @@ public enum OptionsJSON {
         if let ranks = j["ranks"], !ranks.isNull {
             if let n = ranks.int { o.ranks = .uniform(n) }
             else if let target = ranks["random"]?.int {
-                let space = try ConfigReader(json: ranks, section: "ranks").ints("space") ?? [4, 8, 16, 32, 64]
-                o.ranks = .random(parameters: target, space: space, seed: UInt64(ranks["seed"]?.int ?? 0))
+                let r = ConfigReader(json: ranks, section: "ranks")
+                let space = try r.ints("space") ?? [4, 8, 16, 32, 64]
+                o.ranks = .random(parameters: target, space: space, seed: try seed(r))
             } else if let kv = ranks.object {
                 o.ranks = .perModule(Dictionary(uniqueKeysWithValues: try kv.map { k, v in
                     guard let i = v.int else { throw LoRANASError.invalidArgument("rank of \(k) must be an integer") }
@@ -68,7 +68,6 @@ public enum OptionsJSON {
         o.dropout = try r.float("dropout") ?? o.dropout
         o.evalBatchSize = try r.int("eval_batch_size") ?? o.evalBatchSize
         try readRunSettings(&o, r)
-        try positiveAlpha(o.loraAlpha)
         return o
     }
 
@@ -78,7 +77,7 @@ public enum OptionsJSON {
         o.batchSize = try r.int("batch_size") ?? o.batchSize
         o.lr = try r.float("lr") ?? o.lr
         o.weightDecay = try r.float("weight_decay") ?? o.weightDecay
-        o.seed = UInt64(try seed(r))
+        o.seed = try seed(r)
         o.checkpointDir = try r.string("checkpoint_dir")
         o.checkpointEvery = try r.int("checkpoint_every") ?? o.checkpointEvery
         o.maxSteps = try nonNegative(r, "max_steps")
@@ -88,10 +87,6 @@ public enum OptionsJSON {
         let v = try r.int(key)
         if let v, v < 0 { throw LoRANASError.invalidArgument("\(key) must be non-negative, got \(v)") }
         return v
-    }
-
-    static func positiveAlpha(_ a: Float?) throws {
-        if let a, !(a > 0 && a.isFinite) { throw LoRANASError.invalidArgument("lora_alpha must be positive, got \(a)") }
     }
 
     static func checkKeys(_ j: JSON, _ allowed: Set<String>) throws {
@@ -113,24 +108,10 @@ public enum OptionsJSON {
         return try TargetSpec(parsing: try r.string("targets") ?? "all", side: side)
     }
 
-    static func seed(_ r: ConfigReader) throws -> Int {
+    /// A seed: an integer in 0...2^53 (what a JSON number holds exactly).
+    static func seed(_ r: ConfigReader) throws -> UInt64 {
         let s = try r.int("seed") ?? 0
-        guard s >= 0 else { throw LoRANASError.invalidArgument("seed must be non-negative") }
-        return s
+        guard s >= 0 else { throw LoRANASError.invalidArgument("seed must be non-negative, got \(s)") }
+        return UInt64(s)
     }
 }
-
-/// What search and fine-tune options have in common.
-public protocol RunSettings {
-    var epochs: Int { get set }
-    var batchSize: Int { get set }
-    var lr: Float { get set }
-    var weightDecay: Float { get set }
-    var seed: UInt64 { get set }
-    var checkpointDir: String? { get set }
-    var checkpointEvery: Int { get set }
-    var maxSteps: Int? { get set }
-}
-
-extension SearchOptions: RunSettings {}
-extension FinetuneOptions: RunSettings {}

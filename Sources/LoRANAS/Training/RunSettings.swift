@@ -1,0 +1,51 @@
+import Foundation
+
+/// What search and fine-tune options have in common, and the checks they share.
+public protocol RunSettings {
+    var epochs: Int { get set }
+    var batchSize: Int { get set }
+    var lr: Float { get set }
+    var weightDecay: Float { get set }
+    var seed: UInt64 { get set }
+    var loraAlpha: Float? { get set }
+    var checkpointDir: String? { get set }
+    var checkpointEvery: Int { get set }
+    var maxSteps: Int? { get set }
+}
+
+/// Bounds on run settings: large enough for any real run, small enough that counts derived from
+/// them (steps, bytes) cannot overflow.
+enum RunLimits {
+    static let maxEpochs = 1 << 20
+    static let maxBatchSize = 1 << 20
+    static let maxRank = 1 << 16
+}
+
+extension RunSettings {
+    /// Checks the shared settings, naming the first that is out of range.
+    func validateRun() throws {
+        try require(epochs > 0 && epochs <= RunLimits.maxEpochs, "epochs must be in 1...\(RunLimits.maxEpochs), got \(epochs)")
+        try require(batchSize > 0 && batchSize <= RunLimits.maxBatchSize,
+                    "batch_size must be in 1...\(RunLimits.maxBatchSize), got \(batchSize)")
+        try require(lr > 0 && lr.isFinite, "lr must be a positive number, got \(lr)")
+        try require(weightDecay >= 0 && weightDecay.isFinite, "weight_decay must be non-negative, got \(weightDecay)")
+        try require(loraAlpha.map { $0 > 0 && $0.isFinite } ?? true, "lora_alpha must be positive, got \(loraAlpha ?? 0)")
+        try require(checkpointEvery > 0, "checkpoint_every must be positive, got \(checkpointEvery)")
+        try require((maxSteps ?? 0) >= 0, "max_steps must be non-negative, got \(maxSteps ?? 0)")
+        if let dir = checkpointDir { try require(!dir.isEmpty, "checkpoint_dir is empty") }
+    }
+
+    /// The settings every run's fingerprint holds (a resumed run must match them).
+    var runFingerprint: String {
+        "\(String(describing: loraAlpha))|\(epochs)|\(batchSize)|\(lr)|\(weightDecay)|\(seed)"
+    }
+}
+
+extension MllamaModel {
+    /// The checks both jobs make on their data, and the base-weight part of their fingerprint.
+    func checkRunData(_ train: Dataset, _ validation: Dataset, job: String) throws -> String {
+        try require(train.count > 0 && validation.count > 0, "\(job) needs non-empty train and validation sets")
+        try require(train.config == config && validation.config == config, "datasets were made for another model")
+        return "\(train.count)|\(validation.count)|\(parameterCount)|\(weightsFingerprint)"
+    }
+}

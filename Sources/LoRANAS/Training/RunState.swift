@@ -1,0 +1,108 @@
+import Foundation
+
+/// A run's saved state (not model weights): `state.safetensors` in the run's directory, holding
+/// the trainable tensors, optimizer moments and histories, and a JSON "loranas_state" entry in
+/// the metadata (kind, fingerprint, loop position). Written to a temporary file and renamed.
+enum RunState {
+    static let fileName = "state.safetensors"
+
+    static func path(_ dir: String) -> String { dir + "/" + fileName }
+
+    static func save(dir: String, tensors: [(String, Tensor)], state: JSON) throws {
+        do {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        } catch {
+            throw LoRANASError.io("cannot create the checkpoint directory \(dir): \(error.localizedDescription)")
+        }
+        try SafeTensorsWriter.write(tensors.map { ($0.0, .f32($0.1)) },
+                                    metadata: ["loranas_state": state.serialized], to: path(dir))
+    }
+
+    /// A saved run that matches `kind` and `fingerprint`, or nil when the directory holds none.
+    /// A run state of another run is an error: resuming it would silently mix two runs.
+    static func resume(dir: String, kind: String, fingerprint: String) throws -> Saved? {
+        guard FileManager.default.fileExists(atPath: path(dir)) else { return nil }
+        let file = try SafeTensorsFile(path: path(dir))
+        guard let text = file.metadata["loranas_state"] else {
+            throw LoRANASError.format("\(path(dir)) has no loranas_state")
+        }
+        let state: JSON
+        do { state = try JSON.parse(text) } catch { throw LoRANASError.format("\(path(dir)): loranas_state: \(error)") }
+        guard state["kind"]?.string == kind, state["fingerprint"]?.string == fingerprint else {
+            throw LoRANASError.invalidArgument("\(dir) holds a checkpoint of a different run (other options, data or "
+                + "base weights); use another checkpoint_dir, or the same options, data and model")
+        }
+        guard let loop = state["loop"] else { throw LoRANASError.format("\(path(dir)): loranas_state has no loop") }
+        return Saved(file: file, state: state, loop: try LoopState(json: loop))
+    }
+
+    /// What `resume` found.
+    struct Saved {
+        let file: SafeTensorsFile
+        let state: JSON
+        let loop: LoopState
+
+        /// A non-negative integer entry of the state.
+        func count(_ key: String) throws -> Int {
+            guard let v = state[key]?.int, v >= 0 else { throw LoRANASError.format("run state: \(key) is missing") }
+            return v
+        }
+
+        /// Copies saved tensor `name` into `into` after checking its shape and values.
+        func restore(_ name: String, into: Tensor) throws {
+            let t = try file.tensor(name)
+            guard t.shape == into.shape else {
+                throw LoRANASError.format("run state: \(name) has shape \(t.shape), expected \(into.shape)")
+            }
+            guard t.isFinite else { throw LoRANASError.format("run state: \(name) holds NaN or infinite values") }
+            into.copy(from: t)
+        }
+
+        /// A 1-D tensor as an array, checked to hold `count` finite values.
+        func floats(_ name: String, count: Int) throws -> [Float] {
+            let t = try file.tensor(name)
+            guard t.shape == [count], t.isFinite else {
+                throw LoRANASError.format("run state: \(name) has shape \(t.shape), expected [\(count)] finite values")
+            }
+            return t.array
+        }
+    }
+}
+
+extension MllamaModel {
+    /// A cheap fingerprint of the base weights (shapes and a strided sample of every tensor),
+    /// so that a run state is never resumed onto another model with the same config.
+    var weightsFingerprint: String {
+        var h = Hasher64()
+        for e in params.entries {
+            let t = params[e.name]
+            h.combine(e.name)
+            for d in e.shape { h.combine(UInt64(d)) }
+            let stride = max(1, t.count / 256)
+            var i = 0
+            while i < t.count {
+                h.combine(UInt64(t.ptr[i].bitPattern))
+                i += stride
+            }
+        }
+        return String(h.value, radix: 16)
+    }
+}
+
+/// FNV-1a, 64-bit: a stable hash (Swift's Hasher is seeded per process).
+struct Hasher64 {
+    private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
+
+    mutating func combine(_ x: UInt64) {
+        var v = x
+        for _ in 0..<8 {
+            value = (value ^ (v & 0xff)) &* 0x100_0000_01b3
+            v >>= 8
+        }
+    }
+
+    mutating func combine(_ s: String) {
+        for b in s.utf8 { value = (value ^ UInt64(b)) &* 0x100_0000_01b3 }
+        combine(UInt64(0xff))
+    }
+}
