@@ -29,7 +29,9 @@ public func loranas_get_num_threads() -> Int32 { Int32(Engine.threads) }
 typealias CheckpointHandle = Handle<Checkpoint>
 
 @_cdecl("loranas_checkpoint_open")
-public func loranas_checkpoint_open(_ path: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+public func loranas_checkpoint_open(_ path: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<OpaquePointer?>?)
+    -> Int32
+{
     guarded {
         let out = try arg(out, "out")
         out.pointee = nil
@@ -49,8 +51,10 @@ public func loranas_checkpoint_count(_ h: OpaquePointer?, _ out: UnsafeMutablePo
 }
 
 @_cdecl("loranas_checkpoint_name")
-public func loranas_checkpoint_name(_ h: OpaquePointer?, _ index: Int64, _ buf: UnsafeMutablePointer<CChar>?,
-                                    _ bufLen: Int64, _ outLen: UnsafeMutablePointer<Int64>?) -> Int32 {
+public func loranas_checkpoint_name(
+    _ h: OpaquePointer?, _ index: Int64, _ buf: UnsafeMutablePointer<CChar>?,
+    _ bufLen: Int64, _ outLen: UnsafeMutablePointer<Int64>?
+) -> Int32 {
     guarded {
         let names = try CheckpointHandle.borrow(h, "ckpt").value.names
         try require(index >= 0 && index < Int64(names.count), "index \(index) out of range 0..<\(names.count)")
@@ -59,8 +63,10 @@ public func loranas_checkpoint_name(_ h: OpaquePointer?, _ index: Int64, _ buf: 
 }
 
 /// Copies `s` NUL-terminated into a caller buffer, reporting the length needed.
-func copyCString(_ s: String, into buf: UnsafeMutablePointer<CChar>?, capacity: Int64,
-                 needed: UnsafeMutablePointer<Int64>?) throws {
+func copyCString(
+    _ s: String, into buf: UnsafeMutablePointer<CChar>?, capacity: Int64,
+    needed: UnsafeMutablePointer<Int64>?
+) throws {
     let bytes = Array(s.utf8)
     needed?.pointee = Int64(bytes.count)
     guard let buf, capacity > Int64(bytes.count) else { throw BufferTooSmall(needed: bytes.count + 1) }
@@ -77,9 +83,11 @@ private let dtypeCodes: [DType: Int32] = [
 ]
 
 @_cdecl("loranas_checkpoint_info")
-public func loranas_checkpoint_info(_ h: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ dtype: UnsafeMutablePointer<Int32>?,
-                                    _ ndim: UnsafeMutablePointer<Int64>?, _ shape: UnsafeMutablePointer<Int64>?,
-                                    _ shapeCapacity: Int64) -> Int32 {
+public func loranas_checkpoint_info(
+    _ h: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ dtype: UnsafeMutablePointer<Int32>?,
+    _ ndim: UnsafeMutablePointer<Int64>?, _ shape: UnsafeMutablePointer<Int64>?,
+    _ shapeCapacity: Int64
+) -> Int32 {
     guarded {
         let info = try CheckpointHandle.borrow(h, "ckpt").value.info(try string(name, "name"))
         let dtype = try arg(dtype, "out_dtype")
@@ -93,8 +101,10 @@ public func loranas_checkpoint_info(_ h: OpaquePointer?, _ name: UnsafePointer<C
 }
 
 @_cdecl("loranas_checkpoint_read_f32")
-public func loranas_checkpoint_read_f32(_ h: OpaquePointer?, _ name: UnsafePointer<CChar>?,
-                                        _ out: UnsafeMutablePointer<Float>?, _ count: Int64) -> Int32 {
+public func loranas_checkpoint_read_f32(
+    _ h: OpaquePointer?, _ name: UnsafePointer<CChar>?,
+    _ out: UnsafeMutablePointer<Float>?, _ count: Int64
+) -> Int32 {
     guarded {
         let ckpt = try CheckpointHandle.borrow(h, "ckpt")
         let name = try string(name, "name"), out = try arg(out, "out")
@@ -106,9 +116,11 @@ public func loranas_checkpoint_read_f32(_ h: OpaquePointer?, _ name: UnsafePoint
 // MARK: - kernels
 
 @_cdecl("loranas_matmul_f32")
-public func loranas_matmul_f32(_ a: UnsafePointer<Float>?, _ aCount: Int64, _ b: UnsafePointer<Float>?, _ bCount: Int64,
-                               _ c: UnsafeMutablePointer<Float>?, _ cCount: Int64, _ m: Int64, _ k: Int64, _ n: Int64,
-                               _ transA: Int32, _ transB: Int32) -> Int32 {
+public func loranas_matmul_f32(
+    _ a: UnsafePointer<Float>?, _ aCount: Int64, _ b: UnsafePointer<Float>?, _ bCount: Int64,
+    _ c: UnsafeMutablePointer<Float>?, _ cCount: Int64, _ m: Int64, _ k: Int64, _ n: Int64,
+    _ transA: Int32, _ transB: Int32
+) -> Int32 {
     guarded {
         try require(m >= 0 && k >= 0 && n >= 0, "dimensions must be non-negative, got m=\(m) k=\(k) n=\(n)")
         try require(m < Int32.max && k < Int32.max && n < Int32.max, "dimensions must fit in 32 bits")

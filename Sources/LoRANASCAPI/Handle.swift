@@ -56,7 +56,9 @@ enum HandleRegistry {
         lock.lock()
         let entry = live[p]
         lock.unlock()
-        guard let entry else { throw LoRANASError.invalidArgument("\(name) is not a live handle (freed, or never created)") }
+        guard let entry else {
+            throw LoRANASError.invalidArgument("\(name) is not a live handle (freed, or never created)")
+        }
         guard entry.type == type else {
             throw LoRANASError.invalidArgument("\(name) is a \(entry.kind) handle, where a \(kind) handle is expected")
         }

@@ -2,7 +2,7 @@ import CLoRANAS
 import Foundation
 import LoRANAS
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 // Status codes come from loranas.h (the one place they are written).

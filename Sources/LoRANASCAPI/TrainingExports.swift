@@ -56,10 +56,12 @@ public func loranas_dataset_add(_ h: OpaquePointer?, _ sample: UnsafePointer<lor
         let c = try arg(sample, "sample").pointee
         try require(c.batch_size == 1, "a sample is a batch of one, got batch_size \(c.batch_size)")
         let b = try makeBatch(c, config: ds.value.config)
-        try ds.value.append(Sample(inputIds: b.inputIds, attentionMask: b.attentionMask, labels: b.labels, numImages: b.numImages,
-                                   pixelValues: b.pixelValues.map { $0.reshaped(Array($0.shape.dropFirst())) },
-                                   aspectRatioIds: b.aspectRatioIds, aspectRatioMask: b.aspectRatioMask,
-                                   crossAttentionMask: b.crossAttentionMask))
+        try ds.value.append(
+            Sample(
+                inputIds: b.inputIds, attentionMask: b.attentionMask, labels: b.labels, numImages: b.numImages,
+                pixelValues: b.pixelValues.map { $0.reshaped(Array($0.shape.dropFirst())) },
+                aspectRatioIds: b.aspectRatioIds, aspectRatioMask: b.aspectRatioMask,
+                crossAttentionMask: b.crossAttentionMask))
     }
 }
 
@@ -79,8 +81,10 @@ func progressCallback(_ fn: ProgressFn?, _ user: UnsafeMutableRawPointer?) -> Pr
 
 /// The shared shape of loranas_search and loranas_finetune: borrow the handles, parse the
 /// options, run the job under the model's lock, and hand back its JSON as a result handle.
-func runJob(_ h: OpaquePointer?, _ train: OpaquePointer?, _ val: OpaquePointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?,
-            _ job: (MllamaModel, Dataset, Dataset) throws -> JSON) -> Int32 {
+func runJob(
+    _ h: OpaquePointer?, _ train: OpaquePointer?, _ val: OpaquePointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?,
+    _ job: (MllamaModel, Dataset, Dataset) throws -> JSON
+) -> Int32 {
     guarded {
         let out = try arg(out, "out")
         out.pointee = nil
@@ -92,8 +96,10 @@ func runJob(_ h: OpaquePointer?, _ train: OpaquePointer?, _ val: OpaquePointer?,
 }
 
 @_cdecl("loranas_search")
-public func loranas_search(_ h: OpaquePointer?, _ train: OpaquePointer?, _ val: OpaquePointer?, _ options: UnsafePointer<CChar>?,
-                           _ progress: ProgressFn?, _ user: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+public func loranas_search(
+    _ h: OpaquePointer?, _ train: OpaquePointer?, _ val: OpaquePointer?, _ options: UnsafePointer<CChar>?,
+    _ progress: ProgressFn?, _ user: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?
+) -> Int32 {
     runJob(h, train, val, out) { model, tr, va in
         let o = try OptionsJSON.search(try OptionsJSON.parse(options))
         return try model.search(train: tr, validation: va, options: o, progress: progressCallback(progress, user)).json
@@ -101,16 +107,21 @@ public func loranas_search(_ h: OpaquePointer?, _ train: OpaquePointer?, _ val: 
 }
 
 @_cdecl("loranas_finetune")
-public func loranas_finetune(_ h: OpaquePointer?, _ train: OpaquePointer?, _ val: OpaquePointer?, _ options: UnsafePointer<CChar>?,
-                             _ progress: ProgressFn?, _ user: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+public func loranas_finetune(
+    _ h: OpaquePointer?, _ train: OpaquePointer?, _ val: OpaquePointer?, _ options: UnsafePointer<CChar>?,
+    _ progress: ProgressFn?, _ user: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?
+) -> Int32 {
     runJob(h, train, val, out) { model, tr, va in
         let o = try OptionsJSON.finetune(try OptionsJSON.parse(options))
-        return try model.finetune(train: tr, validation: va, options: o, progress: progressCallback(progress, user)).json
+        return try model.finetune(train: tr, validation: va, options: o, progress: progressCallback(progress, user))
+            .json
     }
 }
 
 @_cdecl("loranas_evaluate")
-public func loranas_evaluate(_ h: OpaquePointer?, _ data: OpaquePointer?, _ batchSize: Int64, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+public func loranas_evaluate(
+    _ h: OpaquePointer?, _ data: OpaquePointer?, _ batchSize: Int64, _ out: UnsafeMutablePointer<OpaquePointer?>?
+) -> Int32 {
     guarded {
         let out = try arg(out, "out")
         out.pointee = nil
@@ -123,7 +134,9 @@ public func loranas_evaluate(_ h: OpaquePointer?, _ data: OpaquePointer?, _ batc
 }
 
 @_cdecl("loranas_result_json")
-public func loranas_result_json(_ h: OpaquePointer?, _ buf: UnsafeMutablePointer<CChar>?, _ len: Int64, _ outLen: UnsafeMutablePointer<Int64>?) -> Int32 {
+public func loranas_result_json(
+    _ h: OpaquePointer?, _ buf: UnsafeMutablePointer<CChar>?, _ len: Int64, _ outLen: UnsafeMutablePointer<Int64>?
+) -> Int32 {
     guarded { try copyCString(try ResultHandle.borrow(h, "result").value, into: buf, capacity: len, needed: outLen) }
 }
 

@@ -85,10 +85,11 @@ struct Compare: ParsableCommand {
         let searchTime = Date().timeIntervalSince(t0)
         let rows = try finetuneAll(m, trainSet, valSet, searched: searched, space: spaceList, targets: spec)
         if json {
-            print(JSON.object([
-                ("search", searched.json), ("search_seconds", .number(searchTime)),
-                ("runs", .array(rows.map { name, r in .object([("name", .string(name)), ("result", r.json)]) })),
-            ]).serialized)
+            print(
+                JSON.object([
+                    ("search", searched.json), ("search_seconds", .number(searchTime)),
+                    ("runs", .array(rows.map { name, r in .object([("name", .string(name)), ("result", r.json)]) })),
+                ]).serialized)
         } else {
             printTable(searched, searchTime: searchTime, rows: rows)
         }
@@ -105,12 +106,15 @@ struct Compare: ParsableCommand {
         let data = perSample.flatMap { Size.product([train + val, $0]) }
         try Memory.require(data, for: "the synthetic task's images (\(train + val) samples)")
         // A batch's logits and their gradient.
-        try Memory.require(Size.product([batchSize, seqLen, c.text.vocabSize, 8]),
-                           for: "a batch of \(batchSize) × \(seqLen) tokens")
+        try Memory.require(
+            Size.product([batchSize, seqLen, c.text.vocabSize, 8]),
+            for: "a batch of \(batchSize) × \(seqLen) tokens")
     }
 
-    func search(_ m: MllamaModel, _ trainSet: Dataset, _ valSet: Dataset, space: [Int],
-                targets: TargetSpec) throws -> SearchResult {
+    func search(
+        _ m: MllamaModel, _ trainSet: Dataset, _ valSet: Dataset, space: [Int],
+        targets: TargetSpec
+    ) throws -> SearchResult {
         var o = SearchOptions()
         o.targets = targets
         o.space = space
@@ -130,8 +134,10 @@ struct Compare: ParsableCommand {
 
     /// Searched (warm and fresh), uniform at the largest rank and at the rank closest to the
     /// searched count, and the random controls at the searched count.
-    func finetuneAll(_ m: MllamaModel, _ trainSet: Dataset, _ valSet: Dataset, searched: SearchResult,
-                     space: [Int], targets: TargetSpec) throws -> [(String, FinetuneResult)] {
+    func finetuneAll(
+        _ m: MllamaModel, _ trainSet: Dataset, _ valSet: Dataset, searched: SearchResult,
+        space: [Int], targets: TargetSpec
+    ) throws -> [(String, FinetuneResult)] {
         var base = FinetuneOptions()
         base.targets = targets
         base.epochs = epochs
@@ -150,7 +156,8 @@ struct Compare: ParsableCommand {
             ("uniform r=\(closest)", .uniform(closest), .fresh),
         ]
         for k in 0..<randomRuns {
-            runs.append(("random #\(k + 1)", .random(parameters: count, space: space, seed: seed &+ 100 &+ UInt64(k)), .fresh))
+            runs.append(
+                ("random #\(k + 1)", .random(parameters: count, space: space, seed: seed &+ 100 &+ UInt64(k)), .fresh))
         }
         return try runs.map { name, ranks, initialization in
             var o = base
@@ -167,8 +174,9 @@ struct Compare: ParsableCommand {
 
     func printTable(_ searched: SearchResult, searchTime: Double, rows: [(String, FinetuneResult)]) {
         let missed = searched.budgetMet == false ? " (no assignment reaches ±5%: the closest)" : ""
-        print("\nsearch: \(searched.steps) steps in \(String(format: "%.1f", searchTime)) s; budget "
-              + "\(searched.budgetParameters ?? 0), derived \(searched.loraParameters) LoRA parameters\(missed)")
+        print(
+            "\nsearch: \(searched.steps) steps in \(String(format: "%.1f", searchTime)) s; budget "
+                + "\(searched.budgetParameters ?? 0), derived \(searched.loraParameters) LoRA parameters\(missed)")
         let histogram = Dictionary(grouping: searched.ranks, by: \.1).mapValues(\.count).sorted { $0.key < $1.key }
         print("searched ranks: " + histogram.map { "r\($0.key)×\($0.value)" }.joined(separator: " "))
         func cell(_ s: String, _ width: Int) -> String { s.padding(toLength: width, withPad: " ", startingAt: 0) }
@@ -177,8 +185,9 @@ struct Compare: ParsableCommand {
             let share = 100 * Double(r.loraParameters) / Double(max(1, r.modelParameters))
             let perplexity = r.evaluations.last?.perplexity ?? .nan
             let perEpoch = r.epochTimes.reduce(0, +) / Double(max(1, r.epochTimes.count))
-            print(cell(name, 20) + cell(String(r.loraParameters), 14) + cell(String(format: "%.2f%%", share), 10)
-                  + cell(String(format: "%.4f", perplexity), 11) + String(format: "%.2f", perEpoch))
+            print(
+                cell(name, 20) + cell(String(r.loraParameters), 14) + cell(String(format: "%.2f%%", share), 10)
+                    + cell(String(format: "%.4f", perplexity), 11) + String(format: "%.2f", perEpoch))
         }
     }
 }

@@ -24,7 +24,8 @@ struct Inspect: ParsableCommand {
 
     func run() throws {
         do {
-            let isModel = FileManager.default.fileExists(atPath: URL(fileURLWithPath: path).appendingPathComponent("config.json").path)
+            let isModel = FileManager.default.fileExists(
+                atPath: URL(fileURLWithPath: path).appendingPathComponent("config.json").path)
             let ckpt = try Checkpoint(path: path)
             var out: [(String, JSON)] = [("path", .string(path))]
             var text: [String] = []
@@ -61,20 +62,27 @@ struct Inspect: ParsableCommand {
         let infos = ckpt.names.compactMap { try? ckpt.info($0) }
         let params = infos.reduce(0) { $0 + $1.count }, bytes = infos.reduce(0) { $0 + $1.byteCount }
         let rows: [JSON] = infos.map { i in
-            .object([("name", .string(i.name)), ("dtype", .string(i.dtype.rawValue)),
-                     ("shape", .array(i.shape.map { .number(Double($0)) })), ("bytes", .number(Double(i.byteCount)))])
+            .object([
+                ("name", .string(i.name)), ("dtype", .string(i.dtype.rawValue)),
+                ("shape", .array(i.shape.map { .number(Double($0)) })), ("bytes", .number(Double(i.byteCount))),
+            ])
         }
         let w = max(4, infos.map(\.name.count).max() ?? 4)
         var lines = ["NAME".padding(toLength: w, withPad: " ", startingAt: 0) + "  DTYPE  SHAPE                  BYTES"]
         for i in infos {
             let shape = "[" + i.shape.map(String.init).joined(separator: ", ") + "]"
-            lines.append(i.name.padding(toLength: w, withPad: " ", startingAt: 0) + "  "
-                         + i.dtype.rawValue.padding(toLength: 5, withPad: " ", startingAt: 0) + "  "
-                         + shape.padding(toLength: 21, withPad: " ", startingAt: 0) + "  \(i.byteCount)")
+            lines.append(
+                i.name.padding(toLength: w, withPad: " ", startingAt: 0) + "  "
+                    + i.dtype.rawValue.padding(toLength: 5, withPad: " ", startingAt: 0) + "  "
+                    + shape.padding(toLength: 21, withPad: " ", startingAt: 0) + "  \(i.byteCount)")
         }
         lines.append("\(infos.count) tensors, \(params) parameters, \(bytes) bytes")
-        return ([("tensors", .array(rows)), ("total_tensors", .number(Double(infos.count))),
-                 ("total_parameters", .number(Double(params))), ("total_bytes", .number(Double(bytes)))], lines.joined(separator: "\n"))
+        return (
+            [
+                ("tensors", .array(rows)), ("total_tensors", .number(Double(infos.count))),
+                ("total_parameters", .number(Double(params))), ("total_bytes", .number(Double(bytes))),
+            ], lines.joined(separator: "\n")
+        )
     }
 }
 

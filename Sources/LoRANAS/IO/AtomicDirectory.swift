@@ -1,7 +1,7 @@
 import CRuntime
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Writes a set of files that belong together (an adapter's config and weights, a merged

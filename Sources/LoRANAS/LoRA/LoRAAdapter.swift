@@ -25,8 +25,10 @@ public final class LoRAAdapter: LinearAdapter {
     public var parameterCount: Int { a.value.count + b.value.count }
 
     /// `rank` is positive (callers check ranks where users give them).
-    public init(module: String, inFeatures: Int, outFeatures: Int, rank: Int, loraAlpha: Float, dropout: Float = 0,
-                rng: inout SplitMix64) {
+    public init(
+        module: String, inFeatures: Int, outFeatures: Int, rank: Int, loraAlpha: Float, dropout: Float = 0,
+        rng: inout SplitMix64
+    ) {
         self.module = module
         self.rank = rank
         self.loraAlpha = loraAlpha
@@ -42,17 +44,20 @@ public final class LoRAAdapter: LinearAdapter {
     public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int) {
         if isMerged { return }
         let inF = a.value.shape[1], outF = b.value.shape[0]
-        let u = Tensor(uninitialized: [n, rank])   // written by the first GEMM
+        let u = Tensor(uninitialized: [n, rank])  // written by the first GEMM
         var input = x, dropped: Tensor? = nil, mask: [Float]? = nil
         if training && dropout > 0 {
             let keep = 1 / (1 - dropout)
             let m = (0..<(n * inF)).map { _ in rng.uniform(0, 1) < dropout ? Float(0) : keep }
             let d = Tensor(zeros: [n, inF])
             for i in 0..<(n * inF) { d.ptr[i] = x[i] * m[i] }
-            input = UnsafePointer(d.ptr); dropped = d; mask = m
+            input = UnsafePointer(d.ptr)
+            dropped = d
+            mask = m
         }
-        LowRank.forward(y: y, u: u.ptr, x: input, a: a.value.ptr, b: b.value.ptr, scale: scale, n: n,
-                        inFeatures: inF, outFeatures: outF, rank: rank)
+        LowRank.forward(
+            y: y, u: u.ptr, x: input, a: a.value.ptr, b: b.value.ptr, scale: scale, n: n,
+            inFeatures: inF, outFeatures: outF, rank: rank)
         saved = (x, n, u, dropped, mask)
     }
 
@@ -65,9 +70,10 @@ public final class LoRAAdapter: LinearAdapter {
         let input = s.dropped.map { UnsafePointer($0.ptr) } ?? x
         let dIn = s.mask == nil ? dx : (dx == nil ? nil : UnsafeMutablePointer<Float>.allocate(capacity: n * inF))
         if s.mask != nil, let dIn { dIn.initialize(repeating: 0, count: n * inF) }
-        LowRank.backward(dx: dIn, dA: trainable ? a.grad.ptr : nil, dB: trainable ? b.grad.ptr : nil, dScale: nil,
-                         dy: dy, x: input, u: s.u.ptr, a: a.value.ptr, b: b.value.ptr, scale: scale,
-                         n: n, inFeatures: inF, outFeatures: outF, rank: rank)
+        LowRank.backward(
+            dx: dIn, dA: trainable ? a.grad.ptr : nil, dB: trainable ? b.grad.ptr : nil, dScale: nil,
+            dy: dy, x: input, u: s.u.ptr, a: a.value.ptr, b: b.value.ptr, scale: scale,
+            n: n, inFeatures: inF, outFeatures: outF, rank: rank)
         if let m = s.mask, let dIn, let dx {
             for i in 0..<(n * inF) { dx[i] += dIn[i] * m[i] }
             dIn.deallocate()
@@ -78,10 +84,14 @@ public final class LoRAAdapter: LinearAdapter {
     public func merge(into weight: Tensor) throws {
         guard !isMerged else { return }
         let delta = Tensor(zeros: weight.shape)
-        gemm(false, false, m: weight.shape[0], n: weight.shape[1], k: rank, alpha: scaling, a: b.value.ptr, b: a.value.ptr, c: delta.ptr)
+        gemm(
+            false, false, m: weight.shape[0], n: weight.shape[1], k: rank, alpha: scaling, a: b.value.ptr,
+            b: a.value.ptr, c: delta.ptr)
         let merged = weight.copy()
         axpy(1, delta.ptr, merged.ptr, merged.count)
-        guard merged.isFinite else { throw LoRANASError.numeric("merging \(module) gives non-finite weights; merge refused") }
+        guard merged.isFinite else {
+            throw LoRANASError.numeric("merging \(module) gives non-finite weights; merge refused")
+        }
         weightBeforeMerge = weight.copy()
         weight.copy(from: merged)
         isMerged = true

@@ -6,9 +6,11 @@
 /// LoRA at rank R however many rank choices it has.
 enum LowRank {
     /// Saves u (n, R) for backward: x·Aᵀ when σ is uniform, x·(diag(σ)·A)ᵀ = (x·Aᵀ) ⊙ σ otherwise.
-    static func forward(y: UnsafeMutablePointer<Float>, u: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>,
-                        a: UnsafePointer<Float>, b: UnsafePointer<Float>, scale: UnsafePointer<Float>,
-                        n: Int, inFeatures: Int, outFeatures: Int, rank: Int) {
+    static func forward(
+        y: UnsafeMutablePointer<Float>, u: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>,
+        a: UnsafePointer<Float>, b: UnsafePointer<Float>, scale: UnsafePointer<Float>,
+        n: Int, inFeatures: Int, outFeatures: Int, rank: Int
+    ) {
         if let s = uniform(scale, rank) {
             gemm(false, true, m: n, n: rank, k: inFeatures, a: x, b: a, c: u)
             gemm(false, true, m: n, n: outFeatures, k: rank, alpha: s, a: u, b: b, beta: 1, c: y)
@@ -21,13 +23,15 @@ enum LowRank {
     }
 
     /// Accumulates dA, dB (when given), dσ (when given: dσ_j = Σ_n (dy·B)[n, j]·(x·Aᵀ)[n, j]) and dx.
-    static func backward(dx: UnsafeMutablePointer<Float>?, dA: UnsafeMutablePointer<Float>?, dB: UnsafeMutablePointer<Float>?,
-                         dScale: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, x: UnsafePointer<Float>,
-                         u: UnsafePointer<Float>, a: UnsafePointer<Float>, b: UnsafePointer<Float>, scale: UnsafePointer<Float>,
-                         n: Int, inFeatures: Int, outFeatures: Int, rank: Int) {
+    static func backward(
+        dx: UnsafeMutablePointer<Float>?, dA: UnsafeMutablePointer<Float>?, dB: UnsafeMutablePointer<Float>?,
+        dScale: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, x: UnsafePointer<Float>,
+        u: UnsafePointer<Float>, a: UnsafePointer<Float>, b: UnsafePointer<Float>, scale: UnsafePointer<Float>,
+        n: Int, inFeatures: Int, outFeatures: Int, rank: Int
+    ) {
         let g = UnsafeMutablePointer<Float>.allocate(capacity: n * rank)
         defer { g.deallocate() }
-        gemm(false, false, m: n, n: rank, k: outFeatures, a: dy, b: b, c: g)                 // g = dy·B (n, R)
+        gemm(false, false, m: n, n: rank, k: outFeatures, a: dy, b: b, c: g)  // g = dy·B (n, R)
         let s = uniform(scale, rank)
         if let dB { gemm(true, false, m: outFeatures, n: rank, k: n, alpha: s ?? 1, a: dy, b: u, beta: 1, c: dB) }  // dB += dyᵀ·(u ⊙ σ)
         if let dScale {
@@ -39,16 +43,16 @@ enum LowRank {
             }
         }
         if let s {
-            if let dA { gemm(true, false, m: rank, n: inFeatures, k: n, alpha: s, a: g, b: x, beta: 1, c: dA) }   // dA += s·gᵀ·x
+            if let dA { gemm(true, false, m: rank, n: inFeatures, k: n, alpha: s, a: g, b: x, beta: 1, c: dA) }  // dA += s·gᵀ·x
             if let dx { gemm(false, false, m: n, n: inFeatures, k: rank, alpha: s, a: g, b: a, beta: 1, c: dx) }  // dx += s·g·A
             return
         }
-        if let dx {                                                                          // dx += g·diag(σ)·A
+        if let dx {  // dx += g·diag(σ)·A
             let scaledA = scaleRows(a, scale, rows: rank, cols: inFeatures)
             defer { scaledA.deallocate() }
             gemm(false, false, m: n, n: inFeatures, k: rank, a: g, b: scaledA, beta: 1, c: dx)
         }
-        if let dA {                                                                          // dA += diag(σ)·gᵀ·x
+        if let dA {  // dA += diag(σ)·gᵀ·x
             let t = UnsafeMutablePointer<Float>.allocate(capacity: rank * inFeatures)
             defer { t.deallocate() }
             gemm(true, false, m: rank, n: inFeatures, k: n, a: g, b: x, c: t)
@@ -64,7 +68,9 @@ enum LowRank {
     }
 
     /// diag(σ)·A, a new (rows, cols) buffer the caller deallocates.
-    static func scaleRows(_ a: UnsafePointer<Float>, _ s: UnsafePointer<Float>, rows: Int, cols: Int) -> UnsafeMutablePointer<Float> {
+    static func scaleRows(_ a: UnsafePointer<Float>, _ s: UnsafePointer<Float>, rows: Int, cols: Int)
+        -> UnsafeMutablePointer<Float>
+    {
         let out = UnsafeMutablePointer<Float>.allocate(capacity: rows * cols)
         for j in 0..<rows {
             let v = F16x(repeating: s[j]), src = a + j * cols, dst = out + j * cols
@@ -80,6 +86,8 @@ public final class TrainableTensor: @unchecked Sendable {
     public let value: Tensor
     public let grad: Tensor
     public init(name: String, value: Tensor) {
-        self.name = name; self.value = value; grad = Tensor(zeros: value.shape)
+        self.name = name
+        self.value = value
+        grad = Tensor(zeros: value.shape)
     }
 }

@@ -8,8 +8,8 @@ public enum PEFTAdapter {
         public let name: String
         public let rank: Int
         public let loraAlpha: Float
-        public let a: Tensor   // (r, in)
-        public let b: Tensor   // (out, r)
+        public let a: Tensor  // (r, in)
+        public let b: Tensor  // (out, r)
     }
 
     /// PEFT's LoraConfig default for a missing lora_alpha.
@@ -84,21 +84,27 @@ public enum PEFTAdapter {
                 throw LoRANASError.format("adapter module \(m) needs both lora_A and lora_B matrices")
             }
             guard a.shape[0] == b.shape[1] else {
-                throw LoRANASError.format("adapter module \(m): lora_A \(a.shape) and lora_B \(b.shape) disagree on the rank")
+                throw LoRANASError.format(
+                    "adapter module \(m): lora_A \(a.shape) and lora_B \(b.shape) disagree on the rank")
             }
-            guard a.isFinite && b.isFinite else { throw LoRANASError.numeric("adapter module \(m) holds NaN or infinite weights") }
+            guard a.isFinite && b.isFinite else {
+                throw LoRANASError.numeric("adapter module \(m) holds NaN or infinite weights")
+            }
             let peftName = PEFTNames.peft(m)
             let expected = try config.rank(of: peftName)
             guard expected == a.shape[0] else {
-                throw LoRANASError.format("adapter module \(m) has rank \(a.shape[0]) in its tensors but \(expected) "
-                    + "from r / rank_pattern (size mismatch)")
+                throw LoRANASError.format(
+                    "adapter module \(m) has rank \(a.shape[0]) in its tensors but \(expected) "
+                        + "from r / rank_pattern (size mismatch)")
             }
             return Module(name: m, rank: expected, loraAlpha: try config.loraAlpha(of: peftName), a: a, b: b)
         }
     }
 
     /// The lora_A and lora_B tensors of each module, in file order.
-    private static func loraPairs(_ file: SafeTensorsFile) throws -> (order: [String], a: [String: Tensor], b: [String: Tensor]) {
+    private static func loraPairs(_ file: SafeTensorsFile) throws -> (
+        order: [String], a: [String: Tensor], b: [String: Tensor]
+    ) {
         var order: [String] = []
         var a: [String: Tensor] = [:]
         var b: [String: Tensor] = [:]
@@ -162,7 +168,9 @@ struct AdapterConfig {
     }
 
     private static func checkSupported(_ json: JSON, _ c: ConfigReader) throws {
-        if let t = try c.string("peft_type"), t != "LORA" { throw LoRANASError.unsupported("peft_type \(t) (only LORA)") }
+        if let t = try c.string("peft_type"), t != "LORA" {
+            throw LoRANASError.unsupported("peft_type \(t) (only LORA)")
+        }
         for flag in ["use_dora", "use_rslora", "fan_in_fan_out"] where json[flag]?.bool == true {
             throw LoRANASError.unsupported("adapter_config \(flag) = true")
         }
@@ -176,7 +184,7 @@ struct AdapterConfig {
 
     func rank(of peftName: String) throws -> Int {
         guard let v = Self.match(rankPattern, peftName) else { return r }
-        return Int(v)   // checked to be an integer in 1...maxRank
+        return Int(v)  // checked to be an integer in 1...maxRank
     }
 
     func loraAlpha(of peftName: String) throws -> Float {
@@ -187,7 +195,9 @@ struct AdapterConfig {
         guard let json, !json.isNull else { return [] }
         guard let kv = json.object else { throw LoRANASError.format("adapter_config \(what) is not an object") }
         return try kv.map { key, value in
-            guard let v = value.double else { throw LoRANASError.format("adapter_config \(what)[\(key)] is not a number") }
+            guard let v = value.double else {
+                throw LoRANASError.format("adapter_config \(what)[\(key)] is not a number")
+            }
             do { return (try NSRegularExpression(pattern: "^(.*\\.)?(\(key))$"), v) } catch {
                 throw LoRANASError.format("adapter_config \(what) key \(key) is not a valid regular expression")
             }
@@ -212,15 +222,17 @@ extension MllamaModel {
                 throw LoRANASError.notFound("adapter module \(m.name) is not a targetable linear of this model")
             }
             guard m.a.shape[1] == l.inFeatures, m.b.shape[0] == l.outFeatures else {
-                throw LoRANASError.format("adapter module \(m.name): A \(m.a.shape), B \(m.b.shape) do not fit a "
-                    + "\(l.inFeatures)→\(l.outFeatures) layer")
+                throw LoRANASError.format(
+                    "adapter module \(m.name): A \(m.a.shape), B \(m.b.shape) do not fit a "
+                        + "\(l.inFeatures)→\(l.outFeatures) layer")
             }
         }
         removeAdapters()
         let byModule = Dictionary(modules.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        let adapters = try attachLoRA(ranks: byModule.mapValues(\.rank),
-                                      loraAlpha: { name, _ in byModule[name]?.loraAlpha ?? PEFTAdapter.defaultLoraAlpha },
-                                      seed: 0)
+        let adapters = try attachLoRA(
+            ranks: byModule.mapValues(\.rank),
+            loraAlpha: { name, _ in byModule[name]?.loraAlpha ?? PEFTAdapter.defaultLoraAlpha },
+            seed: 0)
         for a in adapters {
             guard let m = byModule[a.module] else { continue }
             a.a.value.copy(from: m.a)

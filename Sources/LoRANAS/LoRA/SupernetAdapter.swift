@@ -42,8 +42,10 @@ public final class SupernetAdapter: LinearAdapter {
     public var outFeatures: Int { b.value.shape[0] }
 
     /// `space`: distinct positive ranks in increasing order (`SearchOptions.validate` checks them).
-    public init(module: String, inFeatures: Int, outFeatures: Int, space: [Int], loraAlpha: Float,
-                slices: SliceMode = .centered, rng: inout SplitMix64) {
+    public init(
+        module: String, inFeatures: Int, outFeatures: Int, space: [Int], loraAlpha: Float,
+        slices: SliceMode = .centered, rng: inout SplitMix64
+    ) {
         self.module = module
         self.space = space
         self.loraAlpha = loraAlpha
@@ -51,7 +53,7 @@ public final class SupernetAdapter: LinearAdapter {
         maxRank = space.last ?? 1
         a = TrainableTensor(name: module + ".lora_A", value: Tensor(zeros: [maxRank, inFeatures]))
         b = TrainableTensor(name: module + ".lora_B", value: Tensor(zeros: [outFeatures, maxRank]))
-        logits = TrainableTensor(name: module + ".arch_alpha", value: Tensor(zeros: [space.count]))   // uniform start
+        logits = TrainableTensor(name: module + ".arch_alpha", value: Tensor(zeros: [space.count]))  // uniform start
         let bound = 1 / Float(inFeatures).squareRoot()
         for i in 0..<a.value.count { a.value.ptr[i] = rng.uniform(-bound, bound) }
     }
@@ -114,20 +116,24 @@ public final class SupernetAdapter: LinearAdapter {
         let c = componentWeights(w)
         let s = loraAlpha / Float(maxRank)
         let scale = c.map { s * $0 * $0 }
-        let u = Tensor(uninitialized: [n, maxRank])   // written by the first GEMM
-        LowRank.forward(y: y, u: u.ptr, x: x, a: a.value.ptr, b: b.value.ptr, scale: scale, n: n,
-                        inFeatures: inFeatures, outFeatures: outFeatures, rank: maxRank)
+        let u = Tensor(uninitialized: [n, maxRank])  // written by the first GEMM
+        LowRank.forward(
+            y: y, u: u.ptr, x: x, a: a.value.ptr, b: b.value.ptr, scale: scale, n: n,
+            inFeatures: inFeatures, outFeatures: outFeatures, rank: maxRank)
         saved = (x, n, u, scale, c)
     }
 
     public func backward(dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, n: Int) {
-        guard let sv = saved, sv.x == x, sv.n == n else { preconditionFailure("supernet backward on \(module) without its forward") }
+        guard let sv = saved, sv.x == x, sv.n == n else {
+            preconditionFailure("supernet backward on \(module) without its forward")
+        }
         var dScale = [Float](repeating: 0, count: maxRank)
         dScale.withUnsafeMutableBufferPointer { ds in
-            LowRank.backward(dx: dx, dA: trainWeights ? a.grad.ptr : nil, dB: trainWeights ? b.grad.ptr : nil,
-                             dScale: trainAlpha ? ds.baseAddress! : nil, dy: dy, x: x, u: sv.u.ptr,
-                             a: a.value.ptr, b: b.value.ptr, scale: sv.scale, n: n,
-                             inFeatures: inFeatures, outFeatures: outFeatures, rank: maxRank)
+            LowRank.backward(
+                dx: dx, dA: trainWeights ? a.grad.ptr : nil, dB: trainWeights ? b.grad.ptr : nil,
+                dScale: trainAlpha ? ds.baseAddress! : nil, dy: dy, x: x, u: sv.u.ptr,
+                a: a.value.ptr, b: b.value.ptr, scale: sv.scale, n: n,
+                inFeatures: inFeatures, outFeatures: outFeatures, rank: maxRank)
         }
         guard trainAlpha else { return }
         // σ_j = s·c_j² → dc_j = 2·s·c_j·dσ_j;  dw_r = Σ_{j ∈ slice r} dc_j;  dα = w ⊙ (dw − Σ w·dw).

@@ -6,7 +6,10 @@ public struct TargetSpec: Sendable, Equatable {
     public var types: Set<ModuleType>
     public var side: Side
 
-    public init(types: Set<ModuleType>, side: Side = .both) { self.types = types; self.side = side }
+    public init(types: Set<ModuleType>, side: Side = .both) {
+        self.types = types
+        self.side = side
+    }
 
     /// The paper's three target sets.
     public static let all = TargetSpec(types: Set(ModuleType.allCases))
@@ -16,7 +19,9 @@ public struct TargetSpec: Sendable, Equatable {
     /// Parses "q,k,v,o,gate,up,down,fc1,fc2" (PEFT's names are accepted too: q_proj, gate_proj, …)
     /// or the presets "all", "mlp", "qk"; `side` is "both", "vision" or "text".
     public init(parsing list: String, side: String = "both") throws {
-        guard let s = Side(rawValue: side) else { throw LoRANASError.invalidArgument("target side must be both, vision or text, got \"\(side)\"") }
+        guard let s = Side(rawValue: side) else {
+            throw LoRANASError.invalidArgument("target side must be both, vision or text, got \"\(side)\"")
+        }
         self.side = s
         switch list {
         case "all": types = TargetSpec.all.types
@@ -26,7 +31,8 @@ public struct TargetSpec: Sendable, Equatable {
             var t = Set<ModuleType>()
             for raw in list.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !raw.isEmpty {
                 guard let m = ModuleType(rawValue: raw) ?? ModuleType(rawValue: raw + "_proj") else {
-                    throw LoRANASError.invalidArgument("unknown target module type \"\(raw)\" (use q, k, v, o, gate, up, down, fc1, fc2)")
+                    throw LoRANASError.invalidArgument(
+                        "unknown target module type \"\(raw)\" (use q, k, v, o, gate, up, down, fc1, fc2)")
                 }
                 t.insert(m)
             }
@@ -36,7 +42,9 @@ public struct TargetSpec: Sendable, Equatable {
     }
 
     public func matches(_ module: String) -> Bool {
-        guard let last = module.split(separator: ".").last, let type = ModuleType(rawValue: String(last)), types.contains(type) else { return false }
+        guard let last = module.split(separator: ".").last, let type = ModuleType(rawValue: String(last)),
+            types.contains(type)
+        else { return false }
         let isVision = module.hasPrefix("vision_model.")
         switch side {
         case .both: return true
@@ -50,7 +58,9 @@ public struct TargetSpec: Sendable, Equatable {
 public enum PEFTNames {
     /// "vision_model.X" → "model.vision_model.X"; "language_model.model.X" → "model.language_model.X".
     public static func peft(_ module: String) -> String {
-        if module.hasPrefix("language_model.model.") { return "model.language_model." + module.dropFirst("language_model.model.".count) }
+        if module.hasPrefix("language_model.model.") {
+            return "model.language_model." + module.dropFirst("language_model.model.".count)
+        }
         if module == "language_model.lm_head" { return "lm_head" }
         return "model." + module
     }
@@ -87,8 +97,10 @@ extension MllamaModel {
     /// Attaches a LoRA adapter of `ranks[module]` to every module in `ranks`, after checking the
     /// names, the ranks and that the adapters (with gradients and Adam moments) fit in memory.
     @discardableResult
-    public func attachLoRA(ranks: [String: Int], loraAlpha: (String, Int) -> Float, dropout: Float = 0,
-                           seed: UInt64) throws -> [LoRAAdapter] {
+    public func attachLoRA(
+        ranks: [String: Int], loraAlpha: (String, Int) -> Float, dropout: Float = 0,
+        seed: UInt64
+    ) throws -> [LoRAAdapter] {
         let byName = Dictionary(targetableLinears.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         var sizes: [Int?] = []
         for (name, r) in ranks {
@@ -104,8 +116,9 @@ extension MllamaModel {
         for l in targetableLinears {
             guard let r = ranks[l.name] else { continue }
             var g = rng.derived(l.name)
-            let a = LoRAAdapter(module: l.name, inFeatures: l.inFeatures, outFeatures: l.outFeatures, rank: r,
-                                loraAlpha: loraAlpha(l.name, r), dropout: dropout, rng: &g)
+            let a = LoRAAdapter(
+                module: l.name, inFeatures: l.inFeatures, outFeatures: l.outFeatures, rank: r,
+                loraAlpha: loraAlpha(l.name, r), dropout: dropout, rng: &g)
             l.adapter = a
             out.append(a)
         }

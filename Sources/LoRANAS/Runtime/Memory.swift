@@ -16,7 +16,9 @@ public enum Memory {
 
     /// Throws when `bytes` (nil: the count overflowed) exceeds what is available.
     public static func require(_ bytes: Int?, for what: String) throws {
-        guard let bytes else { throw LoRANASError.invalidArgument("\(what) needs more memory than a 64-bit count holds") }
+        guard let bytes else {
+            throw LoRANASError.invalidArgument("\(what) needs more memory than a 64-bit count holds")
+        }
         guard let available = availableBytes, bytes > available else { return }
         throw LoRANASError.invalidArgument(
             "\(what) needs about \(format(bytes)); \(format(available)) of memory are available")
@@ -43,8 +45,9 @@ public enum Memory {
     static func cgroupHeadroom() -> Int? {
         func read(_ name: String) -> Int? {
             let path = "/sys/fs/cgroup/" + name
-            let text = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
-            return text.flatMap { Int($0) }   // "max" (no limit) reads as nil
+            let text = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(
+                in: .whitespacesAndNewlines)
+            return text.flatMap { Int($0) }  // "max" (no limit) reads as nil
         }
         guard let limit = read("memory.max") else { return nil }
         return max(0, limit - (read("memory.current") ?? 0))

@@ -3,7 +3,7 @@ import CRuntime
 import Dispatch
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// glibc's mallopt (malloc.h is not in Swift's Glibc module).
@@ -55,7 +55,8 @@ public enum Engine {
         guard let s = ProcessInfo.processInfo.environment["LORANAS_NUM_THREADS"] else { return nil }
         let text = s.trimmingCharacters(in: .whitespaces)
         guard let n = Int(text), n >= 1, n <= maxThreads else {
-            throw LoRANASError.invalidArgument("LORANAS_NUM_THREADS=\"\(s)\" is not a thread count in 1...\(maxThreads)")
+            throw LoRANASError.invalidArgument(
+                "LORANAS_NUM_THREADS=\"\(s)\" is not a thread count in 1...\(maxThreads)")
         }
         return n
     }
@@ -75,9 +76,11 @@ public enum Engine {
         withoutActuallyEscaping(body) { body in
             var f = body
             withUnsafeMutablePointer(to: &f) { p in
-                lr_pool_run(chunks, Int32(threads), { ctx, i in
-                    ctx!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(i)
-                }, p)
+                lr_pool_run(
+                    chunks, Int32(threads),
+                    { ctx, i in
+                        ctx!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(i)
+                    }, p)
             }
         }
     }

@@ -13,22 +13,33 @@ public struct Sample: Sendable {
     public var aspectRatioMask: [Int]?
     public var crossAttentionMask: [Int]?
 
-    public init(inputIds: [Int], attentionMask: [Int]? = nil, labels: [Int]? = nil, numImages: Int = 0, pixelValues: Tensor? = nil,
-                aspectRatioIds: [Int]? = nil, aspectRatioMask: [Int]? = nil, crossAttentionMask: [Int]? = nil) {
-        self.inputIds = inputIds; self.attentionMask = attentionMask; self.labels = labels; self.numImages = numImages
-        self.pixelValues = pixelValues; self.aspectRatioIds = aspectRatioIds
-        self.aspectRatioMask = aspectRatioMask; self.crossAttentionMask = crossAttentionMask
+    public init(
+        inputIds: [Int], attentionMask: [Int]? = nil, labels: [Int]? = nil, numImages: Int = 0,
+        pixelValues: Tensor? = nil,
+        aspectRatioIds: [Int]? = nil, aspectRatioMask: [Int]? = nil, crossAttentionMask: [Int]? = nil
+    ) {
+        self.inputIds = inputIds
+        self.attentionMask = attentionMask
+        self.labels = labels
+        self.numImages = numImages
+        self.pixelValues = pixelValues
+        self.aspectRatioIds = aspectRatioIds
+        self.aspectRatioMask = aspectRatioMask
+        self.crossAttentionMask = crossAttentionMask
     }
 
     public var length: Int { inputIds.count }
 
     /// The sample as a batch of one; `validate` on it checks every field.
     var asBatch: MllamaBatch {
-        var b = MllamaBatch(inputIds: inputIds, batchSize: 1, seqLen: inputIds.count, attentionMask: attentionMask, labels: labels)
+        var b = MllamaBatch(
+            inputIds: inputIds, batchSize: 1, seqLen: inputIds.count, attentionMask: attentionMask, labels: labels)
         if let px = pixelValues {
             b.pixelValues = px.reshaped([1] + px.shape)
-            b.numImages = numImages; b.aspectRatioIds = aspectRatioIds
-            b.aspectRatioMask = aspectRatioMask; b.crossAttentionMask = crossAttentionMask
+            b.numImages = numImages
+            b.aspectRatioIds = aspectRatioIds
+            b.aspectRatioMask = aspectRatioMask
+            b.crossAttentionMask = crossAttentionMask
         }
         return b
     }
@@ -59,7 +70,7 @@ public final class Dataset: @unchecked Sendable {
         guard labels.dropFirst().contains(where: { $0 != CrossEntropy.ignoreIndex }) else {
             throw LoRANASError.invalidArgument(
                 "sample \(index) has no target tokens: every label after the first is -100, so it cannot train or "
-                + "be evaluated; drop it or label its answer")
+                    + "be evaluated; drop it or label its answer")
         }
         lock.lock()
         samples.append(s)
@@ -93,24 +104,34 @@ public final class Dataset: @unchecked Sendable {
         for (i, x) in items.enumerated() {
             for k in 0..<imgs {
                 if k < x.numImages {
-                    (px.ptr + (i * imgs + k) * t * tileSize).update(from: x.pixelValues!.ptr + k * t * tileSize, count: t * tileSize)
+                    (px.ptr + (i * imgs + k) * t * tileSize).update(
+                        from: x.pixelValues!.ptr + k * t * tileSize, count: t * tileSize)
                     ar[i * imgs + k] = x.aspectRatioIds![k]
                     for tile in 0..<t { am[(i * imgs + k) * t + tile] = x.aspectRatioMask![k * t + tile] }
                 } else {
                     am[(i * imgs + k) * t] = 1
                 }
             }
-            for j in 0..<x.length { for k in 0..<x.numImages { for tile in 0..<t {
-                cam[((i * s + j) * imgs + k) * t + tile] = x.crossAttentionMask![(j * x.numImages + k) * t + tile]
-            } } }
+            for j in 0..<x.length {
+                for k in 0..<x.numImages {
+                    for tile in 0..<t {
+                        cam[((i * s + j) * imgs + k) * t + tile] =
+                            x.crossAttentionMask![(j * x.numImages + k) * t + tile]
+                    }
+                }
+            }
         }
-        batch.pixelValues = px; batch.numImages = imgs; batch.aspectRatioIds = ar
-        batch.aspectRatioMask = am; batch.crossAttentionMask = cam
+        batch.pixelValues = px
+        batch.numImages = imgs
+        batch.aspectRatioIds = ar
+        batch.aspectRatioMask = am
+        batch.crossAttentionMask = cam
         return batch
     }
 
     /// Splits off a validation set: `fraction` of the samples, chosen by a seeded shuffle.
-    public func split(validationFraction fraction: Double, seed: UInt64) throws -> (train: Dataset, validation: Dataset) {
+    public func split(validationFraction fraction: Double, seed: UInt64) throws -> (train: Dataset, validation: Dataset)
+    {
         try require(fraction > 0 && fraction < 1, "validation fraction must be in (0, 1)")
         var rng = SplitMix64(seed: seed)
         let order = rng.permutation(count)

@@ -25,15 +25,19 @@ struct LoopState: Equatable {
     /// Reads a saved position; every counter must be a non-negative integer.
     init(json: JSON) throws {
         func counter(_ key: String) throws -> Int {
-            guard let v = json[key]?.int, v >= 0 else { throw LoRANASError.format("run state: \(key) is missing or not a count") }
+            guard let v = json[key]?.int, v >= 0 else {
+                throw LoRANASError.format("run state: \(key) is missing or not a count")
+            }
             return v
         }
         epoch = try counter("epoch")
         stepInEpoch = try counter("step_in_epoch")
         globalStep = try counter("global_step")
         valCursor = try counter("val_cursor")
-        guard let times = json["epoch_times"]?.array?.compactMap(\.double), times.allSatisfy({ $0.isFinite && $0 >= 0 }),
-              let current = json["current_epoch_time"]?.double, current.isFinite, current >= 0 else {
+        guard let times = json["epoch_times"]?.array?.compactMap(\.double),
+            times.allSatisfy({ $0.isFinite && $0 >= 0 }),
+            let current = json["current_epoch_time"]?.double, current.isFinite, current >= 0
+        else {
             throw LoRANASError.format("run state: epoch times are missing or not finite")
         }
         epochTimes = times
@@ -43,9 +47,11 @@ struct LoopState: Equatable {
     /// Checks a saved position against the run it is resumed into.
     func check(epochs: Int, stepsPerEpoch: Int) throws {
         guard epoch <= epochs, stepInEpoch <= stepsPerEpoch, epochTimes.count == epoch,
-              globalStep == epoch * stepsPerEpoch + stepInEpoch else {
-            throw LoRANASError.format("run state: position (epoch \(epoch), step \(stepInEpoch), global \(globalStep)) "
-                + "does not fit a run of \(epochs) epochs × \(stepsPerEpoch) steps")
+            globalStep == epoch * stepsPerEpoch + stepInEpoch
+        else {
+            throw LoRANASError.format(
+                "run state: position (epoch \(epoch), step \(stepInEpoch), global \(globalStep)) "
+                    + "does not fit a run of \(epochs) epochs × \(stepsPerEpoch) steps")
         }
     }
 }
@@ -85,8 +91,10 @@ struct EpochLoop {
     /// Runs to the end, to `maxSteps` or to a stop. `step` trains one batch; `endEpoch()` runs
     /// after an epoch's timing stops (evaluation goes there) and returns the epoch's validation
     /// loss; `save(state)` writes a run state. Returns true when the progress callback stopped it.
-    func run(_ state: inout LoopState, progress: ProgressCallback?, save: (LoopState) throws -> Void,
-             step: Step, endEpoch: () throws -> Float?) throws -> Bool {
+    func run(
+        _ state: inout LoopState, progress: ProgressCallback?, save: (LoopState) throws -> Void,
+        step: Step, endEpoch: () throws -> Float?
+    ) throws -> Bool {
         while state.epoch < epochs {
             switch try runEpoch(&state, progress: progress, save: save, step: step) {
             case .stopped: return true
@@ -99,9 +107,10 @@ struct EpochLoop {
             state.epoch += 1
             state.stepInEpoch = 0
             try save(state)
-            let event = ProgressEvent(kind: .epoch, epoch: state.epoch - 1, step: state.globalStep,
-                                      stepsPerEpoch: order.batchesPerPass, trainLoss: state.trainLosses.last ?? .nan,
-                                      validationLoss: validation)
+            let event = ProgressEvent(
+                kind: .epoch, epoch: state.epoch - 1, step: state.globalStep,
+                stepsPerEpoch: order.batchesPerPass, trainLoss: state.trainLosses.last ?? .nan,
+                validationLoss: validation)
             if progress?(event) == .stop { return true }
         }
         return false
@@ -109,8 +118,10 @@ struct EpochLoop {
 
     private enum EpochEnd { case finished, stopped, reachedMaxSteps }
 
-    private func runEpoch(_ state: inout LoopState, progress: ProgressCallback?, save: (LoopState) throws -> Void,
-                          step: Step) throws -> EpochEnd {
+    private func runEpoch(
+        _ state: inout LoopState, progress: ProgressCallback?, save: (LoopState) throws -> Void,
+        step: Step
+    ) throws -> EpochEnd {
         while state.stepInEpoch < order.batchesPerPass {
             if let m = maxSteps, state.globalStep >= m {
                 try save(state)
@@ -123,8 +134,9 @@ struct EpochLoop {
             state.currentEpochTime += Date().timeIntervalSince(t0)
             state.stepInEpoch += 1
             state.globalStep += 1
-            let event = ProgressEvent(kind: .step, epoch: state.epoch, step: state.globalStep,
-                                      stepsPerEpoch: order.batchesPerPass, trainLoss: loss, validationLoss: other)
+            let event = ProgressEvent(
+                kind: .step, epoch: state.epoch, step: state.globalStep,
+                stepsPerEpoch: order.batchesPerPass, trainLoss: loss, validationLoss: other)
             if progress?(event) == .stop {
                 try save(state)
                 return .stopped

@@ -31,7 +31,8 @@ public struct Evaluation: Sendable, Equatable {
     /// Reads the form `json` writes.
     init(json: JSON) throws {
         guard let l = json["loss"]?.double, let p = json["perplexity"]?.double,
-              let m = json["mean_batch_loss"]?.double, let t = json["tokens"]?.int, t >= 0 else {
+            let m = json["mean_batch_loss"]?.double, let t = json["tokens"]?.int, t >= 0
+        else {
             throw LoRANASError.format("run state: an evaluation is incomplete")
         }
         self.init(loss: l, perplexity: p, meanBatchLoss: m, tokens: t)
@@ -41,8 +42,9 @@ public struct Evaluation: Sendable, Equatable {
 extension MllamaModel {
     /// Evaluates `data` in order, `batchSize` samples at a time.
     public func evaluate(_ data: Dataset, batchSize: Int) throws -> Evaluation {
-        try require(batchSize > 0 && batchSize <= Evaluation.maxBatchSize,
-                    "batch size must be in 1...\(Evaluation.maxBatchSize), got \(batchSize)")
+        try require(
+            batchSize > 0 && batchSize <= Evaluation.maxBatchSize,
+            "batch size must be in 1...\(Evaluation.maxBatchSize), got \(batchSize)")
         try require(data.count > 0, "cannot evaluate an empty dataset")
         for a in loraAdapters { a.training = false }
         var nll = 0.0
@@ -70,7 +72,8 @@ extension MllamaModel {
             throw LoRANASError.invalidArgument("step \(step): the batch has no target tokens (every label is -100)")
         }
         guard let loss = pass.loss, loss.isFinite else {
-            throw LoRANASError.numeric("step \(step): loss is \(pass.loss.map { "\($0)" } ?? "missing") (a diverged run)")
+            throw LoRANASError.numeric(
+                "step \(step): loss is \(pass.loss.map { "\($0)" } ?? "missing") (a diverged run)")
         }
         try backward(pass)
         if let bad = gradients.first(where: { !$0.grad.isFinite }) {

@@ -3,8 +3,10 @@ import Foundation
 extension MllamaModel {
     /// Fine-tunes a mixed-rank LoRA on the model end to end (AdamW), evaluating the validation
     /// set after every epoch. The adapters stay attached (export them with `PEFTAdapter.save`).
-    public func finetune(train: Dataset, validation: Dataset, options o: FinetuneOptions,
-                         progress: ProgressCallback? = nil) throws -> FinetuneResult {
+    public func finetune(
+        train: Dataset, validation: Dataset, options o: FinetuneOptions,
+        progress: ProgressCallback? = nil
+    ) throws -> FinetuneResult {
         try o.validate()
         let dataFingerprint = try checkRunData(train, validation, job: "fine-tuning")
         let run = try FinetuneRun(model: self, options: o)
@@ -13,26 +15,32 @@ extension MllamaModel {
         var state = LoopState()
         let order = BatchOrder(seed: o.seed, count: train.count, batchSize: o.batchSize)
         if let dir = o.checkpointDir,
-           let saved = try RunState.resume(dir: dir, kind: "finetune", fingerprint: fingerprint) {
+            let saved = try RunState.resume(dir: dir, kind: "finetune", fingerprint: fingerprint)
+        {
             try saved.loop.check(epochs: o.epochs, stepsPerEpoch: order.batchesPerPass)
             try run.restore(saved)
             state = saved.loop
             state.trainLosses = try saved.floats("train_losses", count: state.globalStep)
         }
         let loop = EpochLoop(order: order, epochs: o.epochs, maxSteps: o.maxSteps, checkpointEvery: o.checkpointEvery)
-        let stopped = try loop.run(&state, progress: progress, save: { state in
-            if let dir = o.checkpointDir { try run.save(dir: dir, state: state, fingerprint: fingerprint) }
-        }, step: { state, indices in
-            (try run.step(train.batch(indices), step: state.globalStep + 1), nil)
-        }, endEpoch: {
-            Float(try run.evaluate(validation).loss)
-        })
+        let stopped = try loop.run(
+            &state, progress: progress,
+            save: { state in
+                if let dir = o.checkpointDir { try run.save(dir: dir, state: state, fingerprint: fingerprint) }
+            },
+            step: { state, indices in
+                (try run.step(train.batch(indices), step: state.globalStep + 1), nil)
+            },
+            endEpoch: {
+                Float(try run.evaluate(validation).loss)
+            })
         for a in run.adapters { a.training = false }
-        return FinetuneResult(ranks: run.adapters.map { ($0.module, $0.rank) },
-                              loraParameters: run.adapters.reduce(0) { $0 + $1.parameterCount },
-                              modelParameters: parameterCount, evaluations: run.evaluations,
-                              initialEvaluation: initial, epochTimes: state.epochTimes,
-                              trainLosses: state.trainLosses, steps: state.globalStep, stopped: stopped)
+        return FinetuneResult(
+            ranks: run.adapters.map { ($0.module, $0.rank) },
+            loraParameters: run.adapters.reduce(0) { $0 + $1.parameterCount },
+            modelParameters: parameterCount, evaluations: run.evaluations,
+            initialEvaluation: initial, epochTimes: state.epochTimes,
+            trainLosses: state.trainLosses, steps: state.globalStep, stopped: stopped)
     }
 
     /// Copies the supernet's slice for the adapter's rank and folds the supernet's per-component
@@ -67,9 +75,10 @@ final class FinetuneRun {
         if o.initialization == .warm { try Self.checkWarmStart(ranks, supernets) }
         let loraAlpha = o.loraAlpha ?? supernets.values.first?.loraAlpha ?? Float(2 * (ranks.map(\.1).max() ?? 1))
         model.setBaseTrainable(false)
-        model.removeAdapters()   // the supernets stay alive in `supernets` until their slices are copied
-        adapters = try model.attachLoRA(ranks: Dictionary(ranks, uniquingKeysWith: { a, _ in a }),
-                                        loraAlpha: { _, _ in loraAlpha }, dropout: o.dropout, seed: o.seed)
+        model.removeAdapters()  // the supernets stay alive in `supernets` until their slices are copied
+        adapters = try model.attachLoRA(
+            ranks: Dictionary(ranks, uniquingKeysWith: { a, _ in a }),
+            loraAlpha: { _, _ in loraAlpha }, dropout: o.dropout, seed: o.seed)
         if o.initialization == .warm {
             for a in adapters {
                 if let s = supernets[a.module] { model.warmStart(a, from: s) }
@@ -82,10 +91,12 @@ final class FinetuneRun {
     private static func checkWarmStart(_ ranks: [(String, Int)], _ supernets: [String: SupernetAdapter]) throws {
         for (m, r) in ranks {
             guard let s = supernets[m] else {
-                throw LoRANASError.invalidArgument("warm start needs a search on this model first: \(m) has no supernet")
+                throw LoRANASError.invalidArgument(
+                    "warm start needs a search on this model first: \(m) has no supernet")
             }
             guard s.space.contains(r) else {
-                throw LoRANASError.invalidArgument("warm start: rank \(r) of \(m) is not in the searched space \(s.space)")
+                throw LoRANASError.invalidArgument(
+                    "warm start: rank \(r) of \(m) is not in the searched space \(s.space)")
             }
         }
     }
@@ -110,18 +121,22 @@ final class FinetuneRun {
         var tensors = parameters.map { ($0.name, $0.value) } + optimizer.state(prefix: "opt.")
         tensors.append(("train_losses", Tensor(state.trainLosses, shape: [state.trainLosses.count])))
         let rngState = JSON.array(adapters.map { .string(String($0.rng.state)) })
-        try RunState.save(dir: dir, tensors: tensors, state: .object([
-            ("kind", .string("finetune")), ("fingerprint", .string(fingerprint)), ("loop", state.json),
-            ("opt_steps", .number(Double(optimizer.steps))), ("dropout_rng", rngState),
-            ("evaluations", .array(evaluations.map(\.json))),
-        ]))
+        try RunState.save(
+            dir: dir, tensors: tensors,
+            state: .object([
+                ("kind", .string("finetune")), ("fingerprint", .string(fingerprint)), ("loop", state.json),
+                ("opt_steps", .number(Double(optimizer.steps))), ("dropout_rng", rngState),
+                ("evaluations", .array(evaluations.map(\.json))),
+            ]))
     }
 
     func restore(_ saved: RunState.Saved) throws {
         for t in parameters { try saved.restore(t.name, into: t.value) }
         try optimizer.restore(prefix: "opt.", from: saved, steps: try saved.count("opt_steps"))
         let rng = saved.state["dropout_rng"]?.array ?? []
-        guard rng.count == adapters.count else { throw LoRANASError.format("run state: dropout_rng has the wrong length") }
+        guard rng.count == adapters.count else {
+            throw LoRANASError.format("run state: dropout_rng has the wrong length")
+        }
         for (a, s) in zip(adapters, rng) {
             guard let v = s.string.flatMap({ UInt64($0) }) else {
                 throw LoRANASError.format("run state: a dropout_rng entry is not a 64-bit state")

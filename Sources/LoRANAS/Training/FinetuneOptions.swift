@@ -37,8 +37,9 @@ public struct FinetuneOptions: Sendable {
 
     func validate() throws {
         try validateRun()
-        try require(evalBatchSize > 0 && evalBatchSize <= Evaluation.maxBatchSize,
-                    "eval_batch_size must be in 1...\(Evaluation.maxBatchSize), got \(evalBatchSize)")
+        try require(
+            evalBatchSize > 0 && evalBatchSize <= Evaluation.maxBatchSize,
+            "eval_batch_size must be in 1...\(Evaluation.maxBatchSize), got \(evalBatchSize)")
         try require(dropout >= 0 && dropout < 1, "dropout must be in [0, 1), got \(dropout)")
     }
 

@@ -10,8 +10,10 @@ public struct AdamConfig: Sendable, Equatable {
     public var weightDecay: Float = 0
     public var decoupled = true
 
-    public init(lr: Float, beta1: Float = 0.9, beta2: Float = 0.999, eps: Float = 1e-8, weightDecay: Float = 0,
-                decoupled: Bool = true) {
+    public init(
+        lr: Float, beta1: Float = 0.9, beta2: Float = 0.999, eps: Float = 1e-8, weightDecay: Float = 0,
+        decoupled: Bool = true
+    ) {
         self.lr = lr
         self.beta1 = beta1
         self.beta2 = beta2

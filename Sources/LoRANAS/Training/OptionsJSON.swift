@@ -8,16 +8,22 @@ public enum OptionsJSON {
         let s = String(cString: text)
         if s.isEmpty { return .object([]) }
         let j: JSON
-        do { j = try JSON.parse(s) } catch { throw LoRANASError.invalidArgument("options are not valid JSON: \(error)") }
+        do { j = try JSON.parse(s) } catch {
+            throw LoRANASError.invalidArgument("options are not valid JSON: \(error)")
+        }
         guard j.object != nil else { throw LoRANASError.invalidArgument("options must be a JSON object") }
         return j
     }
 
-    static let searchKeys: Set<String> = ["targets", "side", "space", "slices", "lora_alpha", "budget", "budget_weight", "epochs",
-                                           "batch_size", "lr", "weight_decay", "alpha_lr", "alpha_weight_decay", "seed",
-                                           "checkpoint_dir", "checkpoint_every", "max_steps"]
-    static let finetuneKeys: Set<String> = ["ranks", "targets", "side", "init", "lora_alpha", "dropout", "epochs", "batch_size",
-                                             "eval_batch_size", "lr", "weight_decay", "seed", "checkpoint_dir", "checkpoint_every", "max_steps"]
+    static let searchKeys: Set<String> = [
+        "targets", "side", "space", "slices", "lora_alpha", "budget", "budget_weight", "epochs",
+        "batch_size", "lr", "weight_decay", "alpha_lr", "alpha_weight_decay", "seed",
+        "checkpoint_dir", "checkpoint_every", "max_steps",
+    ]
+    static let finetuneKeys: Set<String> = [
+        "ranks", "targets", "side", "init", "lora_alpha", "dropout", "epochs", "batch_size",
+        "eval_batch_size", "lr", "weight_decay", "seed", "checkpoint_dir", "checkpoint_every", "max_steps",
+    ]
 
     public static func search(_ j: JSON) throws -> SearchOptions {
         try checkKeys(j, searchKeys)
@@ -26,14 +32,20 @@ public enum OptionsJSON {
         o.targets = try targets(j)
         if let s = try r.ints("space") { o.space = s }
         if let s = try r.string("slices") {
-            guard let m = SliceMode(rawValue: s) else { throw LoRANASError.invalidArgument("slices must be centered or prefix, got \(s)") }
+            guard let m = SliceMode(rawValue: s) else {
+                throw LoRANASError.invalidArgument("slices must be centered or prefix, got \(s)")
+            }
             o.slices = m
         }
         o.loraAlpha = try r.float("lora_alpha")
         if let b = j["budget"], !b.isNull {
-            if let n = b.int { o.budget = .parameters(n) }
-            else if let f = b["fraction"]?.double { o.budget = .fraction(f) }
-            else { throw LoRANASError.invalidArgument("budget must be a parameter count or {\"fraction\": f}") }
+            if let n = b.int {
+                o.budget = .parameters(n)
+            } else if let f = b["fraction"]?.double {
+                o.budget = .fraction(f)
+            } else {
+                throw LoRANASError.invalidArgument("budget must be a parameter count or {\"fraction\": f}")
+            }
         }
         o.budgetWeight = try r.float("budget_weight") ?? o.budgetWeight
         o.alphaLR = try r.float("alpha_lr") ?? o.alphaLR
@@ -48,20 +60,30 @@ public enum OptionsJSON {
         var o = FinetuneOptions()
         o.targets = try targets(j)
         if let ranks = j["ranks"], !ranks.isNull {
-            if let n = ranks.int { o.ranks = .uniform(n) }
-            else if let target = ranks["random"]?.int {
+            if let n = ranks.int {
+                o.ranks = .uniform(n)
+            } else if let target = ranks["random"]?.int {
                 let r = ConfigReader(json: ranks, section: "ranks")
                 let space = try r.ints("space") ?? [4, 8, 16, 32, 64]
                 o.ranks = .random(parameters: target, space: space, seed: try seed(r))
             } else if let kv = ranks.object {
-                o.ranks = .perModule(Dictionary(uniqueKeysWithValues: try kv.map { k, v in
-                    guard let i = v.int else { throw LoRANASError.invalidArgument("rank of \(k) must be an integer") }
-                    return (k, i)
-                }))
-            } else { throw LoRANASError.invalidArgument("ranks must be an integer, a {module: rank} object or {\"random\": count}") }
+                o.ranks = .perModule(
+                    Dictionary(
+                        uniqueKeysWithValues: try kv.map { k, v in
+                            guard let i = v.int else {
+                                throw LoRANASError.invalidArgument("rank of \(k) must be an integer")
+                            }
+                            return (k, i)
+                        }))
+            } else {
+                throw LoRANASError.invalidArgument(
+                    "ranks must be an integer, a {module: rank} object or {\"random\": count}")
+            }
         }
         if let i = try r.string("init") {
-            guard let v = AdapterInit(rawValue: i) else { throw LoRANASError.invalidArgument("init must be warm or fresh, got \(i)") }
+            guard let v = AdapterInit(rawValue: i) else {
+                throw LoRANASError.invalidArgument("init must be warm or fresh, got \(i)")
+            }
             o.initialization = v
         }
         o.loraAlpha = try r.float("lora_alpha")
@@ -91,7 +113,8 @@ public enum OptionsJSON {
 
     static func checkKeys(_ j: JSON, _ allowed: Set<String>) throws {
         for (k, _) in j.object ?? [] where !allowed.contains(k) {
-            throw LoRANASError.invalidArgument("unknown option \"\(k)\" (known: \(allowed.sorted().joined(separator: ", ")))")
+            throw LoRANASError.invalidArgument(
+                "unknown option \"\(k)\" (known: \(allowed.sorted().joined(separator: ", ")))")
         }
     }
 
@@ -100,7 +123,9 @@ public enum OptionsJSON {
         let side = try r.string("side") ?? "both"
         if let list = j["targets"]?.array {
             let names = try list.map { e -> String in
-                guard let s = e.string else { throw LoRANASError.invalidArgument("targets must be strings, got \(e.serialized)") }
+                guard let s = e.string else {
+                    throw LoRANASError.invalidArgument("targets must be strings, got \(e.serialized)")
+                }
                 return s
             }
             return try TargetSpec(parsing: names.joined(separator: ","), side: side)

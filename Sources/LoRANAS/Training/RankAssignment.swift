@@ -28,12 +28,15 @@ extension MllamaModel {
     /// Random choices from `space`, then random single-step moves until the total lands within
     /// ±2% of `parameters`; an assignment that cannot get there (within a bounded number of
     /// moves) is an error, never a silent miss.
-    private func randomRanks(parameters target: Int, space: [Int], seed: UInt64,
-                             targets: TargetSpec) throws -> [(String, Int)] {
+    private func randomRanks(
+        parameters target: Int, space: [Int], seed: UInt64,
+        targets: TargetSpec
+    ) throws -> [(String, Int)] {
         let ls = linears(matching: targets)
         try require(!ls.isEmpty, "no module matches the targets")
-        try require(!space.isEmpty && space == space.sorted() && Set(space).count == space.count,
-                    "random ranks need a space of distinct ranks in increasing order, got \(space)")
+        try require(
+            !space.isEmpty && space == space.sorted() && Set(space).count == space.count,
+            "random ranks need a space of distinct ranks in increasing order, got \(space)")
         for r in space { try checkRank(r, of: "a random choice") }
         try require(target > 0, "the random control's parameter count must be positive, got \(target)")
         var rng = SplitMix64(seed: seed)

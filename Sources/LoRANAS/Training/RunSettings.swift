@@ -24,12 +24,15 @@ enum RunLimits {
 extension RunSettings {
     /// Checks the shared settings, naming the first that is out of range.
     func validateRun() throws {
-        try require(epochs > 0 && epochs <= RunLimits.maxEpochs, "epochs must be in 1...\(RunLimits.maxEpochs), got \(epochs)")
-        try require(batchSize > 0 && batchSize <= RunLimits.maxBatchSize,
-                    "batch_size must be in 1...\(RunLimits.maxBatchSize), got \(batchSize)")
+        try require(
+            epochs > 0 && epochs <= RunLimits.maxEpochs, "epochs must be in 1...\(RunLimits.maxEpochs), got \(epochs)")
+        try require(
+            batchSize > 0 && batchSize <= RunLimits.maxBatchSize,
+            "batch_size must be in 1...\(RunLimits.maxBatchSize), got \(batchSize)")
         try require(lr > 0 && lr.isFinite, "lr must be a positive number, got \(lr)")
         try require(weightDecay >= 0 && weightDecay.isFinite, "weight_decay must be non-negative, got \(weightDecay)")
-        try require(loraAlpha.map { $0 > 0 && $0.isFinite } ?? true, "lora_alpha must be positive, got \(loraAlpha ?? 0)")
+        try require(
+            loraAlpha.map { $0 > 0 && $0.isFinite } ?? true, "lora_alpha must be positive, got \(loraAlpha ?? 0)")
         try require(checkpointEvery > 0, "checkpoint_every must be positive, got \(checkpointEvery)")
         try require((maxSteps ?? 0) >= 0, "max_steps must be non-negative, got \(maxSteps ?? 0)")
         if let dir = checkpointDir { try require(!dir.isEmpty, "checkpoint_dir is empty") }

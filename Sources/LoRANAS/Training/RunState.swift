@@ -14,8 +14,9 @@ enum RunState {
         } catch {
             throw LoRANASError.io("cannot create the checkpoint directory \(dir): \(error.localizedDescription)")
         }
-        try SafeTensorsWriter.write(tensors.map { ($0.0, .f32($0.1)) },
-                                    metadata: ["loranas_state": state.serialized], to: path(dir))
+        try SafeTensorsWriter.write(
+            tensors.map { ($0.0, .f32($0.1)) },
+            metadata: ["loranas_state": state.serialized], to: path(dir))
     }
 
     /// A saved run that matches `kind` and `fingerprint`, or nil when the directory holds none.
@@ -29,8 +30,9 @@ enum RunState {
         let state: JSON
         do { state = try JSON.parse(text) } catch { throw LoRANASError.format("\(path(dir)): loranas_state: \(error)") }
         guard state["kind"]?.string == kind, state["fingerprint"]?.string == fingerprint else {
-            throw LoRANASError.invalidArgument("\(dir) holds a checkpoint of a different run (other options, data or "
-                + "base weights); use another checkpoint_dir, or the same options, data and model")
+            throw LoRANASError.invalidArgument(
+                "\(dir) holds a checkpoint of a different run (other options, data or "
+                    + "base weights); use another checkpoint_dir, or the same options, data and model")
         }
         guard let loop = state["loop"] else { throw LoRANASError.format("\(path(dir)): loranas_state has no loop") }
         return Saved(file: file, state: state, loop: try LoopState(json: loop))

@@ -6,15 +6,19 @@ extension MllamaModel {
     /// optimizers), then derives each module's rank as argmax α (under a budget: the most probable
     /// assignment within it, see `RankDerivation`). The supernet stays attached, so a
     /// warm-started fine-tune can take over its slices.
-    public func search(train: Dataset, validation: Dataset, options o: SearchOptions,
-                       progress: ProgressCallback? = nil) throws -> SearchResult {
+    public func search(
+        train: Dataset, validation: Dataset, options o: SearchOptions,
+        progress: ProgressCallback? = nil
+    ) throws -> SearchResult {
         try o.validate()
         let dataFingerprint = try checkRunData(train, validation, job: "search")
         let run = try SearchRun(model: self, options: o)
         let fingerprint = o.fingerprint + "|" + dataFingerprint + "|\(run.supernets.count)"
         var state = LoopState()
         let order = BatchOrder(seed: o.seed, count: train.count, batchSize: o.batchSize)
-        if let dir = o.checkpointDir, let saved = try RunState.resume(dir: dir, kind: "search", fingerprint: fingerprint) {
+        if let dir = o.checkpointDir,
+            let saved = try RunState.resume(dir: dir, kind: "search", fingerprint: fingerprint)
+        {
             try saved.loop.check(epochs: o.epochs, stepsPerEpoch: order.batchesPerPass)
             try run.restore(saved)
             state = saved.loop
@@ -22,15 +26,19 @@ extension MllamaModel {
         }
         let valOrder = BatchOrder(seed: o.seed, count: validation.count, batchSize: o.batchSize)
         let loop = EpochLoop(order: order, epochs: o.epochs, maxSteps: o.maxSteps, checkpointEvery: o.checkpointEvery)
-        let stopped = try loop.run(&state, progress: progress, save: { state in
-            if let dir = o.checkpointDir { try run.save(dir: dir, state: state, fingerprint: fingerprint) }
-        }, step: { state, indices in
-            let losses = try run.step(train: train.batch(indices),
-                                      validation: validation.batch(valOrder.batch(cursor: state.valCursor, label: "val")),
-                                      step: state.globalStep + 1)
-            state.valCursor += 1
-            return losses
-        }, endEpoch: { run.validationLosses.last })
+        let stopped = try loop.run(
+            &state, progress: progress,
+            save: { state in
+                if let dir = o.checkpointDir { try run.save(dir: dir, state: state, fingerprint: fingerprint) }
+            },
+            step: { state, indices in
+                let losses = try run.step(
+                    train: train.batch(indices),
+                    validation: validation.batch(valOrder.batch(cursor: state.valCursor, label: "val")),
+                    step: state.globalStep + 1)
+                state.valCursor += 1
+                return losses
+            }, endEpoch: { run.validationLosses.last })
         return run.result(state: state, stopped: stopped)
     }
 }
@@ -63,23 +71,28 @@ final class SearchRun {
         try require(!targets.isEmpty, "no module matches the targets")
         let sizes = Size.sum(targets.map { Size.product([o.maxRank, $0.inFeatures + $0.outFeatures]) })
         // Value, gradient and two Adam moments per A/B element.
-        try Memory.require(sizes.flatMap { Size.product([$0, 16]) },
-                           for: "a supernet of rank \(o.maxRank) on \(targets.count) modules")
+        try Memory.require(
+            sizes.flatMap { Size.product([$0, 16]) },
+            for: "a supernet of rank \(o.maxRank) on \(targets.count) modules")
         uniformMaxParameters = sizes ?? 0
         budget = try Self.resolveBudget(o, targets: targets, uniformMax: uniformMaxParameters)
         let rng = SplitMix64(seed: o.seed)
         supernets = targets.map { l in
             var g = rng.derived(l.name)
-            let s = SupernetAdapter(module: l.name, inFeatures: l.inFeatures, outFeatures: l.outFeatures,
-                                    space: o.space, loraAlpha: o.resolvedLoraAlpha, slices: o.slices, rng: &g)
+            let s = SupernetAdapter(
+                module: l.name, inFeatures: l.inFeatures, outFeatures: l.outFeatures,
+                space: o.space, loraAlpha: o.resolvedLoraAlpha, slices: o.slices, rng: &g)
             l.adapter = s
             return s
         }
         weights = supernets.flatMap { [$0.a, $0.b] }
         arch = supernets.map(\.logits)
         weightOptimizer = Adam(weights, AdamConfig(lr: o.lr, weightDecay: o.weightDecay))
-        archOptimizer = Adam(arch, AdamConfig(lr: o.alphaLR, beta1: 0.5, beta2: 0.999,
-                                              weightDecay: o.alphaWeightDecay, decoupled: false))
+        archOptimizer = Adam(
+            arch,
+            AdamConfig(
+                lr: o.alphaLR, beta1: 0.5, beta2: 0.999,
+                weightDecay: o.alphaWeightDecay, decoupled: false))
     }
 
     /// The budget as a parameter count, checked against what the space can reach.
@@ -91,8 +104,9 @@ final class SearchRun {
         case .fraction(let f): budget = Int((f * Double(uniformMax)).rounded())
         }
         let minimum = targets.reduce(0) { $0 + (o.space.first ?? 1) * ($1.inFeatures + $1.outFeatures) }
-        try require(budget >= minimum && budget <= uniformMax,
-                    "budget \(budget) is outside what the space can reach on these modules (\(minimum)...\(uniformMax))")
+        try require(
+            budget >= minimum && budget <= uniformMax,
+            "budget \(budget) is outside what the space can reach on these modules (\(minimum)...\(uniformMax))")
         return budget
     }
 
@@ -131,15 +145,20 @@ final class SearchRun {
         let cols = arch.reduce(0) { $0 + $1.value.count }
         let h = Tensor(zeros: [history.count, cols])
         for (i, row) in history.enumerated() { (h.ptr + i * cols).update(from: row, count: cols) }
-        let tensors = (weights + arch).map { ($0.name, $0.value) }
+        let tensors =
+            (weights + arch).map { ($0.name, $0.value) }
             + weightOptimizer.state(prefix: "opt_w.") + archOptimizer.state(prefix: "opt_a.")
-            + [("alpha_history", h), ("train_losses", Tensor(state.trainLosses, shape: [state.trainLosses.count])),
-               ("validation_losses", Tensor(validationLosses, shape: [validationLosses.count]))]
-        try RunState.save(dir: dir, tensors: tensors, state: .object([
-            ("kind", .string("search")), ("fingerprint", .string(fingerprint)), ("loop", state.json),
-            ("opt_w_steps", .number(Double(weightOptimizer.steps))),
-            ("opt_a_steps", .number(Double(archOptimizer.steps))),
-        ]))
+            + [
+                ("alpha_history", h), ("train_losses", Tensor(state.trainLosses, shape: [state.trainLosses.count])),
+                ("validation_losses", Tensor(validationLosses, shape: [validationLosses.count])),
+            ]
+        try RunState.save(
+            dir: dir, tensors: tensors,
+            state: .object([
+                ("kind", .string("search")), ("fingerprint", .string(fingerprint)), ("loop", state.json),
+                ("opt_w_steps", .number(Double(weightOptimizer.steps))),
+                ("opt_a_steps", .number(Double(archOptimizer.steps))),
+            ]))
     }
 
     func restore(_ saved: RunState.Saved) throws {
@@ -168,12 +187,13 @@ final class SearchRun {
             alphaHistory[s.module] = history.map { Array($0[col..<(col + s.space.count)]) }
             col += s.space.count
         }
-        return SearchResult(ranks: ranks, space: options.space, loraAlpha: options.resolvedLoraAlpha,
-                            finalWeights: Dictionary(uniqueKeysWithValues: supernets.map { ($0.module, $0.weights) }),
-                            alphaHistory: alphaHistory, loraParameters: derived.total,
-                            uniformMaxParameters: uniformMaxParameters, budgetParameters: budget,
-                            budgetMet: budget == nil ? nil : derived.withinBand, modelParameters: model.parameterCount,
-                            steps: state.globalStep, stopped: stopped, epochTimes: state.epochTimes,
-                            trainLosses: state.trainLosses, validationLosses: validationLosses)
+        return SearchResult(
+            ranks: ranks, space: options.space, loraAlpha: options.resolvedLoraAlpha,
+            finalWeights: Dictionary(uniqueKeysWithValues: supernets.map { ($0.module, $0.weights) }),
+            alphaHistory: alphaHistory, loraParameters: derived.total,
+            uniformMaxParameters: uniformMaxParameters, budgetParameters: budget,
+            budgetMet: budget == nil ? nil : derived.withinBand, modelParameters: model.parameterCount,
+            steps: state.globalStep, stopped: stopped, epochTimes: state.epochTimes,
+            trainLosses: state.trainLosses, validationLosses: validationLosses)
     }
 }

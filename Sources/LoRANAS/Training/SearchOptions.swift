@@ -43,9 +43,10 @@ public struct SearchOptions: Sendable {
 
     func validate() throws {
         try validateRun()
-        try require(!space.isEmpty && space.allSatisfy { $0 > 0 && $0 <= RunLimits.maxRank }
-                        && space == space.sorted() && Set(space).count == space.count,
-                    "search space must be distinct ranks in 1...\(RunLimits.maxRank) in increasing order, got \(space)")
+        try require(
+            !space.isEmpty && space.allSatisfy { $0 > 0 && $0 <= RunLimits.maxRank }
+                && space == space.sorted() && Set(space).count == space.count,
+            "search space must be distinct ranks in 1...\(RunLimits.maxRank) in increasing order, got \(space)")
         try require(space.count <= 255, "search space has \(space.count) choices; at most 255")
         try require(alphaLR > 0 && alphaLR.isFinite, "alpha_lr must be a positive number, got \(alphaLR)")
         try require(alphaWeightDecay >= 0 && alphaWeightDecay.isFinite, "alpha_weight_decay must be non-negative")

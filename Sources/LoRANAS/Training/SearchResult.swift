@@ -74,10 +74,12 @@ public struct SearchResult: Sendable, Equatable {
         validationLosses = try r.floats(json["validation_losses"])
     }
 
-    init(ranks: [(String, Int)], space: [Int], loraAlpha: Float, finalWeights: [String: [Float]],
-         alphaHistory: [String: [[Float]]], loraParameters: Int, uniformMaxParameters: Int, budgetParameters: Int?,
-         budgetMet: Bool?, modelParameters: Int, steps: Int, stopped: Bool, epochTimes: [Double],
-         trainLosses: [Float], validationLosses: [Float]) {
+    init(
+        ranks: [(String, Int)], space: [Int], loraAlpha: Float, finalWeights: [String: [Float]],
+        alphaHistory: [String: [[Float]]], loraParameters: Int, uniformMaxParameters: Int, budgetParameters: Int?,
+        budgetMet: Bool?, modelParameters: Int, steps: Int, stopped: Bool, epochTimes: [Double],
+        trainLosses: [Float], validationLosses: [Float]
+    ) {
         self.ranks = ranks
         self.space = space
         self.loraAlpha = loraAlpha
