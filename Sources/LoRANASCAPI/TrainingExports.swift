@@ -55,13 +55,7 @@ public func loranas_dataset_add(_ h: OpaquePointer?, _ sample: UnsafePointer<lor
         let ds = try DatasetHandle.borrow(h, "dataset")
         let c = try arg(sample, "sample").pointee
         try require(c.batch_size == 1, "a sample is a batch of one, got batch_size \(c.batch_size)")
-        let b = try makeBatch(c, config: ds.value.config)
-        try ds.value.append(
-            Sample(
-                inputIds: b.inputIds, attentionMask: b.attentionMask, labels: b.labels, numImages: b.numImages,
-                pixelValues: b.pixelValues.map { $0.reshaped(Array($0.shape.dropFirst())) },
-                aspectRatioIds: b.aspectRatioIds, aspectRatioMask: b.aspectRatioMask,
-                crossAttentionMask: b.crossAttentionMask))
+        try ds.value.append(Sample(batchOfOne: try makeBatch(c, config: ds.value.config)))
     }
 }
 

@@ -15,7 +15,7 @@ from ._lib import load_library
 # ---- constants (mirror loranas.h) --------------------------------------------------------------
 
 # The ABI these bindings were written for.
-LORANAS_ABI_VERSION = 1
+LORANAS_ABI_VERSION = 2
 
 LORANAS_OK = 0
 LORANAS_ERR_INVALID_ARGUMENT = 1
@@ -161,9 +161,9 @@ loranas_checkpoint_name = _bind(
 )
 
 # int32_t loranas_checkpoint_info(const loranas_checkpoint *ckpt, const char *name, int32_t *out_dtype,
-#                                 int64_t *out_ndim, int64_t *out_shape);
+#                                 int64_t *out_ndim, int64_t *out_shape, int64_t shape_capacity);
 loranas_checkpoint_info = _bind(
-    "loranas_checkpoint_info", [loranas_checkpoint_p, c_char_p, c_int32_p, c_int64_p, c_int64_p], c_int32
+    "loranas_checkpoint_info", [loranas_checkpoint_p, c_char_p, c_int32_p, c_int64_p, c_int64_p, c_int64], c_int32
 )
 
 # int32_t loranas_checkpoint_read_f32(const loranas_checkpoint *ckpt, const char *name, float *out,
@@ -174,10 +174,12 @@ loranas_checkpoint_read_f32 = _bind(
 
 # ---- kernels -----------------------------------------------------------------------------------
 
-# int32_t loranas_matmul_f32(const float *a, const float *b, float *c, int64_t m, int64_t k, int64_t n,
-#                            int32_t trans_a, int32_t trans_b);
+# int32_t loranas_matmul_f32(const float *a, int64_t a_count, const float *b, int64_t b_count, float *c,
+#                            int64_t c_count, int64_t m, int64_t k, int64_t n, int32_t trans_a, int32_t trans_b);
 loranas_matmul_f32 = _bind(
-    "loranas_matmul_f32", [c_float_p, c_float_p, c_float_p, c_int64, c_int64, c_int64, c_int32, c_int32], c_int32
+    "loranas_matmul_f32",
+    [c_float_p, c_int64, c_float_p, c_int64, c_float_p, c_int64, c_int64, c_int64, c_int64, c_int32, c_int32],
+    c_int32,
 )
 
 # ---- models ------------------------------------------------------------------------------------

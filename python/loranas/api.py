@@ -76,8 +76,11 @@ def matmul(a, b, trans_a: bool = False, trans_b: bool = False) -> np.ndarray:
     c = np.empty((m, n), dtype=np.float32)
     status = B.loranas_matmul_f32(
         a.ctypes.data_as(B.c_float_p),
+        a.size,
         b.ctypes.data_as(B.c_float_p),
+        b.size,
         c.ctypes.data_as(B.c_float_p),
+        c.size,
         m,
         k,
         n,

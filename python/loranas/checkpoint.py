@@ -11,6 +11,7 @@ import numpy as np
 
 from . import _bindings as B
 from ._handle import OwnedHandle
+from ._paths import c_path
 from .errors import check
 
 # The first name buffer; longer names take one retry with the size the engine reports.
@@ -42,7 +43,7 @@ class Checkpoint(OwnedHandle):
         self.path = os.fspath(path)
         handle = B.loranas_checkpoint_p()
         context = f"loranas_checkpoint_open({self.path!r})"
-        check(B.loranas_checkpoint_open(os.fsencode(self.path), ctypes.byref(handle)), context)
+        check(B.loranas_checkpoint_open(c_path(self.path, context), ctypes.byref(handle)), context)
         self._adopt(handle, context)
 
     @classmethod
@@ -109,7 +110,8 @@ class Checkpoint(OwnedHandle):
         dtype = ctypes.c_int32()
         ndim = ctypes.c_int64()
         shape = (ctypes.c_int64 * B.LORANAS_MAX_DIMS)()
-        status = B.loranas_checkpoint_info(handle, name.encode("utf-8"), ctypes.byref(dtype), ctypes.byref(ndim), shape)
+        status = B.loranas_checkpoint_info(handle, name.encode("utf-8"), ctypes.byref(dtype), ctypes.byref(ndim), shape,
+                                           B.LORANAS_MAX_DIMS)
         check(status, f"loranas_checkpoint_info({name!r})")
         if not 0 <= ndim.value <= B.LORANAS_MAX_DIMS:
             raise RuntimeError(f"loranas_checkpoint_info({name!r}) reported {ndim.value} dims")

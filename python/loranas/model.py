@@ -12,6 +12,7 @@ import numpy as np
 from . import _bindings as B
 from ._handle import OwnedHandle, read_string
 from .data import as_dataset, make_batch, prepare_inputs
+from ._paths import c_path
 from .errors import InvalidArgumentError, check
 from .results import evaluation_from_json, parse_json, take_result
 
@@ -55,7 +56,7 @@ class Model(OwnedHandle):
         self._adapter_version = 0  # bumped by every call that may change the adapters
         handle = B.loranas_model_p()
         context = f"loranas_model_load({self.path!r})"
-        check(B.loranas_model_load(os.fsencode(self.path), ctypes.byref(handle)), context)
+        check(B.loranas_model_load(c_path(self.path, context), ctypes.byref(handle)), context)
         self._adopt(handle, context)
         try:
             with self._use() as h:
@@ -193,7 +194,8 @@ class Model(OwnedHandle):
         with self._use() as h:
             if changes_adapters:
                 self._adapter_version += 1
-            check(fn(h, os.fsencode(directory)), f"{name}({directory!r})")
+            context = f"{name}({directory!r})"
+            check(fn(h, c_path(directory, context)), context)
 
 
 def _int_arg(value, name: str, context: str) -> int:

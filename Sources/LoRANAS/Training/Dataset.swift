@@ -30,6 +30,16 @@ public struct Sample: Sendable {
 
     public var length: Int { inputIds.count }
 
+    /// The sample in a batch of one (`batch.batchSize` must be 1): the inverse of `asBatch`.
+    public init(batchOfOne b: MllamaBatch) throws {
+        try require(b.batchSize == 1, "a sample is a batch of one, got batch_size \(b.batchSize)")
+        self.init(
+            inputIds: b.inputIds, attentionMask: b.attentionMask, labels: b.labels, numImages: b.numImages,
+            pixelValues: b.pixelValues.map { $0.reshaped(Array($0.shape.dropFirst())) },
+            aspectRatioIds: b.aspectRatioIds, aspectRatioMask: b.aspectRatioMask,
+            crossAttentionMask: b.crossAttentionMask)
+    }
+
     /// The sample as a batch of one; `validate` on it checks every field.
     var asBatch: MllamaBatch {
         var b = MllamaBatch(

@@ -35,7 +35,9 @@ extension RunSettings {
             loraAlpha.map { $0 > 0 && $0.isFinite } ?? true, "lora_alpha must be positive, got \(loraAlpha ?? 0)")
         try require(checkpointEvery > 0, "checkpoint_every must be positive, got \(checkpointEvery)")
         try require((maxSteps ?? 0) >= 0, "max_steps must be non-negative, got \(maxSteps ?? 0)")
-        if let dir = checkpointDir { try require(!dir.isEmpty, "checkpoint_dir is empty") }
+        if let dir = checkpointDir {
+            try require(!dir.isEmpty && !dir.utf8.contains(0), "checkpoint_dir must be a non-empty path without NUL bytes")
+        }
     }
 
     /// The settings every run's fingerprint holds (a resumed run must match them).
