@@ -20,8 +20,6 @@ public enum AttentionMask: @unchecked Sendable {
         case .dense(let allowed): return allowed[(b * sq + q) * sk + k] != 0
         }
     }
-
-    var isNone: Bool { if case .none = self { return true }; return false }
 }
 
 /// Multi-head scaled dot-product attention with grouped-query heads.

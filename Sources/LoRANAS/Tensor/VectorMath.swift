@@ -60,14 +60,6 @@ func verf(_ x: F16x) -> F16x {
 @inline(__always)
 func vsigmoid(_ x: F16x) -> F16x { 1 / (1 + vexp(-x)) }
 
-@inline(__always)
-func vtanh(_ x: F16x) -> F16x {
-    // tanh(x) = 1 - 2 / (exp(2x) + 1), exact enough away from 0; near 0 use x·(1 - x²/3) blend.
-    let t = 1 - 2 / (vexp(2 * x) + 1)
-    let small = (x .< F16x(repeating: 0.0004)) .& (x .> F16x(repeating: -0.0004))
-    return t.replacing(with: x, where: small)
-}
-
 /// Scalar versions for the tails of arrays.
 @inline(__always) func sexp(_ x: Float) -> Float { Foundation.exp(x) }
 @inline(__always) func ssigmoid(_ x: Float) -> Float { 1 / (1 + Foundation.exp(-x)) }
