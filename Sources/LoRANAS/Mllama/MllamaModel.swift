@@ -26,6 +26,7 @@ public final class MllamaModel: @unchecked Sendable {
     /// A model with every parameter zero; `load(from:)` or an initializer fills them.
     public init(config: MllamaConfig) throws {
         try config.validate()
+        try ModelFootprint(config).requireFits(available: SystemMemory.availableBytes())
         self.config = config
         let params = ParameterSet(Self.specs(config))
         self.params = params
