@@ -66,9 +66,9 @@ extension MllamaModel {
         let invFreq = Rope.inverseFrequencies(headDim: t.headDim, theta: t.ropeTheta, llama3: t.ropeScaling)
         let rope = Rope.tables(positions: s, invFreq: invFreq)
         let keyValid: [UInt8]? = batch.attentionMask.map { $0.map { UInt8($0) } }
-        let (z, text) = Self.withMasks(keyValid: keyValid, allowed: images?.cross.allowed ?? []) { selfMask, crossMask in
-            decoder.forward(ids: batch.inputIds, d, rope: rope, selfMask: selfMask, crossMask: crossMask,
-                            cross: images?.cross, params: params, keep: keep)
+        let (z, text) = Self.withMasks(keyValid: keyValid, allowed: images?.cross.allowed ?? []) { sm, cm in
+            decoder.forward(ids: batch.inputIds, d, rope: rope, selfMask: sm, crossMask: cm, cross: images?.cross,
+                            params: params, keep: keep)
         }
         let logits = lmHead.forward(z).reshaped([b, s, t.vocabSize])
         let (targets, loss, count) = shiftedCrossEntropy(logits, batch)

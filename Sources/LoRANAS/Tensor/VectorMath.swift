@@ -68,8 +68,14 @@ func vsigmoid(_ x: F16x) -> F16x { 1 / (1 + vexp(-x)) }
 @inline(__always)
 func forEachChunk(_ n: Int, simd: (Int) -> Void, scalar: (Int) -> Void) {
     var i = 0
-    while i + 16 <= n { simd(i); i += 16 }
-    while i < n { scalar(i); i += 1 }
+    while i + 16 <= n {
+        simd(i)
+        i += 16
+    }
+    while i < n {
+        scalar(i)
+        i += 1
+    }
 }
 
 @inline(__always) func load(_ p: UnsafePointer<Float>, _ i: Int) -> F16x {
@@ -84,9 +90,15 @@ func forEachChunk(_ n: Int, simd: (Int) -> Void, scalar: (Int) -> Void) {
 func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
     var acc = F16x()
     var i = 0
-    while i + 16 <= n { acc.addProduct(load(a, i), load(b, i)); i += 16 }
+    while i + 16 <= n {
+        acc.addProduct(load(a, i), load(b, i))
+        i += 16
+    }
     var s = acc.sum()
-    while i < n { s += a[i] * b[i]; i += 1 }
+    while i < n {
+        s += a[i] * b[i]
+        i += 1
+    }
     return s
 }
 
@@ -95,9 +107,15 @@ func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Floa
 func sum(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
     var acc = F16x()
     var i = 0
-    while i + 16 <= n { acc += load(x, i); i += 16 }
+    while i + 16 <= n {
+        acc += load(x, i)
+        i += 16
+    }
     var s = acc.sum()
-    while i < n { s += x[i]; i += 1 }
+    while i < n {
+        s += x[i]
+        i += 1
+    }
     return s
 }
 
@@ -105,6 +123,9 @@ func sum(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
 @inline(__always)
 func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
     let a = F16x(repeating: alpha)
-    forEachChunk(n, simd: { i in var v = load(y, i); v.addProduct(a, load(x, i)); store(v, y, i) },
-                 scalar: { i in y[i] += alpha * x[i] })
+    forEachChunk(n, simd: { i in
+        var v = load(y, i)
+        v.addProduct(a, load(x, i))
+        store(v, y, i)
+    }, scalar: { i in y[i] += alpha * x[i] })
 }
