@@ -78,7 +78,8 @@ final class ConfigLimitsTests: XCTestCase {
     func testDuplicatedKeyTakesTheLastValue() throws {
         let path = try writeConfig([("\"vocab_size\": 96", "\"vocab_size\": 50, \"vocab_size\": 96"),
                                     ("\"hidden_act\": \"silu\"", "\"hidden_act\": \"relu\", \"hidden_act\": \"silu\""),
-                                    ("\"model_type\": \"mllama\",", "\"model_type\": \"llava\", \"model_type\": \"mllama\",")])
+                                    ("\"model_type\": \"mllama\",",
+                                     "\"model_type\": \"llava\", \"model_type\": \"mllama\",")])
         let config = try MllamaConfig(contentsOf: path)
         XCTAssertEqual(config.text.vocabSize, 96)
         let json = try JSON.parse(Data(#"{"a": 1, "b": 2, "a": 3}"#.utf8), rejectDuplicateKeys: false)
