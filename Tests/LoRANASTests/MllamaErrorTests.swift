@@ -106,4 +106,10 @@ final class MllamaErrorTests: XCTestCase {
         b = good; b.attentionMask = [1]
         assertThrows("attention_mask has 1 values") { _ = try model.forward(b) }
     }
+
+    func testBackwardOfAnInferencePassIsRefused() throws {
+        let model = try MllamaModel(path: fixture.path)
+        let pass = try model.forward(MllamaFixtureTests.batch("tiles4_gqa/inputs.safetensors"))
+        assertThrows("backward needs a pass from forward(_:keepForBackward: true)") { try model.backward(pass) }
+    }
 }

@@ -18,8 +18,9 @@ public indirect enum JSON: Equatable, Sendable {
         }
     }
 
+    /// The value of `key` in an object; of duplicated keys the last wins, as in Python's json.
     public subscript(key: String) -> JSON? {
-        if case .object(let kv) = self { return kv.first { $0.0 == key }?.1 }
+        if case .object(let kv) = self { return kv.last { $0.0 == key }?.1 }
         return nil
     }
     public var string: String? { if case .string(let s) = self { return s }; return nil }

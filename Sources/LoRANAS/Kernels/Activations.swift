@@ -36,8 +36,10 @@ public enum GELU {
 /// SiLU, x·σ(x).
 public enum SiLU {
     public static func forward(y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, n: Int) {
-        forEachChunk(n, simd: { i in let v = load(x, i); store(v * vsigmoid(v), y, i) },
-                     scalar: { i in y[i] = x[i] * ssigmoid(x[i]) })
+        forEachChunk(n, simd: { i in
+            let v = load(x, i)
+            store(v * vsigmoid(v), y, i)
+        }, scalar: { i in y[i] = x[i] * ssigmoid(x[i]) })
     }
 
     /// dx += dy · σ(x)(1 + x(1 − σ(x)))
@@ -126,9 +128,19 @@ public enum Softmax {
         let mv = F16x(repeating: m)
         var acc = F16x()
         var j = 0
-        while j + 16 <= c { let e = vexp(load(x, j) - mv); store(e, y, j); acc += e; j += 16 }
+        while j + 16 <= c {
+            let e = vexp(load(x, j) - mv)
+            store(e, y, j)
+            acc += e
+            j += 16
+        }
         s = acc.sum()
-        while j < c { let e = sexp(x[j] - m); y[j] = e; s += e; j += 1 }
+        while j < c {
+            let e = sexp(x[j] - m)
+            y[j] = e
+            s += e
+            j += 1
+        }
         let inv = 1 / s, iv = F16x(repeating: inv)
         forEachChunk(c, simd: { j in store(load(y, j) * iv, y, j) }, scalar: { j in y[j] *= inv })
         return m + logf(s)

@@ -20,8 +20,6 @@ public enum AttentionMask: @unchecked Sendable {
         case .dense(let allowed): return allowed[(b * sq + q) * sk + k] != 0
         }
     }
-
-    var isNone: Bool { if case .none = self { return true }; return false }
 }
 
 /// Multi-head scaled dot-product attention with grouped-query heads.
@@ -36,7 +34,12 @@ public enum Attention {
     public struct Dims: Sendable {
         public var b, sq, sk, nh, nkv, hd: Int
         public init(b: Int, sq: Int, sk: Int, nh: Int, nkv: Int, hd: Int) {
-            self.b = b; self.sq = sq; self.sk = sk; self.nh = nh; self.nkv = nkv; self.hd = hd
+            self.b = b
+            self.sq = sq
+            self.sk = sk
+            self.nh = nh
+            self.nkv = nkv
+            self.hd = hd
         }
         var scale: Float { 1 / Float(hd).squareRoot() }
     }
@@ -79,13 +82,17 @@ public enum Attention {
     public static func backward(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>,
                                 dv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                                 q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-                                lse: UnsafePointer<Float>, mask: AttentionMask, _ d: Dims, probs: UnsafePointer<Float>? = nil) {
+                                lse: UnsafePointer<Float>, mask: AttentionMask, _ d: Dims,
+                                probs: UnsafePointer<Float>? = nil) {
         let qs = d.nh * d.hd, ks = d.nkv * d.hd, g = d.nh / d.nkv
         // One task per (sample, kv head): the g query heads that share a kv head write to the same dk, dv.
         Engine.parallelFor(d.b * d.nkv) { task in
             let scratch = probs == nil ? UnsafeMutablePointer<Float>.allocate(capacity: d.sq * d.sk) : nil
             let dp = UnsafeMutablePointer<Float>.allocate(capacity: d.sq * d.sk)
-            defer { scratch?.deallocate(); dp.deallocate() }
+            defer {
+                scratch?.deallocate()
+                dp.deallocate()
+            }
             do {
                 let b = task / d.nkv, kv = task % d.nkv
                 let kh = k + b * d.sk * ks + kv * d.hd, vh = v + b * d.sk * ks + kv * d.hd
@@ -107,16 +114,20 @@ public enum Attention {
                         }
                     }
                     // dv += Pᵀ·do ; dP = do·vᵀ
-                    gemm(true, false, m: d.sk, n: d.hd, k: d.sq, a: p, b: doh, ldb: qs, beta: 1, c: dvh, ldc: ks, threaded: false)
-                    gemm(false, true, m: d.sq, n: d.sk, k: d.hd, a: doh, lda: qs, b: vh, ldb: ks, c: dp, threaded: false)
+                    gemm(true, false, m: d.sk, n: d.hd, k: d.sq, a: p, b: doh, ldb: qs, beta: 1, c: dvh, ldc: ks,
+                         threaded: false)
+                    gemm(false, true, m: d.sq, n: d.sk, k: d.hd, a: doh, lda: qs, b: vh, ldb: ks, c: dp,
+                         threaded: false)
                     // dS = P ⊙ (dP − Σ dP⊙P), scaled
                     for i in 0..<d.sq {
                         let pr = p + i * d.sk, dr = dp + i * d.sk
                         let s = dot(pr, dr, d.sk)
                         for j in 0..<d.sk { dr[j] = pr[j] * (dr[j] - s) * d.scale }
                     }
-                    gemm(false, false, m: d.sq, n: d.hd, k: d.sk, a: dp, b: kh, ldb: ks, beta: 1, c: dqh, ldc: qs, threaded: false)
-                    gemm(true, false, m: d.sk, n: d.hd, k: d.sq, a: dp, b: qh, ldb: qs, beta: 1, c: dkh, ldc: ks, threaded: false)
+                    gemm(false, false, m: d.sq, n: d.hd, k: d.sk, a: dp, b: kh, ldb: ks, beta: 1, c: dqh, ldc: qs,
+                         threaded: false)
+                    gemm(true, false, m: d.sk, n: d.hd, k: d.sq, a: dp, b: qh, ldb: qs, beta: 1, c: dkh, ldc: ks,
+                         threaded: false)
                 }
             }
         }
@@ -125,10 +136,14 @@ public enum Attention {
     /// Softmax of one row of scaled scores in place under the mask; returns its log-sum-exp,
     /// or +∞ for a row with no visible key (which becomes all zeros).
     @inline(__always)
-    static func maskedSoftmaxRow(_ row: UnsafeMutablePointer<Float>, b: Int, q: Int, mask: AttentionMask, _ d: Dims) -> Float {
+    static func maskedSoftmaxRow(_ row: UnsafeMutablePointer<Float>, b: Int, q: Int, mask: AttentionMask,
+                                 _ d: Dims) -> Float {
         mask.apply(row, b: b, q: q, sq: d.sq, sk: d.sk)
         let m = rowMax(row, d.sk)
-        if m == -.infinity { row.update(repeating: 0, count: d.sk); return .infinity }
+        if m == -.infinity {
+            row.update(repeating: 0, count: d.sk)
+            return .infinity
+        }
         let s = expShifted(row, d.sk, shift: m)
         let inv = F16x(repeating: 1 / s)
         forEachChunk(d.sk, simd: { j in store(load(row, j) * inv, row, j) }, scalar: { j in row[j] *= inv[0] })
@@ -139,9 +154,15 @@ public enum Attention {
     static func rowMax(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
         var acc = F16x(repeating: -.infinity)
         var j = 0
-        while j + 16 <= n { acc = vmax(acc, load(x, j)); j += 16 }
+        while j + 16 <= n {
+            acc = vmax(acc, load(x, j))
+            j += 16
+        }
         var m = acc.max()
-        while j < n { m = max(m, x[j]); j += 1 }
+        while j < n {
+            m = max(m, x[j])
+            j += 1
+        }
         return m
     }
 
@@ -154,10 +175,17 @@ public enum Attention {
         while j + 16 <= n {
             let v = load(x, j)
             let e = vexp(v - sh).replacing(with: 0, where: v .== ninf)
-            store(e, x, j); acc += e; j += 16
+            store(e, x, j)
+            acc += e
+            j += 16
         }
         var s = acc.sum()
-        while j < n { let e = x[j] == -.infinity ? 0 : sexp(x[j] - shift); x[j] = e; s += e; j += 1 }
+        while j < n {
+            let e = x[j] == -.infinity ? 0 : sexp(x[j] - shift)
+            x[j] = e
+            s += e
+            j += 1
+        }
         return s
     }
 }

@@ -6,14 +6,16 @@ public enum CrossEntropy {
     public static let ignoreIndex = -100
 
     /// Returns Σ −log softmax(row)[target] over the rows not ignored (in Double) and their count.
-    public static func forward(logits: UnsafePointer<Float>, targets: UnsafePointer<Int>, n: Int, v: Int) -> (sum: Double, count: Int) {
+    public static func forward(logits: UnsafePointer<Float>, targets: UnsafePointer<Int>, n: Int,
+                               v: Int) -> (sum: Double, count: Int) {
         var parts = [(Double, Int)](repeating: (0, 0), count: Engine.threads)
         parts.withUnsafeMutableBufferPointer { parts in
             Engine.parallelFor(parts.count) { t in
                 var s = 0.0, c = 0
                 for i in (n * t / parts.count)..<(n * (t + 1) / parts.count) where targets[i] != ignoreIndex {
                     let row = logits + i * v
-                    s += Double(logSumExp(row, v) - row[targets[i]]); c += 1
+                    s += Double(logSumExp(row, v) - row[targets[i]])
+                    c += 1
                 }
                 parts[t] = (s, c)
             }
@@ -52,9 +54,15 @@ public enum CrossEntropy {
         let mv = F16x(repeating: m)
         var acc = F16x()
         var j = 0
-        while j + 16 <= c { acc += vexp(load(x, j) - mv); j += 16 }
+        while j + 16 <= c {
+            acc += vexp(load(x, j) - mv)
+            j += 16
+        }
         var s = acc.sum()
-        while j < c { s += sexp(x[j] - m); j += 1 }
+        while j < c {
+            s += sexp(x[j] - m)
+            j += 1
+        }
         return m + logf(s)
     }
 }

@@ -13,15 +13,26 @@ public enum LayerNorm {
                 let mv = F16x(repeating: m)
                 var acc = F16x()
                 var j = 0
-                while j + 16 <= c { let d = load(xi, j) - mv; acc.addProduct(d, d); j += 16 }
+                while j + 16 <= c {
+                    let d = load(xi, j) - mv
+                    acc.addProduct(d, d)
+                    j += 16
+                }
                 var ss = acc.sum()
-                while j < c { let d = xi[j] - m; ss += d * d; j += 1 }
+                while j < c {
+                    let d = xi[j] - m
+                    ss += d * d
+                    j += 1
+                }
                 let r = 1 / (ss / Float(c) + eps).squareRoot()
                 let rv = F16x(repeating: r)
                 forEachChunk(c, simd: { j in
-                    var o = load(b, j); o.addProduct((load(xi, j) - mv) * rv, load(w, j)); store(o, yi, j)
+                    var o = load(b, j)
+                    o.addProduct((load(xi, j) - mv) * rv, load(w, j))
+                    store(o, yi, j)
                 }, scalar: { j in yi[j] = (xi[j] - m) * r * w[j] + b[j] })
-                mean[i] = m; rstd[i] = r
+                mean[i] = m
+                rstd[i] = r
             }
         }
     }
@@ -30,7 +41,8 @@ public enum LayerNorm {
                                 db: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>,
                                 x: UnsafePointer<Float>, w: UnsafePointer<Float>,
                                 mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, n: Int, c: Int) {
-        rowParallel(n: n, c: c, partials: (dw == nil ? 0 : 1) + (db == nil ? 0 : 1), into: [dw, db].compactMap { $0 }) { rows, acc in
+        let partials = (dw == nil ? 0 : 1) + (db == nil ? 0 : 1)
+        rowParallel(n: n, c: c, partials: partials, into: [dw, db].compactMap { $0 }) { rows, acc in
             let pw = dw == nil ? nil : acc[0], pb = db == nil ? nil : acc[dw == nil ? 0 : 1]
             for i in rows {
                 let xi = x + i * c, dyi = dy + i * c, dxi = dx + i * c
@@ -39,22 +51,30 @@ public enum LayerNorm {
                 var j = 0
                 while j + 16 <= c {
                     let xh = (load(xi, j) - mv) * rv, d = load(dyi, j), g = d * load(w, j)
-                    sg += g; sgx.addProduct(g, xh)
-                    if let pw { var a = load(pw, j); a.addProduct(d, xh); store(a, pw, j) }
+                    sg += g
+                    sgx.addProduct(g, xh)
+                    if let pw {
+                        var a = load(pw, j)
+                        a.addProduct(d, xh)
+                        store(a, pw, j)
+                    }
                     if let pb { store(load(pb, j) + d, pb, j) }
                     j += 16
                 }
                 var s1 = sg.sum(), s2 = sgx.sum()
                 for k in j..<c {
                     let xh = (xi[k] - mean[i]) * rstd[i], g = dyi[k] * w[k]
-                    s1 += g; s2 += g * xh
+                    s1 += g
+                    s2 += g * xh
                     pw?[k] += dyi[k] * xh
                     pb?[k] += dyi[k]
                 }
                 let m1 = s1 / Float(c), m2 = s2 / Float(c), r = rstd[i], m = mean[i]
                 forEachChunk(c, simd: { j in
                     let xh = (load(xi, j) - mv) * rv
-                    store(load(dxi, j) + (load(dyi, j) * load(w, j) - F16x(repeating: m1) - xh * F16x(repeating: m2)) * rv, dxi, j)
+                    store(load(dxi, j)
+                              + (load(dyi, j) * load(w, j) - F16x(repeating: m1) - xh * F16x(repeating: m2)) * rv,
+                          dxi, j)
                 }, scalar: { j in
                     let xh = (xi[j] - m) * r
                     dxi[j] += (dyi[j] * w[j] - m1 - xh * m2) * r
@@ -93,11 +113,19 @@ public enum RMSNorm {
                 while j + 16 <= c {
                     let xr = load(xi, j) * rv, d = load(dyi, j)
                     sgr.addProduct(d * load(w, j), xr)
-                    if let pw { var a = load(pw, j); a.addProduct(d, xr); store(a, pw, j) }
+                    if let pw {
+                        var a = load(pw, j)
+                        a.addProduct(d, xr)
+                        store(a, pw, j)
+                    }
                     j += 16
                 }
                 var s = sgr.sum()
-                for k in j..<c { let xr = xi[k] * r; s += dyi[k] * w[k] * xr; pw?[k] += dyi[k] * xr }
+                for k in j..<c {
+                    let xr = xi[k] * r
+                    s += dyi[k] * w[k] * xr
+                    pw?[k] += dyi[k] * xr
+                }
                 let m = s / Float(c), mv = F16x(repeating: m)
                 forEachChunk(c, simd: { j in
                     let xv = load(xi, j)

@@ -7,8 +7,10 @@ public struct Llama3RopeScaling: Sendable, Equatable, Codable {
     public var highFreqFactor: Double
     public var originalMaxPositionEmbeddings: Double
     public init(factor: Double, lowFreqFactor: Double, highFreqFactor: Double, originalMaxPositionEmbeddings: Double) {
-        self.factor = factor; self.lowFreqFactor = lowFreqFactor
-        self.highFreqFactor = highFreqFactor; self.originalMaxPositionEmbeddings = originalMaxPositionEmbeddings
+        self.factor = factor
+        self.lowFreqFactor = lowFreqFactor
+        self.highFreqFactor = highFreqFactor
+        self.originalMaxPositionEmbeddings = originalMaxPositionEmbeddings
     }
 }
 
@@ -27,7 +29,8 @@ public enum Rope {
             let wl = 2 * Double.pi / Double(f)
             let a = wl > lowW ? Double(f) / s.factor : Double(f)
             if wl >= highW && wl <= lowW {
-                let smooth = (s.originalMaxPositionEmbeddings / wl - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor)
+                let smooth = (s.originalMaxPositionEmbeddings / wl - s.lowFreqFactor)
+                    / (s.highFreqFactor - s.lowFreqFactor)
                 return Float((1 - smooth) * a / s.factor + smooth * a)
             }
             return Float(a)
@@ -42,7 +45,8 @@ public enum Rope {
         for p in 0..<positions {
             for k in 0..<half {
                 let angle = Float(p) * invFreq[k]
-                c[p * half + k] = cosf(angle); s[p * half + k] = sinf(angle)
+                c[p * half + k] = cosf(angle)
+                s[p * half + k] = sinf(angle)
             }
         }
         return (c, s)

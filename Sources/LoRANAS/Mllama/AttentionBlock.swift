@@ -6,12 +6,13 @@ struct AttentionBlock {
 
     /// The inputs and outputs backward needs: q, k, v as attention saw them, the row log-sum-exp,
     /// the probabilities when small enough to keep, and the projection's input.
-    final class Saved {
-        let q, k, v, lse, attn: Tensor
+    struct Saved {
+        let q: Tensor                       // (B·Sq, nh·hd)
+        let k, v: Tensor                    // (B·Sk, nkv·hd)
+        let lse: Tensor                     // (B, nh, Sq)
+        let attn: Tensor                    // (B·Sq, nh·hd) attention output, o's input
+        /// (B, nh, Sq, Sk), only while it fits in `Attention.keptProbabilityLimit`; else recomputed.
         let probs: Tensor?
-        init(q: Tensor, k: Tensor, v: Tensor, lse: Tensor, attn: Tensor, probs: Tensor?) {
-            self.q = q; self.k = k; self.v = v; self.lse = lse; self.attn = attn; self.probs = probs
-        }
     }
 
     /// o(attention(q, k, v)); with `keep`, also what backward needs.

@@ -23,10 +23,16 @@ public struct MllamaBatch: Sendable {
     public init(inputIds: [Int], batchSize: Int, seqLen: Int, attentionMask: [Int]? = nil, labels: [Int]? = nil,
                 pixelValues: Tensor? = nil, numImages: Int = 0, aspectRatioIds: [Int]? = nil,
                 aspectRatioMask: [Int]? = nil, crossAttentionMask: [Int]? = nil) {
-        self.inputIds = inputIds; self.batchSize = batchSize; self.seqLen = seqLen
-        self.attentionMask = attentionMask; self.labels = labels; self.pixelValues = pixelValues
-        self.numImages = numImages; self.aspectRatioIds = aspectRatioIds
-        self.aspectRatioMask = aspectRatioMask; self.crossAttentionMask = crossAttentionMask
+        self.inputIds = inputIds
+        self.batchSize = batchSize
+        self.seqLen = seqLen
+        self.attentionMask = attentionMask
+        self.labels = labels
+        self.pixelValues = pixelValues
+        self.numImages = numImages
+        self.aspectRatioIds = aspectRatioIds
+        self.aspectRatioMask = aspectRatioMask
+        self.crossAttentionMask = crossAttentionMask
     }
 
     public var hasImages: Bool { pixelValues != nil }
@@ -35,19 +41,23 @@ public struct MllamaBatch: Sendable {
     public func validate(for config: MllamaConfig) throws {
         let (b, s) = (batchSize, seqLen)
         try require(b > 0 && s > 0, "batch size and sequence length must be positive, got (\(b), \(s))")
-        try require(inputIds.count == b * s, "input_ids has \(inputIds.count) values, expected B×S = \(b * s)")
-        let rows = config.text.embeddingRows
-        if let bad = inputIds.first(where: { $0 < 0 || $0 >= rows }) {
-            throw LoRANASError.invalidArgument("input_ids contains \(bad), outside the embedding table 0..<\(rows)")
+        let rows = try Self.count([b, s], "B×S")
+        try require(inputIds.count == rows, "input_ids has \(inputIds.count) values, expected B×S = \(rows)")
+        let embeddingRows = config.text.embeddingRows
+        if let bad = inputIds.first(where: { $0 < 0 || $0 >= embeddingRows }) {
+            throw LoRANASError.invalidArgument(
+                "input_ids contains \(bad), outside the embedding table 0..<\(embeddingRows)")
         }
         if let m = attentionMask {
-            try require(m.count == b * s, "attention_mask has \(m.count) values, expected \(b * s)")
+            try require(m.count == rows, "attention_mask has \(m.count) values, expected \(rows)")
             try require(m.allSatisfy { $0 == 0 || $0 == 1 }, "attention_mask values must be 0 or 1")
         }
         if let l = labels {
-            try require(l.count == b * s, "labels has \(l.count) values, expected \(b * s)")
-            if let bad = l.first(where: { $0 != -100 && ($0 < 0 || $0 >= config.text.vocabSize) }) {
-                throw LoRANASError.invalidArgument("labels contains \(bad): targets must be −100 or in 0..<\(config.text.vocabSize) (set −100 on image and pad tokens)")
+            let vocab = config.text.vocabSize
+            try require(l.count == rows, "labels has \(l.count) values, expected \(rows)")
+            if let bad = l.first(where: { $0 != -100 && ($0 < 0 || $0 >= vocab) }) {
+                throw LoRANASError.invalidArgument("labels contains \(bad): targets must be −100 or in 0..<\(vocab) "
+                                                   + "(set −100 on image and pad tokens)")
             }
         }
         guard let px = pixelValues else {
@@ -55,23 +65,46 @@ public struct MllamaBatch: Sendable {
                         "aspect_ratio_ids / cross_attention_mask given without pixel_values")
             return
         }
-        let v = config.vision, t = v.maxNumTiles, i = numImages
+        try validateImages(px, config.vision)
+    }
+
+    private func validateImages(_ px: Tensor, _ v: MllamaVisionConfig) throws {
+        let (b, s, t, i) = (batchSize, seqLen, v.maxNumTiles, numImages)
         try require(i > 0, "pixel_values has no image axis")
-        try require(px.shape == [b, i, t, v.numChannels, v.imageSize, v.imageSize],
-                    "pixel_values has shape \(px.shape), expected (B, I, max_num_tiles, C, image_size, image_size) = \([b, i, t, v.numChannels, v.imageSize, v.imageSize])")
+        let expected = [b, i, t, v.numChannels, v.imageSize, v.imageSize]
+        try require(px.shape == expected, "pixel_values has shape \(px.shape), expected "
+                        + "(B, I, max_num_tiles, C, image_size, image_size) = \(expected)")
         try require(px.isFinite, "pixel_values contains NaN or infinity")
-        guard let ar = aspectRatioIds else { throw LoRANASError.invalidArgument("aspect_ratio_ids is required with pixel_values") }
-        try require(ar.count == b * i, "aspect_ratio_ids has \(ar.count) values, expected B×I = \(b * i)")
+        guard let ar = aspectRatioIds else {
+            throw LoRANASError.invalidArgument("aspect_ratio_ids is required with pixel_values")
+        }
+        let images = try Self.count([b, i], "B×I")
+        try require(ar.count == images, "aspect_ratio_ids has \(ar.count) values, expected B×I = \(images)")
         if let bad = ar.first(where: { $0 < 0 || $0 > v.numAspectRatios }) {
             throw LoRANASError.invalidArgument("aspect_ratio_ids contains \(bad), outside 0...\(v.numAspectRatios)")
         }
-        guard let am = aspectRatioMask else { throw LoRANASError.invalidArgument("aspect_ratio_mask is required with pixel_values") }
-        try require(am.count == b * i * t, "aspect_ratio_mask has \(am.count) values, expected B×I×T = \(b * i * t)")
+        guard let am = aspectRatioMask else {
+            throw LoRANASError.invalidArgument("aspect_ratio_mask is required with pixel_values")
+        }
+        let tiles = try Self.count([b, i, t], "B×I×T")
+        try require(am.count == tiles, "aspect_ratio_mask has \(am.count) values, expected B×I×T = \(tiles)")
         // transformers' result without a cross-attention mask depends on the attention backend
         // (SDPA crops the keys), so the engine asks for it rather than guess.
         guard let cam = crossAttentionMask else {
             throw LoRANASError.invalidArgument("cross_attention_mask is required with pixel_values")
         }
-        try require(cam.count == b * s * i * t, "cross_attention_mask has \(cam.count) values, expected B×S×I×T = \(b * s * i * t)")
+        let pairs = try Self.count([b, s, i, t], "B×S×I×T")
+        try require(cam.count == pairs, "cross_attention_mask has \(cam.count) values, expected B×S×I×T = \(pairs)")
+    }
+
+    /// The product of positive dimensions, or an error naming it when it overflows `Int`.
+    private static func count(_ dims: [Int], _ name: String) throws -> Int {
+        var p = 1
+        for d in dims {
+            let (r, overflow) = p.multipliedReportingOverflow(by: d)
+            if overflow { throw LoRANASError.invalidArgument("\(name) = \(dims) overflows a 64-bit count") }
+            p = r
+        }
+        return p
     }
 }

@@ -55,8 +55,11 @@ public struct MllamaConfig: Sendable, Equatable {
     public var text = MllamaTextConfig()
     public var imageTokenIndex = 128256
 
-    public init(vision: MllamaVisionConfig = .init(), text: MllamaTextConfig = .init(), imageTokenIndex: Int = 128256) {
-        self.vision = vision; self.text = text; self.imageTokenIndex = imageTokenIndex
+    public init(vision: MllamaVisionConfig = .init(), text: MllamaTextConfig = .init(),
+                imageTokenIndex: Int = 128256) {
+        self.vision = vision
+        self.text = text
+        self.imageTokenIndex = imageTokenIndex
     }
 
     /// Reads `config.json` from a model directory, or a config file's path.
@@ -69,9 +72,20 @@ public struct MllamaConfig: Sendable, Equatable {
         guard let data = FileManager.default.contents(atPath: file) else {
             throw LoRANASError.notFound("no config.json at \(file)")
         }
+        // Duplicated keys are allowed, and the last one wins, as in Python's json (and so transformers).
         let json: JSON
-        do { json = try JSON.parse(data, rejectDuplicateKeys: false) } catch { throw LoRANASError.format("\(file): \(error)") }
-        do { try self.init(json: json) } catch let e as LoRANASError { throw LoRANASError.format("\(file): \(e.description)") }
+        do {
+            json = try JSON.parse(data, rejectDuplicateKeys: false)
+        } catch {
+            throw LoRANASError.format("\(file): \(error)")
+        }
+        do {
+            try self.init(json: json)
+        } catch LoRANASError.format(let message) {
+            throw LoRANASError.format("\(file): \(message)")
+        } catch let e as LoRANASError {
+            throw LoRANASError.format("\(file): \(e.description)")
+        }
     }
 
     public init(json: JSON) throws {
@@ -79,9 +93,19 @@ public struct MllamaConfig: Sendable, Equatable {
         if let t = json["model_type"]?.string, t != "mllama" {
             throw LoRANASError.unsupported("model_type \"\(t)\"; loranas implements \"mllama\" (LLaMA-3.2-Vision)")
         }
-        guard let v = json["vision_config"], v.object != nil else { throw LoRANASError.format("config has no vision_config object") }
-        guard let t = json["text_config"], t.object != nil else { throw LoRANASError.format("config has no text_config object") }
-        var r = ConfigReader(json: v, section: "vision_config")
+        guard let v = json["vision_config"], v.object != nil else {
+            throw LoRANASError.format("config has no vision_config object")
+        }
+        guard let t = json["text_config"], t.object != nil else {
+            throw LoRANASError.format("config has no text_config object")
+        }
+        try readVision(ConfigReader(json: v, section: "vision_config"))
+        try readText(ConfigReader(json: t, section: "text_config"))
+        imageTokenIndex = try ConfigReader(json: json, section: "config").int("image_token_index") ?? text.vocabSize
+        try validate()
+    }
+
+    private mutating func readVision(_ r: ConfigReader) throws {
         if let act = try r.string("hidden_act"), act != "gelu" {
             throw LoRANASError.unsupported("vision_config.hidden_act \"\(act)\" (only \"gelu\")")
         }
@@ -97,18 +121,21 @@ public struct MllamaConfig: Sendable, Equatable {
         vision.normEps = try r.float("norm_eps") ?? vision.normEps
         vision.maxNumTiles = try r.int("max_num_tiles") ?? vision.maxNumTiles
         vision.intermediateLayersIndices = try r.ints("intermediate_layers_indices") ?? vision.intermediateLayersIndices
-        if let ratios = v["supported_aspect_ratios"] {
+        if let ratios = r.value("supported_aspect_ratios") {
             guard let a = ratios.array, a.allSatisfy({ $0.array?.count == 2 }) else {
                 throw LoRANASError.format("vision_config.supported_aspect_ratios must be a list of [h, w] pairs")
             }
             vision.numAspectRatios = a.count
         }
+    }
 
-        r = ConfigReader(json: t, section: "text_config")
+    private mutating func readText(_ r: ConfigReader) throws {
         if let act = try r.string("hidden_act"), act != "silu" {
             throw LoRANASError.unsupported("text_config.hidden_act \"\(act)\" (only \"silu\")")
         }
-        if let tie = t["tie_word_embeddings"]?.bool, tie { throw LoRANASError.unsupported("text_config.tie_word_embeddings = true") }
+        if let tie = r.value("tie_word_embeddings")?.bool, tie {
+            throw LoRANASError.unsupported("text_config.tie_word_embeddings = true")
+        }
         text.vocabSize = try r.int("vocab_size") ?? text.vocabSize
         text.hiddenSize = try r.int("hidden_size") ?? text.hiddenSize
         text.numHiddenLayers = try r.int("num_hidden_layers") ?? text.numHiddenLayers
@@ -118,86 +145,31 @@ public struct MllamaConfig: Sendable, Equatable {
         text.rmsNormEps = try r.float("rms_norm_eps") ?? text.rmsNormEps
         text.crossAttentionLayers = try r.ints("cross_attention_layers") ?? text.crossAttentionLayers
         text.maxPositionEmbeddings = try r.int("max_position_embeddings") ?? text.maxPositionEmbeddings
-        if t["pad_token_id"] != nil { text.padTokenId = t["pad_token_id"]!.isNull ? nil : try r.int("pad_token_id") }
-        // RoPE: transformers 5 writes rope_parameters; older files have rope_theta + rope_scaling.
-        var rope = t["rope_parameters"]
-        if rope == nil || rope!.isNull { rope = t["rope_scaling"] }
+        if let pad = r.json["pad_token_id"] { text.padTokenId = pad.isNull ? nil : try r.int("pad_token_id") }
         text.ropeTheta = try r.double("rope_theta") ?? text.ropeTheta
-        if let rope, rope.object != nil {
-            let rr = ConfigReader(json: rope, section: "text_config.rope_parameters")
-            text.ropeTheta = try rr.double("rope_theta") ?? text.ropeTheta
-            let kind = try rr.string("rope_type") ?? rr.string("type") ?? "default"
-            switch kind {
-            case "default": text.ropeScaling = nil
-            case "llama3":
-                guard let f = try rr.double("factor"), let lo = try rr.double("low_freq_factor"), let hi = try rr.double("high_freq_factor") else {
-                    throw LoRANASError.format("text_config.rope_parameters: llama3 needs factor, low_freq_factor and high_freq_factor")
-                }
-                let orig = try rr.double("original_max_position_embeddings") ?? Double(text.maxPositionEmbeddings)
-                text.ropeScaling = Llama3RopeScaling(factor: f, lowFreqFactor: lo, highFreqFactor: hi, originalMaxPositionEmbeddings: orig)
-            default: throw LoRANASError.unsupported("rope type \"\(kind)\" (loranas supports \"default\" and \"llama3\")")
+        // transformers 5 writes rope_parameters; older files have rope_theta + rope_scaling.
+        if let rope = r.value("rope_parameters") ?? r.value("rope_scaling"), rope.object != nil {
+            try readRope(ConfigReader(json: rope, section: "text_config.rope_parameters"))
+        }
+    }
+
+    private mutating func readRope(_ r: ConfigReader) throws {
+        text.ropeTheta = try r.double("rope_theta") ?? text.ropeTheta
+        let kind = try r.string("rope_type") ?? r.string("type") ?? "default"
+        switch kind {
+        case "default":
+            text.ropeScaling = nil
+        case "llama3":
+            guard let f = try r.double("factor"), let lo = try r.double("low_freq_factor"),
+                  let hi = try r.double("high_freq_factor") else {
+                throw LoRANASError.format(
+                    "text_config.rope_parameters: llama3 needs factor, low_freq_factor and high_freq_factor")
             }
+            let orig = try r.double("original_max_position_embeddings") ?? Double(text.maxPositionEmbeddings)
+            text.ropeScaling = Llama3RopeScaling(factor: f, lowFreqFactor: lo, highFreqFactor: hi,
+                                                 originalMaxPositionEmbeddings: orig)
+        default:
+            throw LoRANASError.unsupported("rope type \"\(kind)\" (loranas supports \"default\" and \"llama3\")")
         }
-        imageTokenIndex = try ConfigReader(json: json, section: "config").int("image_token_index") ?? text.vocabSize
-        try validate()
-    }
-
-    /// Cross-field checks that transformers would otherwise hit as shape errors deep in the forward.
-    public func validate() throws {
-        let v = vision, t = text
-        func check(_ ok: Bool, _ m: String) throws { if !ok { throw LoRANASError.format(m) } }
-        try check([v.hiddenSize, v.numHiddenLayers, v.attentionHeads, v.intermediateSize, v.imageSize, v.patchSize, v.maxNumTiles, v.numChannels].allSatisfy { $0 > 0 } && v.numGlobalLayers >= 0,
-                  "vision_config sizes must be positive")
-        try check(v.hiddenSize % v.attentionHeads == 0, "vision hidden_size \(v.hiddenSize) is not a multiple of attention_heads \(v.attentionHeads)")
-        try check(v.imageSize % v.patchSize == 0, "vision image_size \(v.imageSize) is not a multiple of patch_size \(v.patchSize)")
-        try check(v.intermediateLayersIndices.allSatisfy { $0 >= 0 && $0 < v.numHiddenLayers },
-                  "intermediate_layers_indices \(v.intermediateLayersIndices) must lie in 0..<\(v.numHiddenLayers)")
-        try check(v.visionOutputDim == v.hiddenSize * (v.intermediateLayersIndices.count + 1),
-                  "vision_output_dim \(v.visionOutputDim) must equal hidden_size × (len(intermediate_layers_indices) + 1) = \(v.hiddenSize * (v.intermediateLayersIndices.count + 1))")
-        try check(v.numAspectRatios >= 1, "supported_aspect_ratios is empty")
-        try check([t.vocabSize, t.hiddenSize, t.numHiddenLayers, t.numAttentionHeads, t.numKeyValueHeads, t.intermediateSize].allSatisfy { $0 > 0 },
-                  "text_config sizes must be positive")
-        try check(t.hiddenSize % t.numAttentionHeads == 0, "text hidden_size \(t.hiddenSize) is not a multiple of num_attention_heads \(t.numAttentionHeads)")
-        try check(t.headDim % 2 == 0, "text head_dim \(t.headDim) must be even for RoPE")
-        try check(t.numAttentionHeads % t.numKeyValueHeads == 0,
-                  "num_attention_heads \(t.numAttentionHeads) is not a multiple of num_key_value_heads \(t.numKeyValueHeads)")
-        try check(t.crossAttentionLayers.allSatisfy { $0 >= 0 && $0 < t.numHiddenLayers },
-                  "cross_attention_layers \(t.crossAttentionLayers) must lie in 0..<\(t.numHiddenLayers)")
-        if let p = t.padTokenId { try check(p >= 0 && p < t.embeddingRows, "pad_token_id \(p) is outside the embedding table") }
-        try check(t.rmsNormEps > 0 && v.normEps > 0, "norm eps must be positive")
-    }
-}
-
-/// Typed access to one section of a config, with errors naming the field.
-struct ConfigReader {
-    let json: JSON
-    let section: String
-
-    func value(_ key: String) -> JSON? {
-        guard let v = json[key], !v.isNull else { return nil }
-        return v
-    }
-    func int(_ key: String) throws -> Int? {
-        guard let v = value(key) else { return nil }
-        guard let i = v.int else { throw LoRANASError.format("\(section).\(key) must be an integer, got \(v.serialized)") }
-        return i
-    }
-    func double(_ key: String) throws -> Double? {
-        guard let v = value(key) else { return nil }
-        guard let d = v.double else { throw LoRANASError.format("\(section).\(key) must be a number, got \(v.serialized)") }
-        return d
-    }
-    func float(_ key: String) throws -> Float? { try double(key).map(Float.init) }
-    func string(_ key: String) throws -> String? {
-        guard let v = value(key) else { return nil }
-        guard let s = v.string else { throw LoRANASError.format("\(section).\(key) must be a string, got \(v.serialized)") }
-        return s
-    }
-    func ints(_ key: String) throws -> [Int]? {
-        guard let v = value(key) else { return nil }
-        guard let a = v.array, let ints = Optional(a.compactMap(\.int)), ints.count == a.count else {
-            throw LoRANASError.format("\(section).\(key) must be a list of integers, got \(v.serialized)")
-        }
-        return ints
     }
 }

@@ -1,4 +1,5 @@
-import Foundation
+/// cos and sin tables (S, hd/2) of the rotary embedding for positions 0..<S.
+typealias RopeTables = (cos: [Float], sin: [Float])
 
 /// Shapes shared by every text layer in one forward pass.
 struct TextDims {
@@ -8,163 +9,132 @@ struct TextDims {
     var rows: Int { b * s }
 }
 
-/// SwiGLU MLP with RMSNorm in front: y = down(silu(gate(n)) ⊙ up(n)), n = RMSNorm_post(h).
-struct TextMLP {
-    let gate, up, down: LinearLayer
-    let norm: String
-
-    init(prefix: String, params: ParameterSet, grads: ParameterSet?) {
-        func lin(_ n: String) -> LinearLayer { LinearLayer(name: prefix + "mlp.\(n)", params: params, grads: grads, hasBias: false) }
-        gate = lin("gate_proj"); up = lin("up_proj"); down = lin("down_proj")
-        norm = prefix + "post_attention_layernorm.weight"
+/// transformers' `MllamaTextModel`: the token embedding, the decoder layers (self-attention, or gated
+/// cross-attention at `cross_attention_layers`) and the final RMSNorm. Rows are B·S positions of width H.
+struct TextDecoder {
+    enum Layer {
+        case selfAttention(TextSelfAttentionLayer)
+        case crossAttention(TextCrossAttentionLayer)
     }
 
-    final class Cache { var h, n, rstd, g, u, m: Tensor? }
-
-    func forward(_ h: Tensor, eps: Float, params p: ParameterSet, cache c: Cache?) -> Tensor {
-        let rows = h.shape[0], width = h.shape[1]
-        let n = Tensor(uninitialized: h.shape), rstd = Tensor(uninitialized: [rows])
-        RMSNorm.forward(y: n.ptr, rstd: rstd.ptr, x: h.ptr, w: p[norm].ptr, n: rows, c: width, eps: eps)
-        let g = gate.forward(n), u = up.forward(n)
-        let m = Tensor(uninitialized: g.shape)
-        SwiGLU.forward(m: m.ptr, gate: g.ptr, up: u.ptr, n: m.count)
-        if let c { c.h = h; c.n = n; c.rstd = rstd; c.g = g; c.u = u; c.m = m }
-        return down.forward(m)
+    /// What one layer kept for backward, with the layer that reads it.
+    enum LayerCache {
+        case selfAttention(TextSelfAttentionLayer, TextSelfAttentionLayer.Saved)
+        case crossAttention(TextCrossAttentionLayer, TextCrossAttentionLayer.Saved)
+        /// A cross-attention layer in a batch without images: transformers skips it entirely.
+        case skipped
     }
 
-    /// Accumulates into dh the gradient flowing from the MLP output gradient dy.
-    func backward(_ dy: Tensor, into dh: Tensor, cache c: Cache, params p: ParameterSet, grads: ParameterSet?) {
-        let rows = dh.shape[0], width = dh.shape[1]
-        let dm = Tensor(zeros: c.m!.shape)
-        down.backward(dy, x: c.m!, dx: dm)
-        let dg = Tensor(zeros: dm.shape), du = Tensor(zeros: dm.shape)
-        SwiGLU.backward(dgate: dg.ptr, dup: du.ptr, dm: dm.ptr, gate: c.g!.ptr, up: c.u!.ptr, n: dm.count)
-        let dn = Tensor(zeros: dh.shape)
-        gate.backward(dg, x: c.n!, dx: dn); up.backward(du, x: c.n!, dx: dn)
-        RMSNorm.backward(dx: dh.ptr, dw: grads?[norm].ptr, dy: dn.ptr, x: c.h!.ptr, w: p[norm].ptr, rstd: c.rstd!.ptr, n: rows, c: width)
-    }
-}
+    let config: MllamaTextConfig
+    let layers: [Layer]
+    static let prefix = "language_model.model."
+    static let embedding = prefix + "embed_tokens.weight"
+    static let finalNorm = prefix + "norm.weight"
 
-/// A LLaMA decoder layer: causal self-attention with RoPE and grouped-query heads, then the MLP.
-final class TextSelfAttentionLayer {
-    let q, k, v, o: LinearLayer
-    let mlp: TextMLP
-    let norm: String
-
-    init(prefix: String, params: ParameterSet, grads: ParameterSet?) {
-        func lin(_ n: String) -> LinearLayer { LinearLayer(name: prefix + "self_attn.\(n)", params: params, grads: grads, hasBias: false) }
-        q = lin("q_proj"); k = lin("k_proj"); v = lin("v_proj"); o = lin("o_proj")
-        mlp = TextMLP(prefix: prefix, params: params, grads: grads)
-        norm = prefix + "input_layernorm.weight"
-    }
-
-    var linears: [LinearLayer] { [q, k, v, o, mlp.gate, mlp.up, mlp.down] }
-
-    func block(_ d: TextDims) -> AttentionBlock { AttentionBlock(o: o, dims: .init(b: d.b, sq: d.s, sk: d.s, nh: d.nh, nkv: d.nkv, hd: d.hd)) }
-
-    final class Cache { var x, n, rstd: Tensor?; var attention: AttentionBlock.Saved?; let mlp = TextMLP.Cache() }
-
-    func forward(_ x: Tensor, _ d: TextDims, eps: Float, rope: (cos: [Float], sin: [Float]), mask: AttentionMask,
-                 params p: ParameterSet, cache c: Cache?) -> Tensor {
-        let n = Tensor(uninitialized: x.shape), rstd = Tensor(uninitialized: [d.rows])
-        RMSNorm.forward(y: n.ptr, rstd: rstd.ptr, x: x.ptr, w: p[norm].ptr, n: d.rows, c: d.h, eps: eps)
-        let qt = q.forward(n), kt = k.forward(n), vt = v.forward(n)
-        Rope.forward(qt.ptr, cos: rope.cos, sin: rope.sin, rows: d.rows, seq: d.s, heads: d.nh, headDim: d.hd)
-        Rope.forward(kt.ptr, cos: rope.cos, sin: rope.sin, rows: d.rows, seq: d.s, heads: d.nkv, headDim: d.hd)
-        let (h, saved) = block(d).forward(q: qt, k: kt, v: vt, mask: mask, keep: c != nil)
-        axpy(1, x.ptr, h.ptr, h.count)
-        let y = mlp.forward(h, eps: eps, params: p, cache: c?.mlp)
-        axpy(1, h.ptr, y.ptr, y.count)
-        if let c { c.x = x; c.n = n; c.rstd = rstd; c.attention = saved }
-        return y
-    }
-
-    /// Without `needInput` (layer 0 with a frozen base) the input gradient is left unfinished.
-    func backward(_ dy: Tensor, _ d: TextDims, rope: (cos: [Float], sin: [Float]), mask: AttentionMask, cache c: Cache,
-                  params p: ParameterSet, grads: ParameterSet?, needInput: Bool = true) -> Tensor {
-        let dh = dy.copy()
-        mlp.backward(dy, into: dh, cache: c.mlp, params: p, grads: grads)
-        let (dq, dk, dv) = block(d).backward(dh, mask: mask, c.attention!)
-        Rope.backward(dq.ptr, cos: rope.cos, sin: rope.sin, rows: d.rows, seq: d.s, heads: d.nh, headDim: d.hd)
-        Rope.backward(dk.ptr, cos: rope.cos, sin: rope.sin, rows: d.rows, seq: d.s, heads: d.nkv, headDim: d.hd)
-        let dn = needInput || grads != nil ? Tensor(zeros: dh.shape) : nil
-        q.backward(dq, x: c.n!, dx: dn); k.backward(dk, x: c.n!, dx: dn); v.backward(dv, x: c.n!, dx: dn)
-        guard let dn else { return dh }
-        RMSNorm.backward(dx: dh.ptr, dw: grads?[norm].ptr, dy: dn.ptr, x: c.x!.ptr, w: p[norm].ptr, rstd: c.rstd!.ptr, n: d.rows, c: d.h)
-        return dh
-    }
-}
-
-/// Mllama's gated cross-attention layer (no self-attention inside): queries from text, keys and
-/// values from the projected vision states, q_norm / k_norm per head, tanh gates on both branches,
-/// and the MLP branch zeroed on text rows that may see no tile.
-final class TextCrossAttentionLayer {
-    let q, k, v, o: LinearLayer
-    let mlp: TextMLP
-    let norm, qNorm, kNorm, attnGate, mlpGate: String
-
-    init(prefix: String, params: ParameterSet, grads: ParameterSet?) {
-        func lin(_ n: String) -> LinearLayer { LinearLayer(name: prefix + "cross_attn.\(n)", params: params, grads: grads, hasBias: false) }
-        q = lin("q_proj"); k = lin("k_proj"); v = lin("v_proj"); o = lin("o_proj")
-        mlp = TextMLP(prefix: prefix, params: params, grads: grads)
-        norm = prefix + "input_layernorm.weight"
-        qNorm = prefix + "cross_attn.q_norm.weight"; kNorm = prefix + "cross_attn.k_norm.weight"
-        attnGate = prefix + "cross_attn_attn_gate"; mlpGate = prefix + "cross_attn_mlp_gate"
-    }
-
-    var linears: [LinearLayer] { [q, k, v, o, mlp.gate, mlp.up, mlp.down] }
-
-    func block(_ d: TextDims) -> AttentionBlock { AttentionBlock(o: o, dims: .init(b: d.b, sq: d.s, sk: d.n, nh: d.nh, nkv: d.nkv, hd: d.hd)) }
-
-    /// q and k are the projections before q_norm / k_norm; the attention block keeps the normed ones.
-    final class Cache { var x, n, rstd, q, rstdQ, k, rstdK, out, h, mlpOut: Tensor?; var attention: AttentionBlock.Saved?; let mlp = TextMLP.Cache() }
-
-    /// cs: cross-attention states (B·N, H); rowVisible: F (B·S), 1 where the row may see some tile.
-    func forward(_ x: Tensor, _ d: TextDims, cs: Tensor, rowVisible: [Float], eps: Float, mask: AttentionMask,
-                 params p: ParameterSet, cache c: Cache?) -> Tensor {
-        let n = Tensor(uninitialized: x.shape), rstd = Tensor(uninitialized: [d.rows])
-        RMSNorm.forward(y: n.ptr, rstd: rstd.ptr, x: x.ptr, w: p[norm].ptr, n: d.rows, c: d.h, eps: eps)
-        let qt = q.forward(n), qn = Tensor(zeros: qt.shape), rstdQ = Tensor(zeros: [d.rows * d.nh])
-        RMSNorm.forward(y: qn.ptr, rstd: rstdQ.ptr, x: qt.ptr, w: p[qNorm].ptr, n: d.rows * d.nh, c: d.hd, eps: eps)
-        let kt = k.forward(cs), kn = Tensor(zeros: kt.shape), rstdK = Tensor(zeros: [d.b * d.n * d.nkv])
-        RMSNorm.forward(y: kn.ptr, rstd: rstdK.ptr, x: kt.ptr, w: p[kNorm].ptr, n: d.b * d.n * d.nkv, c: d.hd, eps: eps)
-        let (out, saved) = block(d).forward(q: qn, k: kn, v: v.forward(cs), mask: mask, keep: c != nil)
-        let h = x.copy()
-        TanhGate.forward(y: h.ptr, a: out.ptr, gate: p[attnGate].ptr[0], n: h.count)
-        let mlpOut = mlp.forward(h, eps: eps, params: p, cache: c?.mlp)
-        for r in 0..<d.rows where rowVisible[r] != 1 {
-            let row = mlpOut.ptr + r * d.h
-            for j in 0..<d.h { row[j] *= rowVisible[r] }
+    init(config: MllamaTextConfig, params: ParameterSet) {
+        self.config = config
+        layers = (0..<config.numHiddenLayers).map { j in
+            let prefix = Self.prefix + "layers.\(j)."
+            return config.crossAttentionLayers.contains(j)
+                ? .crossAttention(TextCrossAttentionLayer(prefix: prefix, params: params, grads: nil))
+                : .selfAttention(TextSelfAttentionLayer(prefix: prefix, params: params, grads: nil))
         }
-        let y = h.copy()
-        TanhGate.forward(y: y.ptr, a: mlpOut.ptr, gate: p[mlpGate].ptr[0], n: y.count)
-        if let c {
-            c.x = x; c.n = n; c.rstd = rstd; c.q = qt; c.rstdQ = rstdQ; c.k = kt; c.rstdK = rstdK
-            c.attention = saved; c.out = out; c.h = h; c.mlpOut = mlpOut
-        }
-        return y
     }
 
-    /// Returns dx; accumulates the cross-attention states' gradient into dcs.
-    func backward(_ dy: Tensor, _ d: TextDims, cs: Tensor, dcs: Tensor?, rowVisible: [Float], mask: AttentionMask,
-                  cache c: Cache, params p: ParameterSet, grads: ParameterSet?, needInput: Bool = true) -> Tensor {
-        let dh = dy.copy()
-        let dmlp = gatedGrad(dy, branch: c.mlpOut, gate: mlpGate, params: p, grads: grads)
-        for r in 0..<d.rows where rowVisible[r] != 1 {
-            let row = dmlp.ptr + r * d.h
-            for j in 0..<d.h { row[j] *= rowVisible[r] }
+    /// The embedding table, every layer's parameters and the final norm, in checkpoint order.
+    static func specs(_ t: MllamaTextConfig) -> [(String, [Int])] {
+        let h = t.hiddenSize, hd = t.headDim, q = t.numAttentionHeads * hd, kv = t.numKeyValueHeads * hd
+        var s: [(String, [Int])] = [(embedding, [t.embeddingRows, h])]
+        for j in 0..<t.numHiddenLayers {
+            let lp = prefix + "layers.\(j).", cross = t.crossAttentionLayers.contains(j)
+            let a = lp + (cross ? "cross_attn." : "self_attn.")
+            s += [(a + "q_proj.weight", [q, h]), (a + "k_proj.weight", [kv, h]),
+                  (a + "v_proj.weight", [kv, h]), (a + "o_proj.weight", [h, q])]
+            if cross {
+                s += [(a + "q_norm.weight", [hd]), (a + "k_norm.weight", [hd]),
+                      (lp + "cross_attn_attn_gate", [1]), (lp + "cross_attn_mlp_gate", [1])]
+            }
+            s += [(lp + "mlp.gate_proj.weight", [t.intermediateSize, h]),
+                  (lp + "mlp.up_proj.weight", [t.intermediateSize, h]),
+                  (lp + "mlp.down_proj.weight", [h, t.intermediateSize]),
+                  (lp + "input_layernorm.weight", [h]), (lp + "post_attention_layernorm.weight", [h])]
         }
-        mlp.backward(dmlp, into: dh, cache: c.mlp, params: p, grads: grads)
-        let dout = gatedGrad(dh, branch: c.out, gate: attnGate, params: p, grads: grads)
-        let (dqn, dkn, dv) = block(d).backward(dout, mask: mask, c.attention!)
-        let dq = Tensor(zeros: dqn.shape), dk = Tensor(zeros: dkn.shape)
-        RMSNorm.backward(dx: dq.ptr, dw: grads?[qNorm].ptr, dy: dqn.ptr, x: c.q!.ptr, w: p[qNorm].ptr, rstd: c.rstdQ!.ptr, n: d.rows * d.nh, c: d.hd)
-        RMSNorm.backward(dx: dk.ptr, dw: grads?[kNorm].ptr, dy: dkn.ptr, x: c.k!.ptr, w: p[kNorm].ptr, rstd: c.rstdK!.ptr, n: d.b * d.n * d.nkv, c: d.hd)
-        k.backward(dk, x: cs, dx: dcs); v.backward(dv, x: cs, dx: dcs)
-        let dn = needInput || grads != nil ? Tensor(zeros: dh.shape) : nil
-        q.backward(dq, x: c.n!, dx: dn)
-        guard let dn else { return dh }
-        RMSNorm.backward(dx: dh.ptr, dw: grads?[norm].ptr, dy: dn.ptr, x: c.x!.ptr, w: p[norm].ptr, rstd: c.rstd!.ptr, n: d.rows, c: d.h)
-        return dh
+        return s + [(finalNorm, [h])]
+    }
+
+    var linears: [LinearLayer] {
+        layers.flatMap { layer -> [LinearLayer] in
+            switch layer {
+            case .selfAttention(let l): return l.linears
+            case .crossAttention(let l): return l.linears
+            }
+        }
+    }
+
+    /// What backward reads.
+    struct Saved {
+        let layers: [LayerCache]
+        let x: Tensor                       // (B·S, H) input of the final norm
+        let normed: Tensor                  // (B·S, H) the output, the LM head's input
+        let rstd: Tensor                    // (B·S)
+    }
+
+    /// ids (B·S) → the normed hidden states (B·S, H); with `keep`, also what backward reads.
+    /// `cross` is nil for a text-only batch.
+    func forward(ids: [Int], _ d: TextDims, rope: RopeTables, selfMask: AttentionMask, crossMask: AttentionMask,
+                 cross: CrossAttentionInputs?, params p: ParameterSet, keep: Bool) -> (Tensor, Saved?) {
+        let eps = config.rmsNormEps
+        var x = Tensor(zeros: [d.rows, d.h])
+        Embedding.forward(out: x.ptr, ids: ids, table: p[Self.embedding].ptr, n: d.rows, c: d.h)
+        var caches: [LayerCache] = []
+        for layer in layers {
+            switch layer {
+            case .selfAttention(let l):
+                let (y, saved) = l.forward(x, d, eps: eps, rope: rope, mask: selfMask, params: p, keep: keep)
+                x = y
+                if let saved { caches.append(.selfAttention(l, saved)) }
+            case .crossAttention(let l):
+                guard let cross else {
+                    if keep { caches.append(.skipped) }
+                    continue
+                }
+                let (y, saved) = l.forward(x, d, cross: cross, eps: eps, mask: crossMask, params: p, keep: keep)
+                x = y
+                if let saved { caches.append(.crossAttention(l, saved)) }
+            }
+        }
+        let z = Tensor(zeros: x.shape), rstd = Tensor(zeros: [d.rows])
+        RMSNorm.forward(y: z.ptr, rstd: rstd.ptr, x: x.ptr, w: p[Self.finalNorm].ptr, n: d.rows, c: d.h, eps: eps)
+        return (z, keep ? Saved(layers: caches, x: x, normed: z, rstd: rstd) : nil)
+    }
+
+    /// dz (B·S, H), the gradient of the normed output → the input embeddings' gradient (B·S, H).
+    /// Accumulates into `grads` (embedding table included) when the base trains, into the adapters,
+    /// and the vision states' gradient into dcs. Without `grads` the result is unfinished: nothing
+    /// below layer 0 trains.
+    func backward(_ dz: Tensor, saved s: Saved, ids: [Int], _ d: TextDims, rope: RopeTables, selfMask: AttentionMask,
+                  crossMask: AttentionMask, dcs: Tensor?, params p: ParameterSet, grads: ParameterSet?) -> Tensor {
+        var dx = Tensor(zeros: [d.rows, d.h])
+        RMSNorm.backward(dx: dx.ptr, dw: grads?[Self.finalNorm].ptr, dy: dz.ptr, x: s.x.ptr, w: p[Self.finalNorm].ptr,
+                         rstd: s.rstd.ptr, n: d.rows, c: d.h)
+        for (j, cache) in s.layers.enumerated().reversed() {
+            // The embeddings' gradient is wanted only for full training (and the activation report that comes with it).
+            let needInput = j > 0 || grads != nil
+            switch cache {
+            case .selfAttention(let l, let saved):
+                dx = l.backward(dx, d, rope: rope, mask: selfMask, saved: saved, params: p, grads: grads,
+                                needInput: needInput)
+            case .crossAttention(let l, let saved):
+                dx = l.backward(dx, d, dcs: dcs, mask: crossMask, saved: saved, params: p, grads: grads,
+                                needInput: needInput)
+            case .skipped:
+                continue
+            }
+        }
+        if let grads {
+            Embedding.backward(dtable: grads[Self.embedding].ptr, dout: dx.ptr, ids: ids, n: d.rows, c: d.h,
+                               paddingIdx: config.padTokenId)
+        }
+        return dx
     }
 }

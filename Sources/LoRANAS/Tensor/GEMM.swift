@@ -4,8 +4,9 @@ import COpenBLAS
 ///
 /// op(A) is (M, K): A is stored (M, K), or (K, M) when `transA`. op(B) is (K, N): B is stored
 /// (K, N), or (N, K) when `transB`. Leading dimensions default to the packed ones; pass them
-/// to address a strided sub-matrix (one attention head inside a (S, heads·hd) activation). Large problems are split across the engine's threads
-/// along M (or along N when M is small), each part a single-threaded OpenBLAS call.
+/// to address a strided sub-matrix (one attention head inside a (S, heads·hd) activation). Large
+/// problems are split across the engine's threads along M (or along N when M is small), each part a
+/// single-threaded OpenBLAS call.
 public func gemm(_ transA: Bool, _ transB: Bool, m: Int, n: Int, k: Int,
                  alpha: Float = 1, a: UnsafePointer<Float>, lda: Int? = nil, b: UnsafePointer<Float>, ldb: Int? = nil,
                  beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int? = nil, threaded: Bool = true) {
@@ -19,7 +20,8 @@ public func gemm(_ transA: Bool, _ transB: Bool, m: Int, n: Int, k: Int,
     let flops = 2 * m * n * k
     let threads = (!threaded || flops < 3_000_000) ? 1 : Engine.threads
     if threads == 1 {
-        cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb),
+                    beta, c, Int32(ldc))
         return
     }
     if m >= n || m >= 64 * threads {

@@ -60,14 +60,6 @@ func verf(_ x: F16x) -> F16x {
 @inline(__always)
 func vsigmoid(_ x: F16x) -> F16x { 1 / (1 + vexp(-x)) }
 
-@inline(__always)
-func vtanh(_ x: F16x) -> F16x {
-    // tanh(x) = 1 - 2 / (exp(2x) + 1), exact enough away from 0; near 0 use x·(1 - x²/3) blend.
-    let t = 1 - 2 / (vexp(2 * x) + 1)
-    let small = (x .< F16x(repeating: 0.0004)) .& (x .> F16x(repeating: -0.0004))
-    return t.replacing(with: x, where: small)
-}
-
 /// Scalar versions for the tails of arrays.
 @inline(__always) func sexp(_ x: Float) -> Float { Foundation.exp(x) }
 @inline(__always) func ssigmoid(_ x: Float) -> Float { 1 / (1 + Foundation.exp(-x)) }
@@ -76,8 +68,14 @@ func vtanh(_ x: F16x) -> F16x {
 @inline(__always)
 func forEachChunk(_ n: Int, simd: (Int) -> Void, scalar: (Int) -> Void) {
     var i = 0
-    while i + 16 <= n { simd(i); i += 16 }
-    while i < n { scalar(i); i += 1 }
+    while i + 16 <= n {
+        simd(i)
+        i += 16
+    }
+    while i < n {
+        scalar(i)
+        i += 1
+    }
 }
 
 @inline(__always) func load(_ p: UnsafePointer<Float>, _ i: Int) -> F16x {
@@ -92,9 +90,15 @@ func forEachChunk(_ n: Int, simd: (Int) -> Void, scalar: (Int) -> Void) {
 func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
     var acc = F16x()
     var i = 0
-    while i + 16 <= n { acc.addProduct(load(a, i), load(b, i)); i += 16 }
+    while i + 16 <= n {
+        acc.addProduct(load(a, i), load(b, i))
+        i += 16
+    }
     var s = acc.sum()
-    while i < n { s += a[i] * b[i]; i += 1 }
+    while i < n {
+        s += a[i] * b[i]
+        i += 1
+    }
     return s
 }
 
@@ -103,9 +107,15 @@ func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Floa
 func sum(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
     var acc = F16x()
     var i = 0
-    while i + 16 <= n { acc += load(x, i); i += 16 }
+    while i + 16 <= n {
+        acc += load(x, i)
+        i += 16
+    }
     var s = acc.sum()
-    while i < n { s += x[i]; i += 1 }
+    while i < n {
+        s += x[i]
+        i += 1
+    }
     return s
 }
 
@@ -113,6 +123,9 @@ func sum(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
 @inline(__always)
 func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
     let a = F16x(repeating: alpha)
-    forEachChunk(n, simd: { i in var v = load(y, i); v.addProduct(a, load(x, i)); store(v, y, i) },
-                 scalar: { i in y[i] += alpha * x[i] })
+    forEachChunk(n, simd: { i in
+        var v = load(y, i)
+        v.addProduct(a, load(x, i))
+        store(v, y, i)
+    }, scalar: { i in y[i] += alpha * x[i] })
 }

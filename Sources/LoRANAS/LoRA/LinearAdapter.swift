@@ -1,0 +1,8 @@
+/// Something added to a linear layer's output: a LoRA adapter or a supernet.
+/// It sees the layer's input and accumulates into the output and the input gradient.
+public protocol LinearAdapter: AnyObject {
+    /// y (n, out) += adapter(x (n, in))
+    func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int)
+    /// dx (n, in) += ∂/∂x, and the adapter's own parameter gradients +=.
+    func backward(dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, n: Int)
+}

@@ -1,0 +1,41 @@
+/// A linear layer of the model: y = x·Wᵀ (+ b) (+ adapter(x)).
+public final class LinearLayer {
+    /// The module's name in the checkpoint, without ".weight"
+    /// (e.g. "vision_model.transformer.layers.0.self_attn.q_proj").
+    public let name: String
+    public let inFeatures: Int, outFeatures: Int
+    /// (out, in)
+    public let weight: Tensor
+    /// (out)
+    public let bias: Tensor?
+    /// Gradient views, present when the base weights are being trained.
+    public var weightGrad: Tensor?, biasGrad: Tensor?
+    public var adapter: LinearAdapter?
+
+    init(name: String, params: ParameterSet, grads: ParameterSet?, hasBias: Bool) {
+        self.name = name
+        weight = params[name + ".weight"]
+        bias = hasBias ? params[name + ".bias"] : nil
+        outFeatures = weight.shape[0]
+        inFeatures = weight.shape[1]
+        weightGrad = grads?[name + ".weight"]
+        biasGrad = hasBias ? grads?[name + ".bias"] : nil
+    }
+
+    /// x (n, in) → y (n, out).
+    public func forward(_ x: Tensor) -> Tensor {
+        let n = x.count / inFeatures
+        let y = Tensor(uninitialized: [n, outFeatures])   // the GEMM writes every element (beta = 0)
+        Linear.forward(y: y.ptr, x: x.ptr, w: weight.ptr, b: bias?.ptr, n: n, c: inFeatures, oc: outFeatures)
+        adapter?.forward(x: x.ptr, y: y.ptr, n: n)
+        return y
+    }
+
+    /// Accumulates dx (if given), the weight gradients (if trained) and the adapter's gradients.
+    public func backward(_ dy: Tensor, x: Tensor, dx: Tensor?) {
+        let n = x.count / inFeatures
+        Linear.backward(dx: dx?.ptr, dw: weightGrad?.ptr, db: biasGrad?.ptr, dy: dy.ptr, x: x.ptr, w: weight.ptr,
+                        n: n, c: inFeatures, oc: outFeatures)
+        adapter?.backward(dx: dx?.ptr, dy: dy.ptr, x: x.ptr, n: n)
+    }
+}

@@ -1,0 +1,50 @@
+/// SwiGLU MLP with RMSNorm in front: y = down(silu(gate(n)) ⊙ up(n)), n = RMSNorm_post(h).
+/// Rows are B·S text positions of width H; I is the intermediate size.
+struct TextMLP {
+    let gate, up, down: LinearLayer
+    let norm: String
+
+    init(prefix: String, params: ParameterSet, grads: ParameterSet?) {
+        func lin(_ n: String) -> LinearLayer {
+            LinearLayer(name: prefix + "mlp.\(n)", params: params, grads: grads, hasBias: false)
+        }
+        gate = lin("gate_proj")
+        up = lin("up_proj")
+        down = lin("down_proj")
+        norm = prefix + "post_attention_layernorm.weight"
+    }
+
+    /// What backward reads.
+    struct Saved {
+        let h: Tensor                       // (B·S, H) input
+        let n: Tensor                       // (B·S, H) RMSNorm(h)
+        let rstd: Tensor                    // (B·S)
+        let g, u: Tensor                    // (B·S, I) gate and up projections
+        let m: Tensor                       // (B·S, I) silu(g) ⊙ u
+    }
+
+    /// h (B·S, H) → (B·S, H); with `keep`, also what backward reads.
+    func forward(_ h: Tensor, eps: Float, params p: ParameterSet, keep: Bool) -> (Tensor, Saved?) {
+        let rows = h.shape[0], width = h.shape[1]
+        let n = Tensor(uninitialized: h.shape), rstd = Tensor(uninitialized: [rows])
+        RMSNorm.forward(y: n.ptr, rstd: rstd.ptr, x: h.ptr, w: p[norm].ptr, n: rows, c: width, eps: eps)
+        let g = gate.forward(n), u = up.forward(n)
+        let m = Tensor(uninitialized: g.shape)
+        SwiGLU.forward(m: m.ptr, gate: g.ptr, up: u.ptr, n: m.count)
+        return (down.forward(m), keep ? Saved(h: h, n: n, rstd: rstd, g: g, u: u, m: m) : nil)
+    }
+
+    /// Accumulates into dh the gradient flowing from the MLP output gradient dy.
+    func backward(_ dy: Tensor, into dh: Tensor, saved s: Saved, params p: ParameterSet, grads: ParameterSet?) {
+        let rows = dh.shape[0], width = dh.shape[1]
+        let dm = Tensor(zeros: s.m.shape)
+        down.backward(dy, x: s.m, dx: dm)
+        let dg = Tensor(zeros: dm.shape), du = Tensor(zeros: dm.shape)
+        SwiGLU.backward(dgate: dg.ptr, dup: du.ptr, dm: dm.ptr, gate: s.g.ptr, up: s.u.ptr, n: dm.count)
+        let dn = Tensor(zeros: dh.shape)
+        gate.backward(dg, x: s.n, dx: dn)
+        up.backward(du, x: s.n, dx: dn)
+        RMSNorm.backward(dx: dh.ptr, dw: grads?[norm].ptr, dy: dn.ptr, x: s.h.ptr, w: p[norm].ptr, rstd: s.rstd.ptr,
+                         n: rows, c: width)
+    }
+}
