@@ -22,7 +22,7 @@ public final class MllamaModel: @unchecked Sendable {
     /// memory available to the process.
     public init(config: MllamaConfig) throws {
         try config.validate()
-        try ModelFootprint(config).requireFits(available: SystemMemory.availableBytes())
+        try ModelFootprint(config).requireFits(available: Memory.availableBytes)
         self.config = config
         let params = ParameterSet(Self.specs(config))
         self.params = params

@@ -3,54 +3,47 @@ import Foundation
 /// The memory a job may use, and the check that refuses a job too large for it before anything
 /// is allocated (an allocation failure would abort the whole process, Python included).
 public enum Memory {
-    /// Bytes available to this process: MemAvailable from /proc/meminfo, or the cgroup's limit
-    /// minus its usage when that is smaller. nil when neither can be read.
-    public static var availableBytes: Int? {
-        let meminfo = (try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8)).flatMap(memAvailable)
-        let cgroup = cgroupHeadroom()
-        switch (meminfo, cgroup) {
-        case let (m?, c?): return min(m, c)
-        case let (m, c): return m ?? c
+    /// Bytes this process may still allocate: MemAvailable from /proc/meminfo, lowered to the
+    /// cgroup's memory limit (v2, then v1) when that is smaller; the physical memory where neither
+    /// can be read.
+    public static var availableBytes: Double {
+        var limits: [Double] = []
+        if let meminfo = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8),
+            let line = meminfo.split(separator: "\n").first(where: { $0.hasPrefix("MemAvailable:") }),
+            let kb = line.split(separator: " ").dropFirst().first.flatMap({ Double($0) })
+        {
+            limits.append(kb * 1024)
         }
+        // "max" (v2) reads as no limit; v1 reports a huge number instead.
+        for file in ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"] {
+            if let text = try? String(contentsOfFile: file, encoding: .utf8),
+                let bytes = Double(text.trimmingCharacters(in: .whitespacesAndNewlines))
+            {
+                limits.append(bytes)
+            }
+        }
+        return limits.min() ?? Double(ProcessInfo.processInfo.physicalMemory)
     }
 
     /// Throws when `bytes` (nil: the count overflowed) exceeds what is available.
     public static func require(_ bytes: Int?, for what: String) throws {
-        guard let bytes else {
-            throw LoRANASError.invalidArgument("\(what) needs more memory than a 64-bit count holds")
-        }
-        guard let available = availableBytes, bytes > available else { return }
+        guard let bytes else { throw LoRANASError.invalidArgument("\(what) needs more memory than a 64-bit count holds") }
+        let available = availableBytes
+        guard Double(bytes) > available else { return }
         throw LoRANASError.invalidArgument(
-            "\(what) needs about \(format(bytes)); \(format(available)) of memory are available")
+            "\(what) needs about \(format(Double(bytes))); \(format(available)) of memory are available")
     }
 
-    /// "4.1 GB", "812 MB", "12 KB".
-    public static func format(_ bytes: Int) -> String {
-        let units: [(Double, String)] = [(1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "KB")]
-        for (scale, unit) in units where Double(bytes) >= scale {
-            return String(format: "%.1f %@", Double(bytes) / scale, unit)
+    /// 4.1e12 → "4.1 TB" (decimal units, as disk and memory vendors count).
+    public static func format(_ bytes: Double) -> String {
+        let units = ["B", "kB", "MB", "GB", "TB", "PB", "EB"]
+        var value = bytes
+        var unit = 0
+        while value >= 1000 && unit < units.count - 1 {
+            value /= 1000
+            unit += 1
         }
-        return "\(bytes) B"
-    }
-
-    static func memAvailable(_ text: String) -> Int? {
-        for line in text.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
-            let fields = line.split(separator: " ")
-            guard fields.count >= 2, let kb = Int(fields[1]) else { return nil }
-            return kb.multipliedReportingOverflow(by: 1024).overflow ? nil : kb * 1024
-        }
-        return nil
-    }
-
-    static func cgroupHeadroom() -> Int? {
-        func read(_ name: String) -> Int? {
-            let path = "/sys/fs/cgroup/" + name
-            let text = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(
-                in: .whitespacesAndNewlines)
-            return text.flatMap { Int($0) }  // "max" (no limit) reads as nil
-        }
-        guard let limit = read("memory.max") else { return nil }
-        return max(0, limit - (read("memory.current") ?? 0))
+        return unit == 0 ? "\(Int(value)) B" : String(format: "%.1f", value) + " " + units[unit]
     }
 }
 
