@@ -85,6 +85,13 @@ struct EpochLoop {
     let maxSteps: Int?
     let checkpointEvery: Int
 
+    init(order: BatchOrder, settings: some RunSettings) {
+        self.order = order
+        epochs = settings.epochs
+        maxSteps = settings.maxSteps
+        checkpointEvery = settings.checkpointEvery
+    }
+
     /// What one training step reports: its train loss and the loss to report beside it.
     typealias Step = (inout LoopState, [Int]) throws -> (train: Float, other: Float?)
 

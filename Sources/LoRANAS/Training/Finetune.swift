@@ -12,22 +12,11 @@ extension MllamaModel {
         let run = try FinetuneRun(model: self, options: o)
         let fingerprint = o.fingerprint + "|" + dataFingerprint
         let initial = try evaluate(validation, batchSize: o.evalBatchSize)
-        var state = LoopState()
         let order = BatchOrder(seed: o.seed, count: train.count, batchSize: o.batchSize)
-        if let dir = o.checkpointDir,
-            let saved = try RunState.resume(dir: dir, kind: "finetune", fingerprint: fingerprint)
-        {
-            try saved.loop.check(epochs: o.epochs, stepsPerEpoch: order.batchesPerPass)
-            try run.restore(saved)
-            state = saved.loop
-            state.trainLosses = try saved.floats("train_losses", count: state.globalStep)
-        }
-        let loop = EpochLoop(order: order, epochs: o.epochs, maxSteps: o.maxSteps, checkpointEvery: o.checkpointEvery)
+        var state = try run.startingState(o, order: order, fingerprint: fingerprint)
+        let loop = EpochLoop(order: order, settings: o)
         let stopped = try loop.run(
-            &state, progress: progress,
-            save: { state in
-                if let dir = o.checkpointDir { try run.save(dir: dir, state: state, fingerprint: fingerprint) }
-            },
+            &state, progress: progress, save: run.saver(o, fingerprint: fingerprint),
             step: { state, indices in
                 (try run.step(train.batch(indices), step: state.globalStep + 1), nil)
             },
@@ -59,7 +48,8 @@ extension MllamaModel {
 }
 
 /// One fine-tune in progress: the LoRA adapters, their optimizer and the evaluations so far.
-final class FinetuneRun {
+final class FinetuneRun: ResumableRun {
+    static let kind = "finetune"
     let model: MllamaModel
     let options: FinetuneOptions
     let adapters: [LoRAAdapter]
@@ -124,7 +114,7 @@ final class FinetuneRun {
         try RunState.save(
             dir: dir, tensors: tensors,
             state: .object([
-                ("kind", .string("finetune")), ("fingerprint", .string(fingerprint)), ("loop", state.json),
+                ("kind", .string(Self.kind)), ("fingerprint", .string(fingerprint)), ("loop", state.json),
                 ("opt_steps", .number(Double(optimizer.steps))), ("dropout_rng", rngState),
                 ("evaluations", .array(evaluations.map(\.json))),
             ]))

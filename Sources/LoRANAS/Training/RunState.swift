@@ -108,3 +108,34 @@ struct Hasher64 {
         combine(UInt64(0xff))
     }
 }
+
+/// A run whose state can be saved and resumed (search, fine-tune).
+protocol ResumableRun: AnyObject {
+    /// "search" or "finetune": a run state of another kind is never resumed.
+    static var kind: String { get }
+    func save(dir: String, state: LoopState, fingerprint: String) throws
+    func restore(_ saved: RunState.Saved) throws
+}
+
+extension ResumableRun {
+    /// Where the loop starts: the saved position when the checkpoint directory holds this run
+    /// (its tensors restored), else the beginning.
+    func startingState(_ settings: some RunSettings, order: BatchOrder, fingerprint: String) throws -> LoopState {
+        guard let dir = settings.checkpointDir,
+            let saved = try RunState.resume(dir: dir, kind: Self.kind, fingerprint: fingerprint)
+        else { return LoopState() }
+        try saved.loop.check(epochs: settings.epochs, stepsPerEpoch: order.batchesPerPass)
+        try restore(saved)
+        var state = saved.loop
+        state.trainLosses = try saved.floats("train_losses", count: state.globalStep)
+        return state
+    }
+
+    /// The loop's `save`: writes a run state when a checkpoint directory is set.
+    func saver(_ settings: some RunSettings, fingerprint: String) -> (LoopState) throws -> Void {
+        let dir = settings.checkpointDir
+        return { state in
+            if let dir { try self.save(dir: dir, state: state, fingerprint: fingerprint) }
+        }
+    }
+}

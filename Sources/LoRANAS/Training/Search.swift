@@ -14,23 +14,12 @@ extension MllamaModel {
         let dataFingerprint = try checkRunData(train, validation, job: "search")
         let run = try SearchRun(model: self, options: o)
         let fingerprint = o.fingerprint + "|" + dataFingerprint + "|\(run.supernets.count)"
-        var state = LoopState()
         let order = BatchOrder(seed: o.seed, count: train.count, batchSize: o.batchSize)
-        if let dir = o.checkpointDir,
-            let saved = try RunState.resume(dir: dir, kind: "search", fingerprint: fingerprint)
-        {
-            try saved.loop.check(epochs: o.epochs, stepsPerEpoch: order.batchesPerPass)
-            try run.restore(saved)
-            state = saved.loop
-            state.trainLosses = try saved.floats("train_losses", count: state.globalStep)
-        }
+        var state = try run.startingState(o, order: order, fingerprint: fingerprint)
         let valOrder = BatchOrder(seed: o.seed, count: validation.count, batchSize: o.batchSize)
-        let loop = EpochLoop(order: order, epochs: o.epochs, maxSteps: o.maxSteps, checkpointEvery: o.checkpointEvery)
+        let loop = EpochLoop(order: order, settings: o)
         let stopped = try loop.run(
-            &state, progress: progress,
-            save: { state in
-                if let dir = o.checkpointDir { try run.save(dir: dir, state: state, fingerprint: fingerprint) }
-            },
+            &state, progress: progress, save: run.saver(o, fingerprint: fingerprint),
             step: { state, indices in
                 let losses = try run.step(
                     train: train.batch(indices),
@@ -45,7 +34,8 @@ extension MllamaModel {
 
 /// One search in progress: the supernets on the target modules, the two optimizers (one owns A
 /// and B, the other α), the α history and the losses.
-final class SearchRun {
+final class SearchRun: ResumableRun {
+    static let kind = "search"
     let model: MllamaModel
     let options: SearchOptions
     let targets: [LinearLayer]
@@ -155,7 +145,7 @@ final class SearchRun {
         try RunState.save(
             dir: dir, tensors: tensors,
             state: .object([
-                ("kind", .string("search")), ("fingerprint", .string(fingerprint)), ("loop", state.json),
+                ("kind", .string(Self.kind)), ("fingerprint", .string(fingerprint)), ("loop", state.json),
                 ("opt_w_steps", .number(Double(weightOptimizer.steps))),
                 ("opt_a_steps", .number(Double(archOptimizer.steps))),
             ]))
