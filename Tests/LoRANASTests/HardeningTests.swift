@@ -46,6 +46,17 @@ final class HardeningTests: XCTestCase {
         }
     }
 
+    /// Defect 2 (batches): a batch whose activations cannot fit is refused before the forward
+    /// allocates them (the input_ids array is not even read).
+    func testOversizedBatchIsRefusedBeforeAllocating() throws {
+        let b = MllamaBatch(inputIds: [], batchSize: 1 << 22, seqLen: 256)
+        XCTAssertThrowsError(try model.forward(b)) { e in
+            XCTAssert("\(e)".contains("a batch of 4194304 × 256 tokens needs about"), "\(e)")
+        }
+        let long = MllamaBatch(inputIds: [], batchSize: 1, seqLen: model.config.text.maxPositionEmbeddings + 1)
+        XCTAssertThrowsError(try model.forward(long)) { e in XCTAssert("\(e)".contains("max_position_embeddings")) }
+    }
+
     /// Defect 7: a negative seed, non-integer or huge rank_pattern values, and damaged run states
     /// are errors, not traps.
     func testOptionsAndAdapterConfigsThatUsedToTrap() throws {

@@ -42,6 +42,12 @@ public struct MllamaBatch: Sendable {
         let (b, s) = (batchSize, seqLen)
         try require(b > 0 && s > 0, "batch size and sequence length must be positive, got (\(b), \(s))")
         let rows = try Self.count([b, s], "B×S")
+        try require(s <= config.text.maxPositionEmbeddings,
+                    "seq_len \(s) is past max_position_embeddings (\(config.text.maxPositionEmbeddings))")
+        // GEMM rows are 32-bit; the logits and their gradient alone take B·S·vocab floats twice.
+        try require(rows < Int(Int32.max), "B×S = \(rows) tokens is more than one batch can hold")
+        try Memory.require(Size.product([rows, config.text.vocabSize + 16 * config.text.hiddenSize, 8]),
+                           for: "a batch of \(b) × \(s) tokens")
         try require(inputIds.count == rows, "input_ids has \(inputIds.count) values, expected B×S = \(rows)")
         let embeddingRows = config.text.embeddingRows
         if let bad = inputIds.first(where: { $0 < 0 || $0 >= embeddingRows }) {
