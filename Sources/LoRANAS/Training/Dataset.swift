@@ -94,40 +94,56 @@ public final class Dataset: @unchecked Sendable {
         lock.lock()
         let items = indices.map { samples[$0] }
         lock.unlock()
-        let b = items.count, s = items.map(\.length).max()!, imgs = items.map(\.numImages).max()!
-        let v = config.vision, t = v.maxNumTiles, tileSize = v.numChannels * v.imageSize * v.imageSize
-        let pad = config.text.padTokenId ?? 0
-        var ids = [Int](repeating: pad, count: b * s), mask = [Int](repeating: 0, count: b * s)
+        let s = items.map(\.length).max() ?? 0
+        var batch = collateText(items, seqLen: s)
+        let imgs = items.map(\.numImages).max() ?? 0
+        if imgs > 0 { collateImages(items, seqLen: s, images: imgs, into: &batch) }
+        return batch
+    }
+
+    /// Text padded on the right: pad id, attention 0, label −100.
+    private func collateText(_ items: [Sample], seqLen s: Int) -> MllamaBatch {
+        let b = items.count
+        var ids = [Int](repeating: config.text.padTokenId ?? 0, count: b * s)
+        var mask = [Int](repeating: 0, count: b * s)
         var labels = [Int](repeating: CrossEntropy.ignoreIndex, count: b * s)
         for (i, x) in items.enumerated() {
             for j in 0..<x.length {
                 ids[i * s + j] = x.inputIds[j]
                 mask[i * s + j] = x.attentionMask?[j] ?? 1
-                labels[i * s + j] = x.labels![j]
+                labels[i * s + j] = x.labels?[j] ?? CrossEntropy.ignoreIndex
             }
         }
-        var batch = MllamaBatch(inputIds: ids, batchSize: b, seqLen: s, attentionMask: mask, labels: labels)
-        guard imgs > 0 else { return batch }
+        return MllamaBatch(inputIds: ids, batchSize: b, seqLen: s, attentionMask: mask, labels: labels)
+    }
+
+    /// Image slots up to `images` per sample: a sample's own images, then empty slots (zero
+    /// pixels, aspect-ratio id 0, only tile 0 marked, as the processor pads them).
+    private func collateImages(_ items: [Sample], seqLen s: Int, images imgs: Int, into batch: inout MllamaBatch) {
+        let v = config.vision
+        let t = v.maxNumTiles
+        let tileSize = v.numChannels * v.imageSize * v.imageSize
+        let b = items.count
         let px = Tensor(zeros: [b, imgs, t, v.numChannels, v.imageSize, v.imageSize])
-        var ar = [Int](repeating: 0, count: b * imgs), am = [Int](repeating: 0, count: b * imgs * t)
+        var ar = [Int](repeating: 0, count: b * imgs)
+        var am = [Int](repeating: 0, count: b * imgs * t)
         var cam = [Int](repeating: 0, count: b * s * imgs * t)
         for (i, x) in items.enumerated() {
-            for k in 0..<imgs {
-                if k < x.numImages {
-                    (px.ptr + (i * imgs + k) * t * tileSize).update(
-                        from: x.pixelValues!.ptr + k * t * tileSize, count: t * tileSize)
-                    ar[i * imgs + k] = x.aspectRatioIds![k]
-                    for tile in 0..<t { am[(i * imgs + k) * t + tile] = x.aspectRatioMask![k * t + tile] }
-                } else {
-                    am[(i * imgs + k) * t] = 1
-                }
+            for k in x.numImages..<imgs { am[(i * imgs + k) * t] = 1 }
+            // `append` checked that a sample with images has every image field.
+            guard x.numImages > 0, let pixels = x.pixelValues, let ids = x.aspectRatioIds,
+                let mask = x.aspectRatioMask, let cross = x.crossAttentionMask
+            else { continue }
+            (px.ptr + i * imgs * t * tileSize).update(from: pixels.ptr, count: x.numImages * t * tileSize)
+            for k in 0..<x.numImages {
+                ar[i * imgs + k] = ids[k]
+                for tile in 0..<t { am[(i * imgs + k) * t + tile] = mask[k * t + tile] }
             }
             for j in 0..<x.length {
                 for k in 0..<x.numImages {
-                    for tile in 0..<t {
-                        cam[((i * s + j) * imgs + k) * t + tile] =
-                            x.crossAttentionMask![(j * x.numImages + k) * t + tile]
-                    }
+                    let from = (j * x.numImages + k) * t
+                    let to = ((i * s + j) * imgs + k) * t
+                    for tile in 0..<t { cam[to + tile] = cross[from + tile] }
                 }
             }
         }
@@ -136,7 +152,6 @@ public final class Dataset: @unchecked Sendable {
         batch.aspectRatioIds = ar
         batch.aspectRatioMask = am
         batch.crossAttentionMask = cam
-        return batch
     }
 
     /// Splits off a validation set: `fraction` of the samples, chosen by a seeded shuffle.
