@@ -8,15 +8,16 @@ exception a Python user would expect (``ValueError``, ``OSError``, ``LookupError
 
 from __future__ import annotations
 
-# Status codes, duplicated from _bindings so that this module imports without loading the library.
-_OK = 0
-_INVALID_ARGUMENT = 1
-_IO = 2
-_FORMAT = 3
-_NOT_FOUND = 4
-_NUMERIC = 5
-_UNSUPPORTED = 6
-_BUFFER_TOO_SMALL = 7
+from ._status import (
+    LORANAS_ERR_BUFFER_TOO_SMALL,
+    LORANAS_ERR_FORMAT,
+    LORANAS_ERR_INVALID_ARGUMENT,
+    LORANAS_ERR_IO,
+    LORANAS_ERR_NOT_FOUND,
+    LORANAS_ERR_NUMERIC,
+    LORANAS_ERR_UNSUPPORTED,
+    LORANAS_OK,
+)
 
 
 class LoranasError(Exception):
@@ -43,43 +44,43 @@ class LoranasError(Exception):
 class InvalidArgumentError(LoranasError, ValueError):
     """LORANAS_ERR_INVALID_ARGUMENT: a NULL pointer, a wrong size or shape, a bad value."""
 
-    status_code = _INVALID_ARGUMENT
+    status_code = LORANAS_ERR_INVALID_ARGUMENT
 
 
 class EngineIOError(LoranasError, OSError):
     """LORANAS_ERR_IO: a file could not be opened, read or written."""
 
-    status_code = _IO
+    status_code = LORANAS_ERR_IO
 
 
 class FormatError(LoranasError, ValueError):
     """LORANAS_ERR_FORMAT: a file's contents are malformed."""
 
-    status_code = _FORMAT
+    status_code = LORANAS_ERR_FORMAT
 
 
 class NotFoundError(LoranasError, KeyError):
     """LORANAS_ERR_NOT_FOUND: no such tensor, module or key (a KeyError, as from a mapping)."""
 
-    status_code = _NOT_FOUND
+    status_code = LORANAS_ERR_NOT_FOUND
 
 
 class NumericError(LoranasError, ArithmeticError):
     """LORANAS_ERR_NUMERIC: non-finite loss or gradients."""
 
-    status_code = _NUMERIC
+    status_code = LORANAS_ERR_NUMERIC
 
 
 class UnsupportedError(LoranasError, NotImplementedError):
     """LORANAS_ERR_UNSUPPORTED: a valid request the engine does not support."""
 
-    status_code = _UNSUPPORTED
+    status_code = LORANAS_ERR_UNSUPPORTED
 
 
 class BufferTooSmallError(LoranasError):
     """LORANAS_ERR_BUFFER_TOO_SMALL escaped a wrapper that should have retried (a bug here)."""
 
-    status_code = _BUFFER_TOO_SMALL
+    status_code = LORANAS_ERR_BUFFER_TOO_SMALL
 
 
 _BY_STATUS: dict[int, type[LoranasError]] = {
@@ -110,7 +111,7 @@ def check(status: int, context: str = "") -> None:
     Must be called right after the failing call, on the same thread: the engine's message is
     per thread and is replaced by that thread's next failing call.
     """
-    if status == _OK:
+    if status == LORANAS_OK:
         return
     from . import _bindings  # loaded by now: every caller of check() has called into the library
 
