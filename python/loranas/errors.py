@@ -8,6 +8,9 @@ exception a Python user would expect (``ValueError``, ``OSError``, ``LookupError
 
 from __future__ import annotations
 
+import os
+import re
+
 from ._status import (
     LORANAS_ERR_BUFFER_TOO_SMALL,
     LORANAS_ERR_FORMAT,
@@ -48,9 +51,83 @@ class InvalidArgumentError(LoranasError, ValueError):
 
 
 class EngineIOError(LoranasError, OSError):
-    """LORANAS_ERR_IO: a file could not be opened, read or written."""
+    """LORANAS_ERR_IO: a file could not be opened, read or written.
+
+    When the engine's message names the system error, as in
+    ``"cannot write /x/y: No space left on device (errno 28)"``, ``errno``, ``strerror`` and
+    ``filename`` are set as on any ``OSError`` (else they are None), and the exception is also
+    the matching built-in subclass: ``except FileNotFoundError`` (ENOENT), ``PermissionError``
+    (EACCES, EPERM), ``IsADirectoryError``, ``NotADirectoryError``, ``FileExistsError``, ... catch
+    it. ``str()`` is the engine's message as is.
+    """
 
     status_code = LORANAS_ERR_IO
+
+    def __init__(self, message: str, *, status: int | None = None, context: str = ""):
+        super().__init__(message, status=status, context=context)
+        parsed = _parse_errno_message(message)
+        if parsed is not None:
+            self.errno, self.strerror, self.filename = parsed
+
+
+# "cannot <verb> <path>: <system error text> (errno N)"; the path may hold ": ", the error text does not.
+_ERRNO_MESSAGE = re.compile(r"(?:(?:cannot|could not|failed to) \w+ (?P<filename>.+): )?"
+                            r"(?P<strerror>[^:]*?) \(errno (?P<errno>\d+)\)\s*$", re.S)
+
+
+def _parse_errno_message(message: str) -> tuple[int, str, str | None] | None:
+    """(errno, strerror, filename or None) from an engine I/O message, or None without an errno."""
+    m = _ERRNO_MESSAGE.search(message)
+    if m is None:
+        return None
+    code = int(m.group("errno"))
+    return code, m.group("strerror").strip() or os.strerror(code), m.group("filename")
+
+
+# EngineIOError mixed with each built-in OSError subclass, so ``except FileNotFoundError`` catches
+# the engine's ENOENT. Python's own errno -> subclass mapping picks the class (see _io_error_class).
+class EngineFileNotFoundError(EngineIOError, FileNotFoundError):
+    """LORANAS_ERR_IO with ENOENT."""
+
+
+class EngineFileExistsError(EngineIOError, FileExistsError):
+    """LORANAS_ERR_IO with EEXIST."""
+
+
+class EnginePermissionError(EngineIOError, PermissionError):
+    """LORANAS_ERR_IO with EACCES or EPERM."""
+
+
+class EngineIsADirectoryError(EngineIOError, IsADirectoryError):
+    """LORANAS_ERR_IO with EISDIR."""
+
+
+class EngineNotADirectoryError(EngineIOError, NotADirectoryError):
+    """LORANAS_ERR_IO with ENOTDIR."""
+
+
+class EngineInterruptedError(EngineIOError, InterruptedError):
+    """LORANAS_ERR_IO with EINTR."""
+
+
+class EngineTimeoutError(EngineIOError, TimeoutError):
+    """LORANAS_ERR_IO with ETIMEDOUT."""
+
+
+_IO_SUBCLASSES: dict[type[OSError], type[EngineIOError]] = {
+    cls.__bases__[1]: cls
+    for cls in (EngineFileNotFoundError, EngineFileExistsError, EnginePermissionError, EngineIsADirectoryError,
+                EngineNotADirectoryError, EngineInterruptedError, EngineTimeoutError)
+}
+
+
+def _io_error_class(message: str) -> type[EngineIOError]:
+    """EngineIOError, or its mix with the built-in OSError subclass of the message's errno."""
+    parsed = _parse_errno_message(message)
+    if parsed is None:
+        return EngineIOError
+    builtin = type(OSError(parsed[0], parsed[1]))  # Python's own errno -> subclass mapping
+    return _IO_SUBCLASSES.get(builtin, EngineIOError)
 
 
 class FormatError(LoranasError, ValueError):
@@ -102,6 +179,8 @@ def error_for_status(status: int, message: str, context: str = "") -> LoranasErr
     cls = _BY_STATUS.get(status, LoranasError)
     if not message:
         message = f"status {status} with no message from the engine"
+    if cls is EngineIOError:
+        cls = _io_error_class(message)
     return cls(message, status=status, context=context)
 
 
