@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from . import _bindings as B
-from ._handle import OwnedHandle, read_string
+from ._handle import OwnedHandle, hold, read_string
 from .data import as_dataset, make_batch, prepare_inputs
 from .errors import InvalidArgumentError, check
 from .results import evaluation_from_json, parse_json, take_result
@@ -157,7 +157,7 @@ class Model(OwnedHandle):
         dataset, owned = as_dataset(self, samples, "samples")
         try:
             out = B.loranas_result_p()
-            with self._use() as h, dataset._use() as d:
+            with hold(self, dataset) as (h, d):
                 check(B.loranas_evaluate(h, d, batch_size, ctypes.byref(out)), "loranas_evaluate")
             return evaluation_from_json(take_result(out, "loranas_evaluate"))
         finally:

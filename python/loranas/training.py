@@ -9,6 +9,7 @@ import os
 import numpy as np
 
 from . import _bindings as B
+from ._handle import hold
 from .data import Dataset, as_dataset
 from .errors import InvalidArgumentError, check
 from .model import Model
@@ -103,7 +104,7 @@ def _run(kind: str, model: Model, train, val, options: dict, progress) -> dict:
         if owned:
             made.append(val_ds)
         out = B.loranas_result_p()
-        with model._run() as m, train_ds._run() as t, val_ds._run() as v:
+        with hold(model, train_ds, val_ds, run=True) as (m, t, v):  # one global lock order
             model._adapter_version += 1
             status = fn(m, t, v, options_json, bridge.c_callback, None, ctypes.byref(out))
             if status != B.LORANAS_OK and bridge.error is not None:
