@@ -221,7 +221,8 @@ loranas_search = _bind(
 )
 
 # int32_t loranas_finetune(loranas_model *model, const loranas_dataset *train, const loranas_dataset *validation,
-#                          const char *options_json, loranas_progress_fn progress, void *user_data, loranas_result **out);
+#                          const char *options_json, loranas_progress_fn progress, void *user_data,
+#                          loranas_result **out);
 loranas_finetune = _bind(
     "loranas_finetune",
     [loranas_model_p, loranas_dataset_p, loranas_dataset_p, c_char_p, loranas_progress_fn, c_void_p,
@@ -229,7 +230,8 @@ loranas_finetune = _bind(
     c_int32,
 )
 
-# int32_t loranas_evaluate(loranas_model *model, const loranas_dataset *dataset, int64_t batch_size, loranas_result **out);
+# int32_t loranas_evaluate(loranas_model *model, const loranas_dataset *dataset, int64_t batch_size,
+#                          loranas_result **out);
 loranas_evaluate = _bind(
     "loranas_evaluate", [loranas_model_p, loranas_dataset_p, c_int64, POINTER(loranas_result_p)], c_int32
 )

@@ -56,7 +56,8 @@ def _budget(budget, context: str):
     if budget is None or isinstance(budget, dict):
         return budget
     if isinstance(budget, bool):
-        raise InvalidArgumentError("budget must be an int (parameters) or a float in (0, 1] (a fraction)", context=context)
+        raise InvalidArgumentError("budget must be an int (parameters) or a float in (0, 1] (a fraction)",
+                                   context=context)
     if isinstance(budget, (int, np.integer)):
         return int(budget)
     if isinstance(budget, (float, np.floating)):
@@ -96,6 +97,7 @@ def _run(kind: str, model: Model, train, val, options: dict, progress) -> dict:
     bridge = ProgressBridge(progress, what=kind, epochs=int(options.get("epochs") or 1),
                             max_steps=options.get("max_steps"))
     made: list[Dataset] = []
+    out = B.loranas_result_p()
     try:
         train_ds, owned = as_dataset(model, train, "train")
         if owned:
@@ -103,19 +105,17 @@ def _run(kind: str, model: Model, train, val, options: dict, progress) -> dict:
         val_ds, owned = as_dataset(model, val, "val")
         if owned:
             made.append(val_ds)
-        out = B.loranas_result_p()
         with hold(model, train_ds, val_ds, run=True) as (m, t, v):  # one global lock order
             model._adapter_version += 1
-            status = fn(m, t, v, options_json, bridge.c_callback, None, ctypes.byref(out))
-            if status != B.LORANAS_OK and bridge.error is not None:
-                if out.value:
-                    B.loranas_result_free(out.value)
-                bridge.raise_pending()  # the callback's exception caused the failure
+            status = bridge.call(fn, m, t, v, options_json, bridge.c_callback, None, ctypes.byref(out))
+            # Ctrl-C or the callable's exception wins over the result (freed below) and over a
+            # failure it caused.
+            bridge.raise_pending()
             check(status, context)
-        result = take_result(out, context)
-        bridge.raise_pending()
-        return result
+        return take_result(out, context)
     finally:
+        if out.value:  # not taken: an interrupted or failed run never leaves a result behind
+            B.loranas_result_free(out.value)
         bridge.close()
         for dataset in made:
             dataset.close()

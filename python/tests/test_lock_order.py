@@ -78,7 +78,8 @@ def test_no_deadlock_between_threads_sharing_datasets(scenario):
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(loranas.__file__).resolve().parent.parent),
                                                       env.get("PYTHONPATH")]))
     env["LORANAS_LIBRARY"] = loranas.library_path()
-    args = [sys.executable, "-c", CHILD, str(Path(__file__).parent), scenario, str(ITERATIONS[scenario]), str(WATCHDOG_SECONDS)]
+    args = [sys.executable, "-c", CHILD, str(Path(__file__).parent), scenario, str(ITERATIONS[scenario]),
+            str(WATCHDOG_SECONDS)]
     try:
         proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=WATCHDOG_SECONDS + 60)
     except subprocess.TimeoutExpired:  # the child's own watchdog should have fired first

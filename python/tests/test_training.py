@@ -367,6 +367,38 @@ def test_progress_returning_true_stops(kind):
     assert len(events) == 2
 
 
+def test_stopped_defaults_and_round_trips(searched):
+    _, result = searched
+    obj = json.loads(result.to_json())
+    assert obj["stopped"] is result.stopped is False  # max_steps is not a stop
+    absent = {k: v for k, v in obj.items() if k != "stopped"}  # JSON of an engine without the key
+    assert loranas.SearchResult.from_json(json.dumps(absent)).stopped is False
+    stopped = loranas.SearchResult.from_json(json.dumps({**obj, "stopped": True}))
+    assert stopped.stopped is True and stopped != result
+    assert loranas.SearchResult.from_json(stopped.to_json()).stopped is True
+    with pytest.raises(loranas.FormatError, match="stopped"):
+        loranas.SearchResult.from_json(json.dumps({**obj, "stopped": "yes"}))
+
+
+@pytest.mark.parametrize("kind", ["search", "finetune"])
+def test_stopped_is_reported(kind, monkeypatch):
+    raw = []
+    take = loranas.training.take_result
+    monkeypatch.setattr(loranas.training, "take_result",
+                        lambda out, context: raw.append(take(out, context)) or raw[-1])  # keeps the raw JSON
+    with load() as model:
+        run = loranas.search if kind == "search" else loranas.finetune
+        args = {"space": SPACE} if kind == "search" else {"ranks": 2}
+        stopped = run(model, TRAIN, VAL, batch_size=3, progress=lambda e: e["step"] >= 2, **args)
+        full = run(model, TRAIN, VAL, batch_size=3, max_steps=2, **args)
+    assert stopped.steps == full.steps == 2
+    if "stopped" not in raw[0]:
+        assert stopped.stopped is False and full.stopped is False  # the default
+        pytest.skip("this engine does not report 'stopped' in its result JSON yet")
+    assert stopped.stopped is True and full.stopped is False  # max_steps is not a stop
+    assert json.loads(stopped.to_json())["stopped"] is True
+
+
 def test_progress_exceptions_are_reraised_after_the_call():
     calls = []
 
