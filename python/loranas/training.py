@@ -151,7 +151,9 @@ def search(model: Model, train, val, targets="all", side: str = "both", space=(4
         resume from it when it already holds a checkpoint of the same run.
     progress : None, True or callable
         None: silent. True: a tqdm bar (or a line per epoch without tqdm). A callable gets each
-        event dict (see :mod:`loranas.progress`) and returns truthy to stop the run cleanly.
+        event dict (see :mod:`loranas.progress`) and returns truthy to stop the run cleanly: the
+        result then has ``stopped=True`` (and the run is checkpointed when ``checkpoint_dir`` is
+        set). An exception from the callable stops the run and is re-raised.
     **options
         Passed to the engine as is: ``slices``, ``lora_alpha``, ``budget_weight``,
         ``weight_decay``, ``alpha_weight_decay``, ``checkpoint_every``, ``max_steps``. Unknown
@@ -160,6 +162,13 @@ def search(model: Model, train, val, targets="all", side: str = "both", space=(4
     Returns
     -------
     SearchResult
+
+    Raises
+    ------
+    KeyboardInterrupt
+        On Ctrl-C (with or without progress): the run stops at the end of the current step,
+        writes its checkpoint when ``checkpoint_dir`` is set (call again to resume), and no
+        result is returned.
     """
     opts = {"targets": targets, "side": side, "space": _int_list(space, "space", "search"),
             "budget": _budget(budget, "search"), "epochs": epochs, "batch_size": batch_size, "lr": lr,
@@ -220,6 +229,11 @@ def finetune(model: Model, train, val, ranks=8, init: str = "fresh", epochs: int
     Returns
     -------
     FinetuneResult
+
+    Raises
+    ------
+    KeyboardInterrupt
+        On Ctrl-C, as in :func:`search`: the adapters on ``model`` are then a partial run's.
     """
     rank_value, search_alpha = _ranks_option(ranks, "finetune")
     opts = {"ranks": rank_value, "init": init, "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
