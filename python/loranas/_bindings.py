@@ -12,55 +12,35 @@ from ctypes import CFUNCTYPE, POINTER, Structure, c_char_p, c_float, c_int32, c_
 
 from ._lib import load_library
 
+# LORANAS_OK, LORANAS_ERR_* and LORANAS_DTYPE_* are defined once, in _status (a test checks them
+# against loranas.h).
+from ._status import (  # noqa: F401  (re-exported)
+    DTYPE_NAMES,
+    LORANAS_DTYPE_BF16,
+    LORANAS_DTYPE_BOOL,
+    LORANAS_DTYPE_F16,
+    LORANAS_DTYPE_F32,
+    LORANAS_DTYPE_F64,
+    LORANAS_DTYPE_I8,
+    LORANAS_DTYPE_I16,
+    LORANAS_DTYPE_I32,
+    LORANAS_DTYPE_I64,
+    LORANAS_DTYPE_U8,
+    LORANAS_ERR_BUFFER_TOO_SMALL,
+    LORANAS_ERR_FORMAT,
+    LORANAS_ERR_INVALID_ARGUMENT,
+    LORANAS_ERR_IO,
+    LORANAS_ERR_NOT_FOUND,
+    LORANAS_ERR_NUMERIC,
+    LORANAS_ERR_UNSUPPORTED,
+    LORANAS_OK,
+    STATUS_NAMES,
+)
+
 # ---- constants (mirror loranas.h) --------------------------------------------------------------
 
 # The ABI these bindings were written for.
 LORANAS_ABI_VERSION = 2
-
-LORANAS_OK = 0
-LORANAS_ERR_INVALID_ARGUMENT = 1
-LORANAS_ERR_IO = 2
-LORANAS_ERR_FORMAT = 3
-LORANAS_ERR_NOT_FOUND = 4
-LORANAS_ERR_NUMERIC = 5
-LORANAS_ERR_UNSUPPORTED = 6
-LORANAS_ERR_BUFFER_TOO_SMALL = 7
-
-STATUS_NAMES = {
-    LORANAS_OK: "LORANAS_OK",
-    LORANAS_ERR_INVALID_ARGUMENT: "LORANAS_ERR_INVALID_ARGUMENT",
-    LORANAS_ERR_IO: "LORANAS_ERR_IO",
-    LORANAS_ERR_FORMAT: "LORANAS_ERR_FORMAT",
-    LORANAS_ERR_NOT_FOUND: "LORANAS_ERR_NOT_FOUND",
-    LORANAS_ERR_NUMERIC: "LORANAS_ERR_NUMERIC",
-    LORANAS_ERR_UNSUPPORTED: "LORANAS_ERR_UNSUPPORTED",
-    LORANAS_ERR_BUFFER_TOO_SMALL: "LORANAS_ERR_BUFFER_TOO_SMALL",
-}
-
-LORANAS_DTYPE_F32 = 0
-LORANAS_DTYPE_F16 = 1
-LORANAS_DTYPE_BF16 = 2
-LORANAS_DTYPE_I64 = 3
-LORANAS_DTYPE_I32 = 4
-LORANAS_DTYPE_F64 = 5
-LORANAS_DTYPE_U8 = 6
-LORANAS_DTYPE_I8 = 7
-LORANAS_DTYPE_BOOL = 8
-LORANAS_DTYPE_I16 = 9
-
-# LORANAS_DTYPE_* -> the safetensors dtype name.
-DTYPE_NAMES = {
-    LORANAS_DTYPE_F32: "F32",
-    LORANAS_DTYPE_F16: "F16",
-    LORANAS_DTYPE_BF16: "BF16",
-    LORANAS_DTYPE_I64: "I64",
-    LORANAS_DTYPE_I32: "I32",
-    LORANAS_DTYPE_F64: "F64",
-    LORANAS_DTYPE_U8: "U8",
-    LORANAS_DTYPE_I8: "I8",
-    LORANAS_DTYPE_BOOL: "BOOL",
-    LORANAS_DTYPE_I16: "I16",
-}
 
 LORANAS_MAX_DIMS = 8
 
@@ -243,7 +223,8 @@ loranas_search = _bind(
 )
 
 # int32_t loranas_finetune(loranas_model *model, const loranas_dataset *train, const loranas_dataset *validation,
-#                          const char *options_json, loranas_progress_fn progress, void *user_data, loranas_result **out);
+#                          const char *options_json, loranas_progress_fn progress, void *user_data,
+#                          loranas_result **out);
 loranas_finetune = _bind(
     "loranas_finetune",
     [loranas_model_p, loranas_dataset_p, loranas_dataset_p, c_char_p, loranas_progress_fn, c_void_p,
@@ -251,7 +232,8 @@ loranas_finetune = _bind(
     c_int32,
 )
 
-# int32_t loranas_evaluate(loranas_model *model, const loranas_dataset *dataset, int64_t batch_size, loranas_result **out);
+# int32_t loranas_evaluate(loranas_model *model, const loranas_dataset *dataset, int64_t batch_size,
+#                          loranas_result **out);
 loranas_evaluate = _bind(
     "loranas_evaluate", [loranas_model_p, loranas_dataset_p, c_int64, POINTER(loranas_result_p)], c_int32
 )

@@ -5,14 +5,15 @@ collection) and serializes Python's use of it with a lock, so that ``close()`` i
 for a call in progress in another. A long call (a search, a fine-tune) marks the handle as running
 on its thread: a progress callback on that thread that tries to call into the same model again
 gets a ``RuntimeError`` instead of a deadlock in the engine, and ``close()`` from the callback
-is refused instead of freeing the handle under the engine's feet.
+is refused instead of freeing the handle under the engine's feet. A call that needs several
+handles takes their locks through :func:`hold`, in one global order.
 """
 
 from __future__ import annotations
 
 import ctypes
 import threading
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Callable, Iterator
 
 from . import _bindings as B
@@ -101,6 +102,22 @@ class OwnedHandle:
                 self._running_depth -= 1
                 if self._running_depth == 0:
                     self._running_thread = None
+
+
+@contextmanager
+def hold(*owners: OwnedHandle, run: bool = False) -> Iterator[list[int]]:
+    """Enter several handles' ``_use()`` (``_run()`` when ``run``) and yield their live handles in
+    argument order.
+
+    Every call that holds more than one handle lock goes through here, so the locks are always
+    taken in one global order (by ``id``), whatever the argument order: ``search(m1, A, B)`` in one
+    thread beside ``search(m2, B, A)`` in another cannot deadlock. An owner passed twice (train ==
+    val) is entered once.
+    """
+    unique = sorted({id(owner): owner for owner in owners}.items())
+    with ExitStack() as stack:
+        live = {key: stack.enter_context(owner._run() if run else owner._use()) for key, owner in unique}
+        yield [live[id(owner)] for owner in owners]
 
 
 def read_string(fn, handle: int, context: str) -> str:

@@ -87,7 +87,8 @@ def matmul(a, b, trans_a: bool = False, trans_b: bool = False) -> np.ndarray:
         int(bool(trans_a)),
         int(bool(trans_b)),
     )
-    check(status, f"loranas_matmul_f32(m={m}, k={k}, n={n}, trans_a={int(bool(trans_a))}, trans_b={int(bool(trans_b))})")
+    check(status, f"loranas_matmul_f32(m={m}, k={k}, n={n}, trans_a={int(bool(trans_a))}, "
+                  f"trans_b={int(bool(trans_b))})")
     return c
 
 

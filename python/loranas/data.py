@@ -97,7 +97,8 @@ def prepare_inputs(inputs: Mapping[str, Any], *, batched: bool, context: str) ->
         for dim, size in zip(dims, arr.shape):
             if dim not in sizes:
                 if size <= 0:
-                    raise InvalidArgumentError(f"{name} has shape {arr.shape}: its {dim} axis is empty", context=context)
+                    raise InvalidArgumentError(f"{name} has shape {arr.shape}: its {dim} axis is empty",
+                                               context=context)
                 sizes[dim] = size
         expected = tuple(sizes[d] for d in dims)
         if arr.shape != expected:

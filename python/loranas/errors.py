@@ -8,15 +8,19 @@ exception a Python user would expect (``ValueError``, ``OSError``, ``LookupError
 
 from __future__ import annotations
 
-# Status codes, duplicated from _bindings so that this module imports without loading the library.
-_OK = 0
-_INVALID_ARGUMENT = 1
-_IO = 2
-_FORMAT = 3
-_NOT_FOUND = 4
-_NUMERIC = 5
-_UNSUPPORTED = 6
-_BUFFER_TOO_SMALL = 7
+import os
+import re
+
+from ._status import (
+    LORANAS_ERR_BUFFER_TOO_SMALL,
+    LORANAS_ERR_FORMAT,
+    LORANAS_ERR_INVALID_ARGUMENT,
+    LORANAS_ERR_IO,
+    LORANAS_ERR_NOT_FOUND,
+    LORANAS_ERR_NUMERIC,
+    LORANAS_ERR_UNSUPPORTED,
+    LORANAS_OK,
+)
 
 
 class LoranasError(Exception):
@@ -43,43 +47,117 @@ class LoranasError(Exception):
 class InvalidArgumentError(LoranasError, ValueError):
     """LORANAS_ERR_INVALID_ARGUMENT: a NULL pointer, a wrong size or shape, a bad value."""
 
-    status_code = _INVALID_ARGUMENT
+    status_code = LORANAS_ERR_INVALID_ARGUMENT
 
 
 class EngineIOError(LoranasError, OSError):
-    """LORANAS_ERR_IO: a file could not be opened, read or written."""
+    """LORANAS_ERR_IO: a file could not be opened, read or written.
 
-    status_code = _IO
+    When the engine's message names the system error, as in
+    ``"cannot write /x/y: No space left on device (errno 28)"``, ``errno``, ``strerror`` and
+    ``filename`` are set as on any ``OSError`` (else they are None), and the exception is also
+    the matching built-in subclass: ``except FileNotFoundError`` (ENOENT), ``PermissionError``
+    (EACCES, EPERM), ``IsADirectoryError``, ``NotADirectoryError``, ``FileExistsError``, ... catch
+    it. ``str()`` is the engine's message as is.
+    """
+
+    status_code = LORANAS_ERR_IO
+
+    def __init__(self, message: str, *, status: int | None = None, context: str = ""):
+        super().__init__(message, status=status, context=context)
+        parsed = _parse_errno_message(message)
+        if parsed is not None:
+            self.errno, self.strerror, self.filename = parsed
+
+
+# "cannot <verb> <path>: <system error text> (errno N)"; the path may hold ": ", the error text does not.
+_ERRNO_MESSAGE = re.compile(r"(?:(?:cannot|could not|failed to) \w+ (?P<filename>.+): )?"
+                            r"(?P<strerror>[^:]*?) \(errno (?P<errno>\d+)\)\s*$", re.S)
+
+
+def _parse_errno_message(message: str) -> tuple[int, str, str | None] | None:
+    """(errno, strerror, filename or None) from an engine I/O message, or None without an errno."""
+    m = _ERRNO_MESSAGE.search(message)
+    if m is None:
+        return None
+    code = int(m.group("errno"))
+    return code, m.group("strerror").strip() or os.strerror(code), m.group("filename")
+
+
+# EngineIOError mixed with each built-in OSError subclass, so ``except FileNotFoundError`` catches
+# the engine's ENOENT. Python's own errno -> subclass mapping picks the class (see _io_error_class).
+class EngineFileNotFoundError(EngineIOError, FileNotFoundError):
+    """LORANAS_ERR_IO with ENOENT."""
+
+
+class EngineFileExistsError(EngineIOError, FileExistsError):
+    """LORANAS_ERR_IO with EEXIST."""
+
+
+class EnginePermissionError(EngineIOError, PermissionError):
+    """LORANAS_ERR_IO with EACCES or EPERM."""
+
+
+class EngineIsADirectoryError(EngineIOError, IsADirectoryError):
+    """LORANAS_ERR_IO with EISDIR."""
+
+
+class EngineNotADirectoryError(EngineIOError, NotADirectoryError):
+    """LORANAS_ERR_IO with ENOTDIR."""
+
+
+class EngineInterruptedError(EngineIOError, InterruptedError):
+    """LORANAS_ERR_IO with EINTR."""
+
+
+class EngineTimeoutError(EngineIOError, TimeoutError):
+    """LORANAS_ERR_IO with ETIMEDOUT."""
+
+
+_IO_SUBCLASSES: dict[type[OSError], type[EngineIOError]] = {
+    cls.__bases__[1]: cls
+    for cls in (EngineFileNotFoundError, EngineFileExistsError, EnginePermissionError, EngineIsADirectoryError,
+                EngineNotADirectoryError, EngineInterruptedError, EngineTimeoutError)
+}
+
+
+def _io_error_class(message: str) -> type[EngineIOError]:
+    """EngineIOError, or its mix with the built-in OSError subclass of the message's errno."""
+    parsed = _parse_errno_message(message)
+    if parsed is None:
+        return EngineIOError
+    builtin = type(OSError(parsed[0], parsed[1]))  # Python's own errno -> subclass mapping
+    return _IO_SUBCLASSES.get(builtin, EngineIOError)
 
 
 class FormatError(LoranasError, ValueError):
     """LORANAS_ERR_FORMAT: a file's contents are malformed."""
 
-    status_code = _FORMAT
+    status_code = LORANAS_ERR_FORMAT
 
 
 class NotFoundError(LoranasError, KeyError):
     """LORANAS_ERR_NOT_FOUND: no such tensor, module or key (a KeyError, as from a mapping)."""
 
-    status_code = _NOT_FOUND
+    status_code = LORANAS_ERR_NOT_FOUND
 
 
 class NumericError(LoranasError, ArithmeticError):
     """LORANAS_ERR_NUMERIC: non-finite loss or gradients."""
 
-    status_code = _NUMERIC
+    status_code = LORANAS_ERR_NUMERIC
 
 
 class UnsupportedError(LoranasError, NotImplementedError):
     """LORANAS_ERR_UNSUPPORTED: a valid request the engine does not support."""
 
-    status_code = _UNSUPPORTED
+    status_code = LORANAS_ERR_UNSUPPORTED
 
 
 class BufferTooSmallError(LoranasError):
     """LORANAS_ERR_BUFFER_TOO_SMALL escaped a wrapper that should have retried (a bug here)."""
 
-    status_code = _BUFFER_TOO_SMALL
+    status_code = LORANAS_ERR_BUFFER_TOO_SMALL
 
 
 _BY_STATUS: dict[int, type[LoranasError]] = {
@@ -101,6 +179,8 @@ def error_for_status(status: int, message: str, context: str = "") -> LoranasErr
     cls = _BY_STATUS.get(status, LoranasError)
     if not message:
         message = f"status {status} with no message from the engine"
+    if cls is EngineIOError:
+        cls = _io_error_class(message)
     return cls(message, status=status, context=context)
 
 
@@ -110,7 +190,7 @@ def check(status: int, context: str = "") -> None:
     Must be called right after the failing call, on the same thread: the engine's message is
     per thread and is replaced by that thread's next failing call.
     """
-    if status == _OK:
+    if status == LORANAS_OK:
         return
     from . import _bindings  # loaded by now: every caller of check() has called into the library
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from . import _bindings as B
-from ._handle import OwnedHandle, read_string
+from ._handle import OwnedHandle, hold, read_string
 from .data import as_dataset, make_batch, prepare_inputs
 from ._paths import c_path
 from .errors import InvalidArgumentError, check
@@ -144,7 +144,8 @@ class Model(OwnedHandle):
         samples : Dataset or iterable of dict
             Samples as for :class:`loranas.Dataset`.
         batch_size : int
-            Samples per forward pass.
+            Samples per forward pass, in [1, 2^20) (the engine's limit; a batch holding every
+            sample is fine: ``batch_size=len(samples)``).
 
         Returns
         -------
@@ -153,11 +154,11 @@ class Model(OwnedHandle):
             and ``mean_batch_perplexity`` (mean of per-batch means, as papers often report), and
             ``tokens`` (target tokens counted).
         """
-        batch_size = _int_arg(batch_size, "batch_size", "Model.evaluate")
+        batch_size = _int_arg(batch_size, "batch_size", "Model.evaluate", below=MAX_EVAL_BATCH_SIZE + 1)
         dataset, owned = as_dataset(self, samples, "samples")
         try:
             out = B.loranas_result_p()
-            with self._use() as h, dataset._use() as d:
+            with hold(self, dataset) as (h, d):
                 check(B.loranas_evaluate(h, d, batch_size, ctypes.byref(out)), "loranas_evaluate")
             return evaluation_from_json(take_result(out, "loranas_evaluate"))
         finally:
@@ -198,10 +199,18 @@ class Model(OwnedHandle):
             check(fn(h, c_path(directory, context)), context)
 
 
-def _int_arg(value, name: str, context: str) -> int:
+# The engine's limit on loranas_evaluate's batch_size (it takes 0 < batch_size < 2^20).
+MAX_EVAL_BATCH_SIZE = 2**20 - 1
+
+
+def _int_arg(value, name: str, context: str, *, below: int) -> int:
+    """``value`` as an int in [1, below), refusing bools and floats, with a message naming the bound broken."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise InvalidArgumentError(f"{name} must be an int, got {type(value).__name__}", context=context)
     value = int(value)
-    if not 0 < value < 2**62:
+    if value <= 0:
         raise InvalidArgumentError(f"{name} must be positive, got {value}", context=context)
+    if value >= below:
+        bound = f"2^{below.bit_length() - 1} ({below})" if below & (below - 1) == 0 else str(below)
+        raise InvalidArgumentError(f"{name} must be less than {bound}, got {value}", context=context)
     return value

@@ -15,11 +15,14 @@ from .errors import FormatError
 
 
 def take_result(handle: B.loranas_result_p, context: str) -> dict:
-    """Read a loranas_result's JSON, free the result, and parse the text."""
+    """Read a loranas_result's JSON, free the result (``handle`` is set to NULL first, so a
+    caller's cleanup cannot free it twice), and parse the text."""
     try:
         text = read_string(B.loranas_result_json, handle.value, f"loranas_result_json ({context})")
     finally:
-        B.loranas_result_free(handle.value)
+        value = handle.value
+        handle.value = None
+        B.loranas_result_free(value)
     return parse_json(text, context)
 
 
@@ -58,11 +61,18 @@ def _require(obj: dict, key: str, kind: str) -> Any:
 def evaluation_from_json(obj: dict, kind: str = "evaluation") -> dict:
     """An evaluation dict: loss, perplexity, mean_batch_loss, mean_batch_perplexity (floats), tokens (int)."""
     try:
-        out = {k: float(_require(obj, k, kind)) for k in ("loss", "perplexity", "mean_batch_loss", "mean_batch_perplexity")}
+        out = {k: float(_require(obj, k, kind))
+               for k in ("loss", "perplexity", "mean_batch_loss", "mean_batch_perplexity")}
         out["tokens"] = int(_require(obj, "tokens", kind))
     except (TypeError, ValueError) as exc:
         raise FormatError(f"malformed evaluation {obj!r}: {exc}", context=kind) from None
     return out
+
+
+def _bool(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return value
 
 
 def _ranks(obj: Any, kind: str) -> dict[str, int]:
@@ -78,9 +88,11 @@ class _JsonResult:
     """What :class:`SearchResult` and :class:`FinetuneResult` share: the conversion from and to
     the engine's result JSON (one key per name in ``_FIELDS``, in that order), ``save``/``load``
     and equality by JSON. Subclasses set ``_FIELDS``, ``_KIND`` (the class name, for error
-    contexts) and ``_WHAT`` (the result in words, for messages)."""
+    contexts) and ``_WHAT`` (the result in words, for messages). Keys in ``_DEFAULTS`` may be
+    absent (JSON from an older engine or an older ``save``) and then take the default."""
 
     _FIELDS: tuple[str, ...] = ()
+    _DEFAULTS: dict[str, Any] = {"stopped": False}
     _KIND = "result"
     _WHAT = "result"
 
@@ -89,7 +101,8 @@ class _JsonResult:
         kind = cls._KIND
         if not isinstance(obj, dict):
             raise FormatError(f"a {cls._WHAT} is a JSON object", context=kind)
-        fields = {k: _require(obj, k, kind) for k in cls._FIELDS}
+        fields = {k: obj.get(k, cls._DEFAULTS[k]) if k in cls._DEFAULTS else _require(obj, k, kind)
+                  for k in cls._FIELDS}
         fields["ranks"] = _ranks(fields["ranks"], kind)
         try:
             return cls(**fields)
@@ -156,17 +169,21 @@ class SearchResult(_JsonResult):
         The weight step's and the alpha step's loss at every step.
     steps : int
         Steps run (including those before a resume).
+    stopped : bool
+        True when the run ended early because the progress callback returned truthy (a clean
+        stop: the result describes the steps run so far, and the run can be resumed from its
+        checkpoint). Ctrl-C or an exception in the callback raises instead of returning a result.
     """
 
     _KIND = "SearchResult"
     _WHAT = "search result"
     _FIELDS = ("ranks", "space", "lora_alpha", "final_weights", "alpha_history", "lora_parameters",
                "uniform_max_parameters", "budget_parameters", "model_parameters", "lora_share", "steps",
-               "epoch_times", "train_losses", "validation_losses")
+               "epoch_times", "train_losses", "validation_losses", "stopped")
 
     def __init__(self, *, ranks, space, lora_alpha, final_weights, alpha_history, lora_parameters,
                  uniform_max_parameters, budget_parameters, model_parameters, lora_share, steps, epoch_times,
-                 train_losses, validation_losses):
+                 train_losses, validation_losses, stopped=False):
         self.ranks: dict[str, int] = dict(ranks)
         self.space: list[int] = [int(r) for r in space]
         self.lora_alpha = float(lora_alpha)
@@ -182,6 +199,7 @@ class SearchResult(_JsonResult):
         self.epoch_times = [float(x) for x in epoch_times]
         self.train_losses = [float(x) for x in train_losses]
         self.validation_losses = [float(x) for x in validation_losses]
+        self.stopped = _bool(stopped, "stopped")
 
     def _to_obj(self) -> dict:
         obj = super()._to_obj()
@@ -221,6 +239,9 @@ class FinetuneResult(_JsonResult):
         Training loss at every step.
     steps : int
         Steps run (including those before a resume).
+    stopped : bool
+        True when the run ended early because the progress callback returned truthy, as in
+        :class:`SearchResult`.
 
     A result read back with :meth:`from_json` or :meth:`load` is not tied to a model
     (:meth:`save_peft` needs the model the fine-tune ran on).
@@ -229,10 +250,10 @@ class FinetuneResult(_JsonResult):
     _KIND = "FinetuneResult"
     _WHAT = "fine-tune result"
     _FIELDS = ("ranks", "lora_parameters", "model_parameters", "lora_share", "initial_evaluation", "evaluations",
-               "eval_perplexity", "epoch_times", "train_losses", "steps")
+               "eval_perplexity", "epoch_times", "train_losses", "steps", "stopped")
 
     def __init__(self, *, ranks, lora_parameters, model_parameters, lora_share, initial_evaluation, evaluations,
-                 eval_perplexity, epoch_times, train_losses, steps):
+                 eval_perplexity, epoch_times, train_losses, steps, stopped=False):
         kind = "FinetuneResult"
         self.ranks: dict[str, int] = dict(ranks)
         self.lora_parameters = int(lora_parameters)
@@ -244,6 +265,7 @@ class FinetuneResult(_JsonResult):
         self.epoch_times = [float(x) for x in epoch_times]
         self.train_losses = [float(x) for x in train_losses]
         self.steps = int(steps)
+        self.stopped = _bool(stopped, "stopped")
         self._model = None  # the Model it came from, for save_peft
         self._adapter_version: int | None = None
 

@@ -9,6 +9,7 @@ import os
 import numpy as np
 
 from . import _bindings as B
+from ._handle import hold
 from .data import Dataset, as_dataset
 from .errors import InvalidArgumentError, check
 from .model import Model
@@ -55,7 +56,8 @@ def _budget(budget, context: str):
     if budget is None or isinstance(budget, dict):
         return budget
     if isinstance(budget, bool):
-        raise InvalidArgumentError("budget must be an int (parameters) or a float in (0, 1] (a fraction)", context=context)
+        raise InvalidArgumentError("budget must be an int (parameters) or a float in (0, 1] (a fraction)",
+                                   context=context)
     if isinstance(budget, (int, np.integer)):
         return int(budget)
     if isinstance(budget, (float, np.floating)):
@@ -95,6 +97,7 @@ def _run(kind: str, model: Model, train, val, options: dict, progress) -> dict:
     bridge = ProgressBridge(progress, what=kind, epochs=int(options.get("epochs") or 1),
                             max_steps=options.get("max_steps"))
     made: list[Dataset] = []
+    out = B.loranas_result_p()
     try:
         train_ds, owned = as_dataset(model, train, "train")
         if owned:
@@ -102,19 +105,17 @@ def _run(kind: str, model: Model, train, val, options: dict, progress) -> dict:
         val_ds, owned = as_dataset(model, val, "val")
         if owned:
             made.append(val_ds)
-        out = B.loranas_result_p()
-        with model._run() as m, train_ds._run() as t, val_ds._run() as v:
+        with hold(model, train_ds, val_ds, run=True) as (m, t, v):  # one global lock order
             model._adapter_version += 1
-            status = fn(m, t, v, options_json, bridge.c_callback, None, ctypes.byref(out))
-            if status != B.LORANAS_OK and bridge.error is not None:
-                if out.value:
-                    B.loranas_result_free(out.value)
-                bridge.raise_pending()  # the callback's exception caused the failure
+            status = bridge.call(fn, m, t, v, options_json, bridge.c_callback, None, ctypes.byref(out))
+            # Ctrl-C or the callable's exception wins over the result (freed below) and over a
+            # failure it caused.
+            bridge.raise_pending()
             check(status, context)
-        result = take_result(out, context)
-        bridge.raise_pending()
-        return result
+        return take_result(out, context)
     finally:
+        if out.value:  # not taken: an interrupted or failed run never leaves a result behind
+            B.loranas_result_free(out.value)
         bridge.close()
         for dataset in made:
             dataset.close()
@@ -150,7 +151,9 @@ def search(model: Model, train, val, targets="all", side: str = "both", space=(4
         resume from it when it already holds a checkpoint of the same run.
     progress : None, True or callable
         None: silent. True: a tqdm bar (or a line per epoch without tqdm). A callable gets each
-        event dict (see :mod:`loranas.progress`) and returns truthy to stop the run cleanly.
+        event dict (see :mod:`loranas.progress`) and returns truthy to stop the run cleanly: the
+        result then has ``stopped=True`` (and the run is checkpointed when ``checkpoint_dir`` is
+        set). An exception from the callable stops the run and is re-raised.
     **options
         Passed to the engine as is: ``slices``, ``lora_alpha``, ``budget_weight``,
         ``weight_decay``, ``alpha_weight_decay``, ``checkpoint_every``, ``max_steps``. Unknown
@@ -159,6 +162,13 @@ def search(model: Model, train, val, targets="all", side: str = "both", space=(4
     Returns
     -------
     SearchResult
+
+    Raises
+    ------
+    KeyboardInterrupt
+        On Ctrl-C (with or without progress): the run stops at the end of the current step,
+        writes its checkpoint when ``checkpoint_dir`` is set (call again to resume), and no
+        result is returned.
     """
     opts = {"targets": targets, "side": side, "space": _int_list(space, "space", "search"),
             "budget": _budget(budget, "search"), "epochs": epochs, "batch_size": batch_size, "lr": lr,
@@ -219,6 +229,11 @@ def finetune(model: Model, train, val, ranks=8, init: str = "fresh", epochs: int
     Returns
     -------
     FinetuneResult
+
+    Raises
+    ------
+    KeyboardInterrupt
+        On Ctrl-C, as in :func:`search`: the adapters on ``model`` are then a partial run's.
     """
     rank_value, search_alpha = _ranks_option(ranks, "finetune")
     opts = {"ranks": rank_value, "init": init, "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import inspect
+import signal
 
 import pytest
 
@@ -71,10 +73,40 @@ def test_search_and_finetune_defaults():
 
 # ---- the progress bridge, without the engine ---------------------------------------------------
 
-def test_bridge_without_progress_passes_a_null_callback():
+def test_bridge_without_progress_still_calls_back():
+    # A real callback even without progress: the engine comes back to Python after every step,
+    # which is where a pending Ctrl-C can stop the run.
     for progress in (None, False):
         bridge = ProgressBridge(progress, what="search", epochs=1, max_steps=None)
-        assert isinstance(bridge.c_callback, B.loranas_progress_fn) and not bridge.c_callback
+        assert isinstance(bridge.c_callback, B.loranas_progress_fn) and bridge.c_callback
+        assert bridge.c_callback(b'{"kind": "step", "step": 1}', None) == 0 and bridge.events == 0
+        bridge.interrupt = KeyboardInterrupt()  # what the SIGINT handler records
+        assert bridge.c_callback(b'{"kind": "step", "step": 2}', None) == 1
+        with pytest.raises(KeyboardInterrupt):
+            bridge.raise_pending()
+
+
+def test_bridge_records_ctrl_c_during_a_c_call():
+    # SIGINT raised inside a C function (as during the engine call): Python's handler runs in
+    # call()'s frame once the C function returns; it records the interrupt there instead of
+    # raising, and call() restores the previous handler.
+    libc = ctypes.CDLL(None)
+    libc.raise_signal = getattr(libc, "raise")
+    libc.raise_signal.argtypes, libc.raise_signal.restype = [ctypes.c_int], ctypes.c_int
+    before = signal.getsignal(signal.SIGINT)
+    bridge = ProgressBridge(None, what="search", epochs=1, max_steps=None)
+    assert bridge.call(libc.raise_signal, signal.SIGINT) == 0  # returned normally
+    assert isinstance(bridge.interrupt, KeyboardInterrupt)
+    assert signal.getsignal(signal.SIGINT) is before
+    assert bridge.c_callback(b'{"kind": "step", "step": 1}', None) == 1  # the next step boundary stops the run
+
+    # Ctrl-C wins over an exception the callable raised before it
+    bridge = ProgressBridge(lambda e: 1 / 0, what="search", epochs=1, max_steps=None)
+    assert bridge.c_callback(b'{"kind": "step", "step": 1}', None) == 1
+    assert bridge.call(libc.raise_signal, signal.SIGINT) == 0
+    with pytest.raises(KeyboardInterrupt):
+        bridge.raise_pending()
+    bridge.raise_pending()  # both cleared: raised once only
 
 
 def test_bridge_maps_truthiness_and_keeps_exceptions():

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import threading
 
 import numpy as np
@@ -232,3 +234,54 @@ def test_last_error_is_per_thread(tmp_path):
     t.join()
     message = B.loranas_last_error()
     assert str(mine).encode() in message and str(theirs).encode() not in message
+
+
+# ---- filesystem errors carry errno and filename ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "code, builtin",
+    [
+        (errno.ENOENT, FileNotFoundError),
+        (errno.EACCES, PermissionError),
+        (errno.EISDIR, IsADirectoryError),
+        (errno.ENOTDIR, NotADirectoryError),
+        (errno.EEXIST, FileExistsError),
+        (errno.ENOSPC, None),  # no OSError subclass: a plain EngineIOError
+    ],
+)
+def test_io_error_carries_errno_and_filename(code, builtin):
+    path = "/data/run 1/x: y.safetensors"  # spaces and a colon in the path
+    message = f"cannot write {path}: {os.strerror(code)} (errno {code})"
+    err = error_for_status(B.LORANAS_ERR_IO, message, "saving")
+    assert isinstance(err, loranas.EngineIOError) and isinstance(err, OSError) and isinstance(err, loranas.LoranasError)
+    if builtin is None:
+        assert type(err) is loranas.EngineIOError
+    else:
+        assert isinstance(err, builtin) and type(err) is not loranas.EngineIOError
+    assert err.errno == code and err.filename == path and err.strerror == os.strerror(code)
+    assert err.status == B.LORANAS_ERR_IO and err.message == message
+    assert str(err) == f"saving: {message}"  # the engine's text as is, not OSError's "[Errno ...]" form
+
+
+def test_io_error_without_errno_keeps_defaults():
+    err = error_for_status(B.LORANAS_ERR_IO, "the disk said no", "x")
+    assert type(err) is loranas.EngineIOError
+    assert err.errno is None and err.filename is None and str(err) == "x: the disk said no"
+    # an errno without a recognizable path still gives the errno
+    err = error_for_status(B.LORANAS_ERR_IO, f"write failed: {os.strerror(errno.EACCES)} (errno {errno.EACCES})")
+    assert isinstance(err, PermissionError) and err.errno == errno.EACCES and err.filename is None
+
+
+def test_check_raises_the_matching_oserror(monkeypatch):
+    message = f"cannot open /nowhere/adapter_config.json: {os.strerror(errno.ENOENT)} (errno {errno.ENOENT})"
+    monkeypatch.setattr(B, "loranas_last_error", lambda: message.encode())
+    with pytest.raises(FileNotFoundError) as info:
+        check(B.LORANAS_ERR_IO, "loranas_model_load_adapter('/nowhere')")
+    assert isinstance(info.value, loranas.EngineIOError)
+    assert info.value.filename == "/nowhere/adapter_config.json" and info.value.errno == errno.ENOENT
+    assert str(info.value) == f"loranas_model_load_adapter('/nowhere'): {message}"
+    # other statuses never become OSErrors, whatever their message says
+    with pytest.raises(loranas.FormatError) as info:
+        check(B.LORANAS_ERR_FORMAT, "x")
+    assert not isinstance(info.value, OSError)

@@ -239,6 +239,23 @@ def test_evaluate_matches_the_batch_loss(tiles4, tiles4_inputs):
         tiles4.evaluate(samples, batch_size=0)
 
 
+def test_evaluate_batch_size_limits(tiles4, tiles4_inputs):
+    samples = [{k: v[i] for k, v in tiles4_inputs.items()} for i in range(3)]
+    for bad in (0, -1):
+        with pytest.raises(loranas.InvalidArgumentError, match=f"batch_size must be positive, got {bad}"):
+            tiles4.evaluate(samples, batch_size=bad)
+    # the engine takes batch_size < 2^20: a large value is too large, not "not positive"
+    for bad in (2**20, 10**9, 10**30):
+        message = rf"batch_size must be less than 2\^20 \(1048576\), got {bad}"
+        with pytest.raises(loranas.InvalidArgumentError, match=message) as info:
+            tiles4.evaluate(samples, batch_size=bad)
+        assert "positive" not in str(info.value)
+    with pytest.raises(loranas.InvalidArgumentError, match="batch_size must be an int"):
+        tiles4.evaluate(samples, batch_size=2.0)
+    # the largest accepted value works (one batch holding every sample)
+    assert tiles4.evaluate(samples, batch_size=2**20 - 1) == pytest.approx(tiles4.evaluate(samples, batch_size=3))
+
+
 def test_evaluate_with_an_overflowing_perplexity(tmp_path, tiles4_inputs):
     # lm_head scaled up: logits in the thousands, loss > 709, so exp(loss) overflows to infinity
     tensors = load_file(str(TILES4 / "model.safetensors"))

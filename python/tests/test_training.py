@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import loranas
+from helpers import run_threads
 
 FIXTURES = Path(__file__).resolve().parents[2] / "Tests" / "LoRANASTests" / "Fixtures" / "mllama"
 TILES4 = FIXTURES / "tiles4_gqa"
@@ -367,6 +369,38 @@ def test_progress_returning_true_stops(kind):
     assert len(events) == 2
 
 
+def test_stopped_defaults_and_round_trips(searched):
+    _, result = searched
+    obj = json.loads(result.to_json())
+    assert obj["stopped"] is result.stopped is False  # max_steps is not a stop
+    absent = {k: v for k, v in obj.items() if k != "stopped"}  # JSON of an engine without the key
+    assert loranas.SearchResult.from_json(json.dumps(absent)).stopped is False
+    stopped = loranas.SearchResult.from_json(json.dumps({**obj, "stopped": True}))
+    assert stopped.stopped is True and stopped != result
+    assert loranas.SearchResult.from_json(stopped.to_json()).stopped is True
+    with pytest.raises(loranas.FormatError, match="stopped"):
+        loranas.SearchResult.from_json(json.dumps({**obj, "stopped": "yes"}))
+
+
+@pytest.mark.parametrize("kind", ["search", "finetune"])
+def test_stopped_is_reported(kind, monkeypatch):
+    raw = []
+    take = loranas.training.take_result
+    monkeypatch.setattr(loranas.training, "take_result",
+                        lambda out, context: raw.append(take(out, context)) or raw[-1])  # keeps the raw JSON
+    with load() as model:
+        run = loranas.search if kind == "search" else loranas.finetune
+        args = {"space": SPACE} if kind == "search" else {"ranks": 2}
+        stopped = run(model, TRAIN, VAL, batch_size=3, progress=lambda e: e["step"] >= 2, **args)
+        full = run(model, TRAIN, VAL, batch_size=3, max_steps=2, **args)
+    assert stopped.steps == full.steps == 2
+    if "stopped" not in raw[0]:
+        assert stopped.stopped is False and full.stopped is False  # the default
+        pytest.skip("this engine does not report 'stopped' in its result JSON yet")
+    assert stopped.stopped is True and full.stopped is False  # max_steps is not a stop
+    assert json.loads(stopped.to_json())["stopped"] is True
+
+
 def test_progress_exceptions_are_reraised_after_the_call():
     calls = []
 
@@ -414,6 +448,34 @@ def test_progress_exceptions_are_reraised_after_the_call():
         assert model.forward(**{k: v[None] for k, v in VAL[0].items()}).loss is not None
         with pytest.raises(TypeError, match="progress must be"):
             loranas.search(model, TRAIN, VAL, space=SPACE, max_steps=1, progress="yes")
+
+
+def test_sigint_handler_is_chained_and_restored():
+    before = signal.getsignal(signal.SIGINT)
+
+    def ctrl_c(event):  # Ctrl-C arriving during the run
+        os.kill(os.getpid(), signal.SIGINT)
+
+    with load() as model:
+        with pytest.raises(KeyboardInterrupt):
+            loranas.search(model, TRAIN, VAL, space=SPACE, epochs=2, batch_size=3, progress=ctrl_c)
+        assert signal.getsignal(signal.SIGINT) is before
+
+        # A SIGINT handler of the user's is called, and when it does not raise the run goes on.
+        calls = []
+        signal.signal(signal.SIGINT, lambda signum, frame: calls.append(signum))
+        try:
+            result = loranas.search(model, TRAIN, VAL, space=SPACE, max_steps=3, batch_size=3, progress=ctrl_c)
+            assert result.steps == 3 and calls == [signal.SIGINT] * 3
+            assert signal.getsignal(signal.SIGINT) is not before
+        finally:
+            signal.signal(signal.SIGINT, before)
+
+        # Off the main thread no handler can be installed: the run works as usual.
+        results = []
+        run_threads(lambda i: results.append(loranas.search(model, TRAIN, VAL, space=SPACE, max_steps=1,
+                                                            batch_size=3)), 1)
+        assert results[0].steps == 1 and signal.getsignal(signal.SIGINT) is before
 
 
 def test_progress_true_reports(capsys):
