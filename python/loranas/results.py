@@ -92,7 +92,7 @@ class _JsonResult:
     absent (JSON from an older engine or an older ``save``) and then take the default."""
 
     _FIELDS: tuple[str, ...] = ()
-    _DEFAULTS: dict[str, Any] = {"stopped": False}
+    _DEFAULTS: dict[str, Any] = {"stopped": False, "budget_met": None}
     _KIND = "result"
     _WHAT = "result"
 
@@ -161,6 +161,9 @@ class SearchResult(_JsonResult):
         and the base model's parameter count.
     budget_parameters : int or None
         The parameter budget in force, if any.
+    budget_met : bool or None
+        With a budget: whether the derived ranks land within 5 % of it. False when no
+        assignment from the space can (the closest total was taken); None without a budget.
     lora_share : float
         lora_parameters / model_parameters.
     epoch_times : list[float]
@@ -178,12 +181,12 @@ class SearchResult(_JsonResult):
     _KIND = "SearchResult"
     _WHAT = "search result"
     _FIELDS = ("ranks", "space", "lora_alpha", "final_weights", "alpha_history", "lora_parameters",
-               "uniform_max_parameters", "budget_parameters", "model_parameters", "lora_share", "steps",
-               "epoch_times", "train_losses", "validation_losses", "stopped")
+               "uniform_max_parameters", "budget_parameters", "budget_met", "model_parameters", "lora_share",
+               "steps", "epoch_times", "train_losses", "validation_losses", "stopped")
 
     def __init__(self, *, ranks, space, lora_alpha, final_weights, alpha_history, lora_parameters,
                  uniform_max_parameters, budget_parameters, model_parameters, lora_share, steps, epoch_times,
-                 train_losses, validation_losses, stopped=False):
+                 train_losses, validation_losses, budget_met=None, stopped=False):
         self.ranks: dict[str, int] = dict(ranks)
         self.space: list[int] = [int(r) for r in space]
         self.lora_alpha = float(lora_alpha)
@@ -193,6 +196,7 @@ class SearchResult(_JsonResult):
         self.lora_parameters = int(lora_parameters)
         self.uniform_max_parameters = int(uniform_max_parameters)
         self.budget_parameters = None if budget_parameters is None else int(budget_parameters)
+        self.budget_met = None if budget_met is None else _bool(budget_met, "budget_met")
         self.model_parameters = int(model_parameters)
         self.lora_share = float(lora_share)
         self.steps = int(steps)

@@ -143,7 +143,9 @@ def search(model: Model, train, val, targets="all", side: str = "both", space=(4
         Rank choices, increasing.
     budget : int, float or None
         A LoRA parameter count (int), or a fraction in (0, 1] of what uniform rank
-        ``max(space)`` would cost (float). The derived ranks land within 5 % of it.
+        ``max(space)`` would cost (float). The derived ranks are the most probable assignment
+        (the largest sum of log softmax(alpha)) within 5 % of it; when no assignment from the
+        space reaches that band, the closest total is taken and ``result.budget_met`` is False.
     epochs, batch_size, lr, alpha_lr, seed
         Training settings (lr for A and B with AdamW; alpha_lr for alpha with Adam).
     checkpoint_dir : str or PathLike, optional

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
+from pathlib import Path
+
 import errno
 import json
 import os
@@ -163,19 +166,38 @@ def test_matmul_shape_mismatch():
 
 
 def test_engine_validates_matmul_itself():
-    # Bypass the Python checks: the engine must refuse bad dimensions and NULL buffers on its own.
+    # Bypass the Python checks: the engine must refuse bad dimensions, NULL buffers and buffers
+    # shorter than the dimensions say, on its own.
     a = np.ones((2, 2), np.float32)
     c = np.empty((2, 2), np.float32)
     p = lambda x: x.ctypes.data_as(B.c_float_p)  # noqa: E731
-    status = B.loranas_matmul_f32(p(a), p(a), p(c), -1, 2, 2, 0, 0)
+    status = B.loranas_matmul_f32(p(a), 4, p(a), 4, p(c), 4, -1, 2, 2, 0, 0)
     assert status == B.LORANAS_ERR_INVALID_ARGUMENT
     with pytest.raises(loranas.InvalidArgumentError) as info:
-        check(B.loranas_matmul_f32(p(a), p(a), p(c), 2, -3, 2, 0, 0), "matmul")
+        check(B.loranas_matmul_f32(p(a), 4, p(a), 4, p(c), 4, 2, -3, 2, 0, 0), "matmul")
     assert info.value.message
     with pytest.raises(loranas.InvalidArgumentError):
-        check(B.loranas_matmul_f32(None, p(a), p(c), 2, 2, 2, 0, 0), "matmul")
+        check(B.loranas_matmul_f32(None, 4, p(a), 4, p(c), 4, 2, 2, 2, 0, 0), "matmul")
     with pytest.raises(loranas.InvalidArgumentError):
-        check(B.loranas_matmul_f32(p(a), p(a), None, 2, 2, 2, 0, 0), "matmul")
+        check(B.loranas_matmul_f32(p(a), 4, p(a), 4, None, 4, 2, 2, 2, 0, 0), "matmul")
+    with pytest.raises(loranas.InvalidArgumentError, match="c holds 3 elements, 4 needed"):
+        check(B.loranas_matmul_f32(p(a), 4, p(a), 4, p(c), 3, 2, 2, 2, 0, 0), "matmul")
+
+
+def test_handles_are_typed():
+    """Issue 7, defect 9: a model handle passed as a dataset (or a freed handle) is an error,
+    not undefined behaviour."""
+    fixture = Path(__file__).resolve().parents[2] / "Tests/LoRANASTests/Fixtures/mllama/tiles4_gqa"
+    model = loranas.load_model(fixture)
+    count = ctypes.c_int64()
+    with model._use() as handle:
+        status = B.loranas_dataset_count(handle, ctypes.byref(count))
+    assert status == B.LORANAS_ERR_INVALID_ARGUMENT
+    assert "dataset is a MllamaModel handle, where a Dataset handle is expected" in B.loranas_last_error().decode()
+    raw = model._handle
+    model.close()
+    assert B.loranas_model_describe(raw, None, 0, ctypes.byref(count)) == B.LORANAS_ERR_INVALID_ARGUMENT
+    assert "not a live handle" in B.loranas_last_error().decode()
 
 
 def test_read_count_is_checked(tmp_path):

@@ -95,7 +95,7 @@ def test_installed_package_does_not_search_a_repo(tmp_path, monkeypatch):
 
 
 def test_abi_version_matches_bindings():
-    assert loranas.abi_version() == _bindings.LORANAS_ABI_VERSION == 1
+    assert loranas.abi_version() == _bindings.LORANAS_ABI_VERSION == 2
 
 
 def test_version_is_semver():
@@ -113,7 +113,7 @@ def test_abi_mismatch_refused_at_import(tmp_path):
         textwrap.dedent(
             """
             #include <stdint.h>
-            int32_t loranas_abi_version(void) { return 2; }
+            int32_t loranas_abi_version(void) { return 1; }
             """
         )
     )

@@ -543,3 +543,16 @@ def test_search_resume_equals_an_uninterrupted_run(tmp_path):
     for name in straight.ranks:
         np.testing.assert_array_equal(resumed.alpha_history[name], straight.alpha_history[name])
         np.testing.assert_array_equal(resumed.final_weights[name], straight.final_weights[name])
+
+
+def test_unreachable_budget_returns_the_closest_and_says_so():
+    """Issue 7, defect 1: q_proj on the text side with space (4, 64) and half the uniform-64
+    budget has no assignment within 5 %; the search used to spin for ever in its repair loop."""
+    model = loranas.load_model(TILES4)
+    s = make_samples(4, seed=1)
+    result = loranas.search(model, s, s[:3], targets="q_proj", side="text", space=(4, 64), budget=0.5,
+                            batch_size=1, max_steps=2)
+    assert result.budget_met is False
+    assert abs(result.lora_parameters - result.budget_parameters) > 0.05 * result.budget_parameters
+    assert set(result.ranks.values()) <= {4, 64}
+    assert loranas.SearchResult.from_json(result.to_json()).budget_met is False
