@@ -55,24 +55,20 @@ func guarded(_ body: () throws -> Void) -> Int32 {
         setLastError("buffer too small: \(e.needed) bytes needed, including the NUL")
         return Int32(LORANAS_ERR_BUFFER_TOO_SMALL)
     } catch let e as CocoaError {
-        return fileSystemError(e, underlying: e.underlying as? POSIXError)
+        return fileSystemError(e)
     } catch let e as POSIXError {
-        return fileSystemError(e, underlying: e)
+        return fileSystemError(e)
     } catch {
         setLastError("\(error)")
         return Int32(LORANAS_ERR_INVALID_ARGUMENT)
     }
 }
 
-private func fileSystemError(_ e: Error, underlying: POSIXError?) -> Int32 {
-    let path = (e as? CocoaError)?.filePath.map { " \($0)" } ?? ""
-    if let posix = underlying {
-        let errnoValue = posix.code.rawValue
-        setLastError("I/O error:\(path): \(String(cString: strerror(errnoValue))) (errno \(errnoValue))")
-    } else {
-        setLastError("I/O error:\(path): \(e.localizedDescription)")
-    }
-    return Int32(LORANAS_ERR_IO)
+private func fileSystemError(_ e: Error) -> Int32 {
+    let path = (e as? CocoaError)?.filePath ?? "a file"
+    let error = LoRANASError.fileSystem(path, e)
+    setLastError(error.description)
+    return status(of: error)
 }
 
 struct BufferTooSmall: Error { let needed: Int }

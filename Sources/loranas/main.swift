@@ -10,4 +10,11 @@ struct LoRANASCommand: ParsableCommand {
         subcommands: [Inspect.self, Compare.self])
 }
 
+// A setting the engine cannot honour (LORANAS_NUM_THREADS=abc) is an error, never ignored.
+do {
+    try Engine.checkEnvironment()
+} catch {
+    FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
+    exit(1)
+}
 LoRANASCommand.main()

@@ -91,3 +91,25 @@ def test_bad_inputs_give_one_line_errors(tmp_path):
     hostile.write_bytes((10**12).to_bytes(8, "little") + b"{}")
     bad = run("inspect", str(hostile))
     assert bad.returncode != 0 and "past the end" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--space", "4,x,16"], '"x" is not a positive rank'),
+    (["--space", "16,4"], "increasing order"),
+    (["--seq-len", "100000000"], "max_position_embeddings"),
+    (["--threads", "500"], "--threads must be in 1...64"),
+    (["--budget", "1.5"], "--budget must be in (0, 1]"),
+])
+def test_compare_refuses_bad_options_in_one_line(args, message):
+    """Issue 7: `compare` used to drop bad --space entries and abort the process on huge sizes."""
+    r = run("compare", str(FIXTURE), "--random-init", *args)
+    assert r.returncode != 0
+    assert message in r.stderr, r.stderr
+    assert "Fatal error" not in r.stderr and len(r.stderr.strip().splitlines()) <= 3, r.stderr
+
+
+def test_bad_thread_environment_is_an_error():
+    env = dict(os.environ, LORANAS_NUM_THREADS="abc")
+    r = subprocess.run([str(cli()), "inspect", str(FIXTURE)], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode != 0
+    assert 'LORANAS_NUM_THREADS="abc"' in r.stderr, r.stderr

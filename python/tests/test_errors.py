@@ -307,3 +307,23 @@ def test_check_raises_the_matching_oserror(monkeypatch):
     with pytest.raises(loranas.FormatError) as info:
         check(B.LORANAS_ERR_FORMAT, "x")
     assert not isinstance(info.value, OSError)
+
+
+def test_filesystem_errors_are_oserrors_with_errno(tmp_path):
+    """Issue 7, defect 8: a filesystem failure is an OSError subclass with errno and filename,
+    not an InvalidArgumentError carrying Foundation's error text."""
+    fixture = Path(__file__).resolve().parents[2] / "Tests/LoRANASTests/Fixtures/mllama/tiles4_gqa"
+    model = loranas.load_model(fixture, adapter=fixture / "peft")
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(NotADirectoryError) as info:
+        model.save_adapter(blocker / "adapter")
+    assert isinstance(info.value, loranas.EngineIOError)
+    assert info.value.errno == errno.ENOTDIR
+    assert "NSCocoaErrorDomain" not in str(info.value)
+
+
+def test_paths_with_nul_are_refused(tmp_path):
+    """Issue 7, defect 8: a NUL would silently truncate the path the engine sees."""
+    with pytest.raises(loranas.InvalidArgumentError, match="NUL"):
+        loranas.load_model(str(tmp_path) + "\0/elsewhere")

@@ -21,7 +21,7 @@ public enum AtomicDirectory {
         try createParent(parent)
         let tag = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let staging = parent + "/.\(name).tmp-\(tag)"
-        guard mkdir(staging, 0o755) == 0 else { throw posixError("cannot create \(staging)") }
+        guard mkdir(staging, 0o755) == 0 else { throw LoRANASError.posix("cannot create \(staging)") }
         do {
             try body(staging)
             try publish(staging, as: target.path, old: parent + "/.\(name).old-\(tag)")
@@ -32,17 +32,21 @@ public enum AtomicDirectory {
     }
 
     private static func createParent(_ parent: String) throws {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: parent, isDirectory: &isDir), !isDir.boolValue {
+            throw LoRANASError.posix("cannot create a directory in \(parent)", errno: ENOTDIR)
+        }
         do {
             try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
         } catch {
-            throw LoRANASError.io("cannot create \(parent): \(error.localizedDescription)")
+            throw LoRANASError.fileSystem("cannot create \(parent)", error)
         }
     }
 
     private static func publish(_ staging: String, as target: String, old: String) throws {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: target, isDirectory: &isDir) else {
-            guard rename(staging, target) == 0 else { throw posixError("cannot create \(target)") }
+            guard rename(staging, target) == 0 else { throw LoRANASError.posix("cannot create \(target)") }
             return
         }
         guard isDir.boolValue else { throw LoRANASError.io("\(target) exists and is not a directory") }
@@ -52,12 +56,12 @@ public enum AtomicDirectory {
             try? FileManager.default.removeItem(atPath: staging)
             return
         }
-        guard errno == EINVAL || errno == ENOSYS else { throw posixError("cannot replace \(target)") }
+        guard errno == EINVAL || errno == ENOSYS else { throw LoRANASError.posix("cannot replace \(target)") }
         // No atomic exchange on this filesystem: two renames (a crash between them leaves the
         // old directory at `old` and the new one complete at `staging`).
-        guard rename(target, old) == 0 else { throw posixError("cannot replace \(target)") }
+        guard rename(target, old) == 0 else { throw LoRANASError.posix("cannot replace \(target)") }
         guard rename(staging, target) == 0 else {
-            let e = posixError("cannot replace \(target)")
+            let e = LoRANASError.posix("cannot replace \(target)")
             _ = rename(old, target)
             throw e
         }
@@ -69,12 +73,7 @@ public enum AtomicDirectory {
     private static func adoptForeignFiles(from old: String, into target: String) throws {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: old)) ?? []
         for e in entries where !FileManager.default.fileExists(atPath: target + "/" + e) {
-            guard rename(old + "/" + e, target + "/" + e) == 0 else { throw posixError("cannot keep \(old)/\(e)") }
+            guard rename(old + "/" + e, target + "/" + e) == 0 else { throw LoRANASError.posix("cannot keep \(old)/\(e)") }
         }
-    }
-
-    private static func posixError(_ what: String) -> LoRANASError {
-        let code = errno
-        return .io("\(what): \(String(cString: strerror(code))) (errno \(code))")
     }
 }

@@ -67,7 +67,7 @@ public enum Attention {
                 let b = task / d.nh, h = task % d.nh, kv = h / g
                 let qh = q + b * d.sq * qs + h * d.hd
                 let kh = k + b * d.sk * ks + kv * d.hd, vh = v + b * d.sk * ks + kv * d.hd
-                gemm(false, true, m: d.sq, n: d.sk, k: d.hd, alpha: d.scale, a: qh, lda: qs, b: kh, ldb: ks,
+                gemm(false, true, m: d.sq, n: d.sk, k: d.hd, scale: d.scale, a: qh, lda: qs, b: kh, ldb: ks,
                      c: p, threaded: false)
                 for i in 0..<d.sq {
                     lse[(b * d.nh + h) * d.sq + i] = maskedSoftmaxRow(p + i * d.sk, b: b, q: i, mask: mask, d)
@@ -105,7 +105,7 @@ public enum Attention {
                         p = UnsafeMutablePointer(mutating: probs + (b * d.nh + h) * d.sq * d.sk)
                     } else {
                         p = scratch!
-                        gemm(false, true, m: d.sq, n: d.sk, k: d.hd, alpha: d.scale, a: qh, lda: qs, b: kh, ldb: ks,
+                        gemm(false, true, m: d.sq, n: d.sk, k: d.hd, scale: d.scale, a: qh, lda: qs, b: kh, ldb: ks,
                              c: p, threaded: false)
                         for i in 0..<d.sq {
                             let row = p + i * d.sk

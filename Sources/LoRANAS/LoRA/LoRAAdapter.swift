@@ -85,7 +85,7 @@ public final class LoRAAdapter: LinearAdapter {
         guard !isMerged else { return }
         let delta = Tensor(zeros: weight.shape)
         gemm(
-            false, false, m: weight.shape[0], n: weight.shape[1], k: rank, alpha: scaling, a: b.value.ptr,
+            false, false, m: weight.shape[0], n: weight.shape[1], k: rank, scale: scaling, a: b.value.ptr,
             b: a.value.ptr, c: delta.ptr)
         let merged = weight.copy()
         axpy(1, delta.ptr, merged.ptr, merged.count)

@@ -13,7 +13,7 @@ enum LowRank {
     ) {
         if let s = uniform(scale, rank) {
             gemm(false, true, m: n, n: rank, k: inFeatures, a: x, b: a, c: u)
-            gemm(false, true, m: n, n: outFeatures, k: rank, alpha: s, a: u, b: b, beta: 1, c: y)
+            gemm(false, true, m: n, n: outFeatures, k: rank, scale: s, a: u, b: b, beta: 1, c: y)
             return
         }
         let scaledA = scaleRows(a, scale, rows: rank, cols: inFeatures)
@@ -33,7 +33,7 @@ enum LowRank {
         defer { g.deallocate() }
         gemm(false, false, m: n, n: rank, k: outFeatures, a: dy, b: b, c: g)  // g = dy·B (n, R)
         let s = uniform(scale, rank)
-        if let dB { gemm(true, false, m: outFeatures, n: rank, k: n, alpha: s ?? 1, a: dy, b: u, beta: 1, c: dB) }  // dB += dyᵀ·(u ⊙ σ)
+        if let dB { gemm(true, false, m: outFeatures, n: rank, k: n, scale: s ?? 1, a: dy, b: u, beta: 1, c: dB) }  // dB += dyᵀ·(u ⊙ σ)
         if let dScale {
             for j in 0..<rank {
                 var acc = 0.0
@@ -43,8 +43,8 @@ enum LowRank {
             }
         }
         if let s {
-            if let dA { gemm(true, false, m: rank, n: inFeatures, k: n, alpha: s, a: g, b: x, beta: 1, c: dA) }  // dA += s·gᵀ·x
-            if let dx { gemm(false, false, m: n, n: inFeatures, k: rank, alpha: s, a: g, b: a, beta: 1, c: dx) }  // dx += s·g·A
+            if let dA { gemm(true, false, m: rank, n: inFeatures, k: n, scale: s, a: g, b: x, beta: 1, c: dA) }  // dA += s·gᵀ·x
+            if let dx { gemm(false, false, m: n, n: inFeatures, k: rank, scale: s, a: g, b: a, beta: 1, c: dx) }  // dx += s·g·A
             return
         }
         if let dx {  // dx += g·diag(σ)·A

@@ -164,6 +164,6 @@ public final class SupernetAdapter: LinearAdapter {
         }
         let t = Tensor(zeros: [n, maxRank])
         gemm(false, true, m: n, n: maxRank, k: inFeatures, a: x.ptr, b: aMix.ptr, c: t.ptr)
-        gemm(false, true, m: n, n: outFeatures, k: maxRank, alpha: s, a: t.ptr, b: bMix.ptr, beta: 1, c: y.ptr)
+        gemm(false, true, m: n, n: outFeatures, k: maxRank, scale: s, a: t.ptr, b: bMix.ptr, beta: 1, c: y.ptr)
     }
 }

@@ -1,3 +1,8 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Every failure the engine reports. The C ABI maps each case to a status code and
 /// keeps `description` as the thread's last-error message.
 public enum LoRANASError: Error, CustomStringConvertible, Equatable {
@@ -29,4 +34,20 @@ public enum LoRANASError: Error, CustomStringConvertible, Equatable {
 @inline(__always)
 public func require(_ condition: Bool, _ message: @autoclosure () -> String) throws {
     if !condition { throw LoRANASError.invalidArgument(message()) }
+}
+
+extension LoRANASError {
+    /// An I/O error for `what`, with the errno text and number of a failed POSIX call.
+    public static func posix(_ what: String, errno code: Int32 = errno) -> LoRANASError {
+        .io("\(what): \(String(cString: strerror(code))) (errno \(code))")
+    }
+
+    /// An I/O error for `what` from an error Foundation raised, with its errno when it has one
+    /// (Python turns "(errno N)" into the matching OSError subclass).
+    public static func fileSystem(_ what: String, _ error: Error) -> LoRANASError {
+        if let e = error as? LoRANASError { return e }
+        if let p = error as? POSIXError { return posix(what, errno: p.code.rawValue) }
+        if let c = error as? CocoaError, let p = c.underlying as? POSIXError { return posix(what, errno: p.code.rawValue) }
+        return .io("\(what): \(error.localizedDescription)")
+    }
 }

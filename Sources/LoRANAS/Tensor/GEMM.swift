@@ -1,6 +1,6 @@
 import COpenBLAS
 
-/// C (M, N) = alpha · op(A) · op(B) + beta · C, row-major, through `cblas_sgemm`.
+/// C (M, N) = scale · op(A) · op(B) + beta · C, row-major, through `cblas_sgemm`.
 ///
 /// op(A) is (M, K): A is stored (M, K), or (K, M) when `transA`. op(B) is (K, N): B is stored
 /// (K, N), or (N, K) when `transB`. Leading dimensions default to the packed ones; pass them
@@ -8,7 +8,7 @@ import COpenBLAS
 /// problems are split across the engine's threads along M (or along N when M is small), each part a
 /// single-threaded OpenBLAS call.
 public func gemm(_ transA: Bool, _ transB: Bool, m: Int, n: Int, k: Int,
-                 alpha: Float = 1, a: UnsafePointer<Float>, lda: Int? = nil, b: UnsafePointer<Float>, ldb: Int? = nil,
+                 scale: Float = 1, a: UnsafePointer<Float>, lda: Int? = nil, b: UnsafePointer<Float>, ldb: Int? = nil,
                  beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int? = nil, threaded: Bool = true) {
     if m == 0 || n == 0 { return }
     let lda = lda ?? (transA ? m : k), ldb = ldb ?? (transB ? k : n), ldc = ldc ?? n
@@ -20,20 +20,20 @@ public func gemm(_ transA: Bool, _ transB: Bool, m: Int, n: Int, k: Int,
     let flops = 2 * m * n * k
     let threads = (!threaded || flops < 3_000_000) ? 1 : Engine.threads
     if threads == 1 {
-        cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb),
+        cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(n), Int32(k), scale, a, Int32(lda), b, Int32(ldb),
                     beta, c, Int32(ldc))
         return
     }
     if m >= n || m >= 64 * threads {
         Engine.parallelRanges(m) { r in
             let aOff = transA ? r.lowerBound : r.lowerBound * lda
-            cblas_sgemm(CblasRowMajor, ta, tb, Int32(r.count), Int32(n), Int32(k), alpha, a + aOff, Int32(lda),
+            cblas_sgemm(CblasRowMajor, ta, tb, Int32(r.count), Int32(n), Int32(k), scale, a + aOff, Int32(lda),
                         b, Int32(ldb), beta, c + r.lowerBound * ldc, Int32(ldc))
         }
     } else {
         Engine.parallelRanges(n) { r in
             let bOff = transB ? r.lowerBound * ldb : r.lowerBound
-            cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(r.count), Int32(k), alpha, a, Int32(lda),
+            cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(r.count), Int32(k), scale, a, Int32(lda),
                         b + bOff, Int32(ldb), beta, c + r.lowerBound, Int32(ldc))
         }
     }

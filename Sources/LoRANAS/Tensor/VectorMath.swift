@@ -119,13 +119,13 @@ func sum(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
     return s
 }
 
-/// y[i] += alpha · x[i]
+/// y[i] += scale · x[i]
 @inline(__always)
-func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
-    let a = F16x(repeating: alpha)
+func axpy(_ scale: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+    let a = F16x(repeating: scale)
     forEachChunk(n, simd: { i in
         var v = load(y, i)
         v.addProduct(a, load(x, i))
         store(v, y, i)
-    }, scalar: { i in y[i] += alpha * x[i] })
+    }, scalar: { i in y[i] += scale * x[i] })
 }

@@ -12,7 +12,7 @@ enum RunState {
         do {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         } catch {
-            throw LoRANASError.io("cannot create the checkpoint directory \(dir): \(error.localizedDescription)")
+            throw LoRANASError.fileSystem("cannot create the checkpoint directory \(dir)", error)
         }
         try SafeTensorsWriter.write(
             tensors.map { ($0.0, .f32($0.1)) },
