@@ -69,8 +69,8 @@ func makeBatch(_ c: loranas_batch, config: MllamaConfig) throws -> MllamaBatch {
     try require(i > 0 && i <= 64, "num_images must be in 1...64 with pixel_values, got \(i)")
     try require(
         t == v.maxNumTiles && ch == v.numChannels && hh == v.imageSize && ww == v.imageSize,
-        "pixel_values tiles are (T, C, H, W) = (\(t), \(ch), \(hh), \(ww)); the model expects (\(v.maxNumTiles), \(v.numChannels), \(v.imageSize), \(v.imageSize))"
-    )
+        "pixel_values tiles are (T, C, H, W) = (\(t), \(ch), \(hh), \(ww)); the model expects "
+            + "(\(v.maxNumTiles), \(v.numChannels), \(v.imageSize), \(v.imageSize))")
     let pixels = Tensor(zeros: [b, i, t, ch, hh, ww])
     pixels.ptr.update(from: px, count: pixels.count)
     batch.pixelValues = pixels

@@ -73,7 +73,9 @@ public enum AtomicDirectory {
     private static func adoptForeignFiles(from old: String, into target: String) throws {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: old)) ?? []
         for e in entries where !FileManager.default.fileExists(atPath: target + "/" + e) {
-            guard rename(old + "/" + e, target + "/" + e) == 0 else { throw LoRANASError.posix("cannot keep \(old)/\(e)") }
+            guard rename(old + "/" + e, target + "/" + e) == 0 else {
+                throw LoRANASError.posix("cannot keep \(old)/\(e)")
+            }
         }
     }
 }

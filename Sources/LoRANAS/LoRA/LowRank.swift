@@ -33,7 +33,8 @@ enum LowRank {
         defer { g.deallocate() }
         gemm(false, false, m: n, n: rank, k: outFeatures, a: dy, b: b, c: g)  // g = dy·B (n, R)
         let s = uniform(scale, rank)
-        if let dB { gemm(true, false, m: outFeatures, n: rank, k: n, scale: s ?? 1, a: dy, b: u, beta: 1, c: dB) }  // dB += dyᵀ·(u ⊙ σ)
+        // dB += dyᵀ·(u ⊙ σ)
+        if let dB { gemm(true, false, m: outFeatures, n: rank, k: n, scale: s ?? 1, a: dy, b: u, beta: 1, c: dB) }
         if let dScale {
             for j in 0..<rank {
                 var acc = 0.0
@@ -43,8 +44,9 @@ enum LowRank {
             }
         }
         if let s {
-            if let dA { gemm(true, false, m: rank, n: inFeatures, k: n, scale: s, a: g, b: x, beta: 1, c: dA) }  // dA += s·gᵀ·x
-            if let dx { gemm(false, false, m: n, n: inFeatures, k: rank, scale: s, a: g, b: a, beta: 1, c: dx) }  // dx += s·g·A
+            // dA += s·gᵀ·x and dx += s·g·A
+            if let dA { gemm(true, false, m: rank, n: inFeatures, k: n, scale: s, a: g, b: x, beta: 1, c: dA) }
+            if let dx { gemm(false, false, m: n, n: inFeatures, k: rank, scale: s, a: g, b: a, beta: 1, c: dx) }
             return
         }
         if let dx {  // dx += g·diag(σ)·A

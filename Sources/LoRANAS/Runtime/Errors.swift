@@ -1,6 +1,6 @@
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Every failure the engine reports. The C ABI maps each case to a status code and
@@ -47,7 +47,9 @@ extension LoRANASError {
     public static func fileSystem(_ what: String, _ error: Error) -> LoRANASError {
         if let e = error as? LoRANASError { return e }
         if let p = error as? POSIXError { return posix(what, errno: p.code.rawValue) }
-        if let c = error as? CocoaError, let p = c.underlying as? POSIXError { return posix(what, errno: p.code.rawValue) }
+        if let c = error as? CocoaError, let p = c.underlying as? POSIXError {
+            return posix(what, errno: p.code.rawValue)
+        }
         return .io("\(what): \(error.localizedDescription)")
     }
 }

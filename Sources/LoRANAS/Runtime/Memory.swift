@@ -27,7 +27,9 @@ public enum Memory {
 
     /// Throws when `bytes` (nil: the count overflowed) exceeds what is available.
     public static func require(_ bytes: Int?, for what: String) throws {
-        guard let bytes else { throw LoRANASError.invalidArgument("\(what) needs more memory than a 64-bit count holds") }
+        guard let bytes else {
+            throw LoRANASError.invalidArgument("\(what) needs more memory than a 64-bit count holds")
+        }
         let available = availableBytes
         guard Double(bytes) > available else { return }
         throw LoRANASError.invalidArgument(

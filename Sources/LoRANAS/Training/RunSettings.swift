@@ -36,7 +36,8 @@ extension RunSettings {
         try require(checkpointEvery > 0, "checkpoint_every must be positive, got \(checkpointEvery)")
         try require((maxSteps ?? 0) >= 0, "max_steps must be non-negative, got \(maxSteps ?? 0)")
         if let dir = checkpointDir {
-            try require(!dir.isEmpty && !dir.utf8.contains(0), "checkpoint_dir must be a non-empty path without NUL bytes")
+            try require(
+                !dir.isEmpty && !dir.utf8.contains(0), "checkpoint_dir must be a non-empty path without NUL bytes")
         }
     }
 
