@@ -32,22 +32,32 @@ public struct TensorInfo: Sendable, Equatable {
 ///
 /// Hostile files throw `LoRANASError.format` naming the problem: a header past the end of the
 /// file, malformed JSON, duplicate names, unknown dtypes, byte ranges out of bounds, overlapping
-/// or inconsistent with shape × dtype.
+/// or inconsistent with shape × dtype. A path that is not a regular file (a FIFO, a directory,
+/// a device) is refused with `LoRANASError.io` before it is opened, so a FIFO cannot block the
+/// open forever.
+///
+/// The tensor data is read through a private `mmap` of the file. As with the safetensors
+/// project's own mmap reader, a file that another process truncates while it is open makes the
+/// next access to the vanished pages raise SIGBUS; the engine's own writers never truncate in
+/// place (they write a temporary file and rename it over the target).
 public final class SafeTensorsFile: @unchecked Sendable {
     public let path: String
     public let tensors: [TensorInfo]
     public let metadata: [String: String]
     private let index: [String: Int]
-    private let base: UnsafeRawPointer?
+    private let base: UnsafeRawPointer
     private let mappedLength: Int
     private let dataStart: Int
+    /// Whether `base` is an mmap (unmapped in deinit) or a heap copy (deallocated).
+    private let isMapped: Bool
 
     /// The largest header accepted (the format's reference implementation uses 100 MB).
     static let maxHeaderBytes = 100_000_000
 
-    public init(path: String) throws {
-        self.path = path
-        let fd = open(path, O_RDONLY)
+    /// Maps and validates the safetensors file at `path`.
+    public convenience init(path: String) throws {
+        try Self.requireRegularFile(path)
+        let fd = open(path, O_RDONLY | O_NONBLOCK)
         guard fd >= 0 else {
             throw errno == ENOENT ? LoRANASError.notFound("no such file: \(path)")
                                   : LoRANASError.io("cannot open \(path): \(String(cString: strerror(errno)))")
@@ -55,28 +65,48 @@ public final class SafeTensorsFile: @unchecked Sendable {
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw LoRANASError.io("cannot stat \(path)") }
+        // Checked again on the open descriptor: the path may have been replaced since the stat above.
         guard (st.st_mode & S_IFMT) == S_IFREG else { throw LoRANASError.io("\(path) is not a regular file") }
         let size = Int(st.st_size)
         guard size >= 8 else {
-            throw LoRANASError.format("\(path): \(size == 0 ? "empty file" : "file of \(size) bytes is shorter than the 8-byte header length")")
+            let what = size == 0 ? "empty file" : "file of \(size) bytes is shorter than the 8-byte header length"
+            throw LoRANASError.format("\(path): \(what)")
         }
         guard let m = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), m != MAP_FAILED else {
             throw LoRANASError.io("cannot map \(path): \(String(cString: strerror(errno)))")
         }
-        base = UnsafeRawPointer(m)
-        mappedLength = size
+        try self.init(path: path, base: UnsafeRawPointer(m), length: size, isMapped: true)
+    }
+
+    /// Validates a safetensors file held in memory (the bytes are copied); `name` stands in for
+    /// the path in messages. The fuzz target and tests use it to skip the file system.
+    convenience init(bytes: UnsafeRawBufferPointer, name: String) throws {
+        guard bytes.count >= 8, let src = bytes.baseAddress else {
+            throw LoRANASError.format("\(name): \(bytes.count) bytes is shorter than the 8-byte header length")
+        }
+        let copy = UnsafeMutableRawPointer.allocate(byteCount: bytes.count, alignment: 16)
+        copy.copyMemory(from: src, byteCount: bytes.count)
+        try self.init(path: name, base: UnsafeRawPointer(copy), length: bytes.count, isMapped: false)
+    }
+
+    /// Takes ownership of `base` (`length` bytes, at least 8): releases it if validation throws.
+    private init(path: String, base: UnsafeRawPointer, length size: Int, isMapped: Bool) throws {
+        self.path = path
+        self.base = base
+        self.mappedLength = size
+        self.isMapped = isMapped
         do {
-            let raw = UInt64(littleEndian: base!.loadUnaligned(as: UInt64.self))
+            let raw = UInt64(littleEndian: base.loadUnaligned(as: UInt64.self))
             guard raw > 0, raw <= UInt64(Self.maxHeaderBytes), raw <= UInt64(size - 8) else {
                 throw LoRANASError.format("\(path): header length \(raw) runs past the end of the \(size)-byte file")
             }
             let n = Int(raw)
             dataStart = 8 + n
-            let header = try JSON.parse(UnsafeRawBufferPointer(start: base! + 8, count: n))
+            let header = try JSON.parse(UnsafeRawBufferPointer(start: base + 8, count: n))
             (tensors, metadata) = try Self.validate(header, dataBytes: size - dataStart, path: path)
             index = Dictionary(uniqueKeysWithValues: tensors.enumerated().map { ($1.name, $0) })
         } catch {
-            munmap(UnsafeMutableRawPointer(mutating: base), size)
+            Self.release(base, length: size, isMapped: isMapped)
             if let e = error as? LoRANASError, case .format(let msg) = e, !msg.hasPrefix(path) {
                 throw LoRANASError.format("\(path): \(msg)")
             }
@@ -84,7 +114,35 @@ public final class SafeTensorsFile: @unchecked Sendable {
         }
     }
 
-    deinit { if let base { munmap(UnsafeMutableRawPointer(mutating: base), mappedLength) } }
+    deinit { Self.release(base, length: mappedLength, isMapped: isMapped) }
+
+    private static func release(_ base: UnsafeRawPointer, length: Int, isMapped: Bool) {
+        if isMapped {
+            munmap(UnsafeMutableRawPointer(mutating: base), length)
+        } else {
+            UnsafeMutableRawPointer(mutating: base).deallocate()
+        }
+    }
+
+    /// Throws unless `path` names a regular file (following symlinks). Opening a FIFO for reading
+    /// blocks until a writer appears, and a directory or device is never a safetensors file.
+    static func requireRegularFile(_ path: String) throws {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            if errno == ENOENT { throw LoRANASError.notFound("no such file: \(path)") }
+            throw LoRANASError.io("cannot stat \(path): \(String(cString: strerror(errno)))")
+        }
+        let kind: String
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: return
+        case S_IFDIR: kind = "a directory"
+        case S_IFIFO: kind = "a FIFO"
+        case S_IFCHR, S_IFBLK: kind = "a device"
+        case S_IFSOCK: kind = "a socket"
+        default: kind = "of another kind"
+        }
+        throw LoRANASError.io("\(path) is \(kind), not a regular safetensors file")
+    }
 
     private static func validate(_ header: JSON, dataBytes: Int, path: String) throws -> ([TensorInfo], [String: String]) {
         guard let entries = header.object else { throw LoRANASError.format("header is not a JSON object") }
@@ -139,7 +197,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
     }
 
     /// The raw bytes of tensor `name` inside the mapping (valid while this file is alive).
-    public func bytes(_ info: TensorInfo) -> UnsafeRawPointer { base! + dataStart + info.begin }
+    public func bytes(_ info: TensorInfo) -> UnsafeRawPointer { base + dataStart + info.begin }
 
     /// Tensor `name` converted to Float32.
     public func tensor(_ name: String) throws -> Tensor {
