@@ -16,7 +16,8 @@ SCRATCH=.build-fuzz
 echo "== fuzz: build (${TARGETS[*]})"
 for t in "${TARGETS[@]}"; do
     LORANAS_FUZZ=1 swift build --scratch-path "$SCRATCH" -Xswiftc -sanitize=fuzzer,address -Xswiftc -enable-testing \
-        --product "fuzz-$t" 2>&1 | grep -Ev '^\[[0-9]+/[0-9]+\] (Compiling|Emitting|Write|Linking)|Cannot export local symbol' || true
+        --product "fuzz-$t" 2>&1 \
+        | grep -Ev '^\[[0-9]+/[0-9]+\] (Compiling|Emitting|Write|Linking)|Cannot export local symbol' || true
     if [ ! -x "$SCRATCH/debug/fuzz-$t" ]; then echo "fuzz: build of fuzz-$t failed" >&2; exit 1; fi
 done
 
@@ -31,13 +32,15 @@ for t in "${TARGETS[@]}"; do
     # SWIFT_BACKTRACE=enable=no: the Swift runtime's crash handler trips ASan; libFuzzer prints the stack.
     SWIFT_BACKTRACE=enable=no LSAN_OPTIONS="suppressions=Tests/Fuzz/lsan.supp:print_suppressions=0" \
     "$SCRATCH/debug/fuzz-$t" "$corpus" "Tests/Fuzz/corpus/$t" -max_total_time="$SECONDS_EACH" \
-        -dict="Tests/Fuzz/dict/$t.dict" -max_len=8192 -timeout=20 -rss_limit_mb=3072 -print_final_stats=1 -artifact_prefix="$artifacts/" >"$log" 2>&1 || status=$?
+        -dict="Tests/Fuzz/dict/$t.dict" -max_len=8192 -timeout=20 -rss_limit_mb=3072 -print_final_stats=1 \
+        -artifact_prefix="$artifacts/" >"$log" 2>&1 || status=$?
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1 || echo '?')
-    cov=$(grep -Eo '(#[0-9]+).*cov: [0-9]+ ft: [0-9]+' "$log" | tail -1 | grep -Eo 'cov: [0-9]+ ft: [0-9]+' || echo 'cov: ?')
+    cov=$(grep -Eo 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -1 || echo 'cov: ?')
     echo "   $runs inputs, $cov, corpus $(ls "$corpus" | wc -l) files, exit $status"
     if [ "$status" -ne 0 ]; then
         failed+=("$t")
-        grep -E 'ERROR|Fatal error|SUMMARY|Test unit written|==[0-9]+==' "$log" | head -20 || true
+        grep -E 'ERROR|Fatal error|SUMMARY|Test unit written|==[0-9]+==|#[0-9]+ .* in \$s7LoRANAS' "$log" \
+            | head -20 || true
         echo "   full log: $log"
     fi
 done

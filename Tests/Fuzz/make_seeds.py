@@ -35,7 +35,8 @@ def main():
                                     "h": {"dtype": "F16", "shape": [1, 2], "data_offsets": [4, 8]},
                                     "i": {"dtype": "I64", "shape": [1], "data_offsets": [8, 16]},
                                     "u": {"dtype": "U8", "shape": [2], "data_offsets": [16, 18]}},
-                                   struct.pack("<4H", 0x3FC0, 0xC020, 0x3C00, 0xC500) + struct.pack("<q", -7) + b"\x01\x02"))
+                                   struct.pack("<4H", 0x3FC0, 0xC020, 0x3C00, 0xC500) + struct.pack("<q", -7)
+                                   + b"\x01\x02"))
     put("safetensors", "empty-header", st({}))
     put("safetensors", "zero-size", st({"z": {"dtype": "F64", "shape": [0, 4], "data_offsets": [0, 0]},
                                         "s": {"dtype": "I32", "shape": [], "data_offsets": [0, 4]}}, b"\x05\0\0\0"))

@@ -224,7 +224,8 @@ final class SafeTensorsTests: XCTestCase {
         let other = AtomicFile.tempPrefix("other.safetensors") + "\(dead)-5"   // another target's
         let odd = prefix + "notapid"
         for name in [stale, mine, live, other, odd] {
-            XCTAssert(FileManager.default.createFile(atPath: dir.appendingPathComponent(name).path, contents: Data([1])))
+            let path = dir.appendingPathComponent(name).path
+            XCTAssert(FileManager.default.createFile(atPath: path, contents: Data([1])))
         }
         let p = dir.appendingPathComponent("out.safetensors").path
         try SafeTensorsWriter.write([("a", .f32(Tensor([2], shape: [1])))], to: p)

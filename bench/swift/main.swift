@@ -35,8 +35,9 @@ func sgemmCeiling(n: Int, reps: Int) -> [Double] {
 /// Prints the ceiling as one JSON line (bench/run.py reads it).
 func ceiling(n: Int, reps: Int) {
     let all = sgemmCeiling(n: n, reps: reps)
-    print(JSON.object([("threads", .number(Double(Engine.threads))), ("n", .number(Double(n))),
-                       ("gflops_median", .number(median(all))), ("gflops_all", .array(all.map { .number($0) }))]).serialized)
+    let fields: [(String, JSON)] = [("threads", .number(Double(Engine.threads))), ("n", .number(Double(n))),
+                                    ("gflops_median", .number(median(all))), ("gflops_all", .array(all.map { .number($0) }))]
+    print(JSON.object(fields).serialized)
 }
 
 // MARK: kernels
@@ -146,7 +147,9 @@ do {
     case "step": try step(size: option("size", "tiny"), mode: option("mode", "lora"), steps: Int(option("steps", "6"))!, warmup: Int(option("warmup", "2"))!,
                           batch: Int(option("batch", "4"))!, seq: Int(option("seq", "128"))!, images: option("images", "1") != "0")
     default:
-        print("usage: loranas-bench kernels | ceiling [--n 2048] [--reps 5] [--threads N] | step --size tiny|small|medium --mode lora|supernet|forward [--steps N] [--warmup N] [--threads N] [--batch B] [--seq S] [--images 0|1]")
+        print("usage: loranas-bench kernels | ceiling [--n 2048] [--reps 5] [--threads N]\n"
+              + "       loranas-bench step --size tiny|small|medium --mode lora|supernet|forward [--steps N] [--warmup N]\n"
+              + "                          [--threads N] [--batch B] [--seq S] [--images 0|1]")
         exit(2)
     }
 } catch {

@@ -23,8 +23,8 @@ nonisolated(unsafe) let adapterDir: String = {
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzAdapterConfig(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let dir = adapterDir
-    let written = FileManager.default.createFile(atPath: dir + "/adapter_config.json",
-                                                 contents: Data(UnsafeRawBufferPointer(start: data, count: size)))
+    let contents = Data(UnsafeRawBufferPointer(start: data, count: size))
+    let written = FileManager.default.createFile(atPath: dir + "/adapter_config.json", contents: contents)
     guard written else { fatalError("cannot write adapter_config.json in \(dir)") }
     _ = try? PEFTAdapter.load(dir)
     return 0

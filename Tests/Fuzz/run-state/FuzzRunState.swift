@@ -14,7 +14,8 @@ nonisolated(unsafe) let stateDir: String = {
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzRunState(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let dir = stateDir
-    let written = FileManager.default.createFile(atPath: RunCheckpoint.path(dir), contents: Data(UnsafeRawBufferPointer(start: data, count: size)))
+    let contents = Data(UnsafeRawBufferPointer(start: data, count: size))
+    let written = FileManager.default.createFile(atPath: RunCheckpoint.path(dir), contents: contents)
     guard written else { fatalError("cannot write state.safetensors in \(dir)") }
     guard let loaded = try? RunCheckpoint.load(dir: dir) else { return 0 }
     let (file, saved) = loaded
