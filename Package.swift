@@ -31,3 +31,14 @@ let package = Package(
     ],
     swiftLanguageModes: [.v5]
 )
+
+// libFuzzer targets (Tests/Fuzz), declared only when LORANAS_FUZZ=1: they link only with
+// `-sanitize=fuzzer` (their main starts libFuzzer), so a plain `swift build` / `swift test` never sees them.
+// Build and run them with tools/fuzz.sh (scratch path .build-fuzz); see Tests/Fuzz/README.md.
+if Context.environment["LORANAS_FUZZ"] == "1" {
+    package.targets.append(.target(name: "LoRANASFuzzDriver", path: "Tests/Fuzz/driver"))
+    for name in ["safetensors", "json", "config", "adapter-config", "run-state"] {
+        package.targets.append(.executableTarget(name: "fuzz-\(name)", dependencies: ["LoRANAS", "LoRANASFuzzDriver"],
+                                                 path: "Tests/Fuzz/\(name)"))
+    }
+}

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write bench/configs/<size>/config.json for the side-by-side Mllama benchmark.
 
-The sizes come from /work/shared/bench-configs.json (tiny, small, medium). Each file is a full
+The sizes come from ../shared/bench-configs.json (beside the checkout) (tiny, small, medium). Each file is a full
 MllamaConfig (every field written, no weights) so the Swift engine and the PyTorch script build
 models of identical shape from the same file.
 
@@ -12,14 +12,14 @@ Fixed choices on top of bench-configs.json:
           the benchmark inputs put id vocab_size (the first of the 8 extra embedding rows) at the
           image position and label it -100, so no label falls outside the vocab_size logits.
 
-Usage: /work/venv-ref/bin/python bench/make_configs.py [--source /work/shared/bench-configs.json]
+Usage: .venv-test/bin/python bench/make_configs.py [--source ../shared/bench-configs.json]
 """
 import argparse
 import json
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_SOURCE = Path("/work/shared/bench-configs.json")
+DEFAULT_SOURCE = HERE.parent.parent / "shared" / "bench-configs.json"   # ../shared from the repository root
 
 
 def mllama_config_dict(size_spec):

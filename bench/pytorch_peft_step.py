@@ -11,7 +11,7 @@ labels, median over --steps after --warmup), peak RSS of this process (getrusage
 of one extra step (forward + backward) from torch.utils.flop_counter.FlopCounterMode, and parameter
 counts. Run one size per process: peak RSS is per process.
 
-  /work/venv-ref/bin/python bench/pytorch_peft_step.py --size tiny --threads 2 --json
+  .venv-test/bin/python bench/pytorch_peft_step.py --size tiny --threads 2 --json
 """
 import argparse
 import os

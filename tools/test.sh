@@ -24,3 +24,9 @@ echo "== Python package"
 
 echo "== pytest"
 "$VENV/bin/python" -m pytest -q python/tests
+
+echo "== thread pool under ThreadSanitizer"
+bash tools/test_pool.sh
+
+echo "== fuzz (libFuzzer, 15 s per target)"
+bash tools/fuzz.sh 15

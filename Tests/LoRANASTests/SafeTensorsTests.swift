@@ -1,5 +1,8 @@
 import Foundation
 import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
 @testable import LoRANAS
 
 final class SafeTensorsTests: XCTestCase {
@@ -145,6 +148,89 @@ final class SafeTensorsTests: XCTestCase {
         try SafeTensorsWriter.write([("a", .f32(Tensor([1], shape: [1])))], to: p)
         try SafeTensorsWriter.write([("a", .f32(Tensor([2], shape: [1])))], to: p)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), ["out.safetensors"])
+        XCTAssertEqual(try SafeTensorsFile(path: p).tensor("a").array, [2])
+    }
+
+    /// Opens `path` on a background thread and waits at most 10 s, so a regression that blocks in
+    /// open(2) on a FIFO fails instead of hanging; on a timeout it unblocks the reader by opening
+    /// the FIFO for writing.
+    func openWithTimeout(_ path: String, _ open: @escaping @Sendable (String) throws -> Void) -> Error? {
+        final class Box: @unchecked Sendable { var error: Error? }
+        let box = Box()
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            do { try open(path) } catch { box.error = error }
+            done.signal()
+        }
+        if done.wait(timeout: .now() + 10) == .timedOut {
+            XCTFail("opening \(path) blocked for 10 s")
+            let writer = Glibc.open(path, O_WRONLY | O_NONBLOCK)
+            if writer >= 0 { Glibc.close(writer) }
+            _ = done.wait(timeout: .now() + 10)
+        }
+        return box.error
+    }
+
+    func assertNotRegular(_ error: Error?, _ kind: String, file: StaticString = #filePath, line: UInt = #line) {
+        guard case .io(let m) = error as? LoRANASError else {
+            return XCTFail("expected an I/O error, got \(String(describing: error))", file: file, line: line)
+        }
+        XCTAssert(m.contains("is \(kind), not a regular safetensors file"), "message: \(m)", file: file, line: line)
+    }
+
+    func testFIFOIsRefusedWithoutBlocking() throws {
+        let fifo = dir.appendingPathComponent("model.safetensors").path
+        XCTAssertEqual(mkfifo(fifo, 0o644), 0)
+        assertNotRegular(openWithTimeout(fifo) { _ = try SafeTensorsFile(path: $0) }, "a FIFO")
+        // The directory lookup finds model.safetensors by name and must refuse it the same way.
+        assertNotRegular(openWithTimeout(dir.path) { _ = try Checkpoint(path: $0) }, "a FIFO")
+    }
+
+    func testDirectoryNamedModelSafetensorsIsRefused() throws {
+        let sub = dir.appendingPathComponent("model.safetensors")
+        try FileManager.default.createDirectory(at: sub, withIntermediateDirectories: false)
+        assertNotRegular(openWithTimeout(sub.path) { _ = try SafeTensorsFile(path: $0) }, "a directory")
+        assertNotRegular(openWithTimeout(dir.path) { _ = try Checkpoint(path: $0) }, "a directory")
+    }
+
+    func testDeviceIsRefused() {
+        assertNotRegular(openWithTimeout("/dev/zero") { _ = try SafeTensorsFile(path: $0) }, "a device")
+    }
+
+    func testInMemoryFileMatchesTheMappedOne() throws {
+        let p = file("m.safetensors", header: #"{"a":{"dtype":"I32","shape":[2],"data_offsets":[0,8]}}"#, dataBytes: 8)
+        let data = try XCTUnwrap(FileManager.default.contents(atPath: p))
+        let mem = try data.withUnsafeBytes { try SafeTensorsFile(bytes: $0, name: "mem") }
+        let mapped = try SafeTensorsFile(path: p)
+        XCTAssertEqual(mem.tensors, mapped.tensors)
+        XCTAssertEqual(try mem.ints("a"), [0, 0])
+        XCTAssertThrowsError(try Data([1, 2, 3]).withUnsafeBytes { try SafeTensorsFile(bytes: $0, name: "short") }) {
+            guard case .format(let m) = $0 as? LoRANASError else { return XCTFail("\($0)") }
+            XCTAssert(m.hasPrefix("short: "), m)
+        }
+    }
+
+    func testAtomicWriteRemovesStaleTemporariesOfDeadProcesses() throws {
+        // A pid that is certainly dead: a child that has exited and been reaped.
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/bin/true")
+        try child.run()
+        child.waitUntilExit()
+        let dead = child.processIdentifier
+        let prefix = AtomicFile.tempPrefix("out.safetensors")
+        let stale = prefix + "\(dead)-12345"
+        let mine = prefix + "\(getpid())-777"         // a write in progress on another thread
+        let live = prefix + "1-42"                       // pid 1 is alive
+        let other = AtomicFile.tempPrefix("other.safetensors") + "\(dead)-5"   // another target's
+        let odd = prefix + "notapid"
+        for name in [stale, mine, live, other, odd] {
+            let path = dir.appendingPathComponent(name).path
+            XCTAssert(FileManager.default.createFile(atPath: path, contents: Data([1])))
+        }
+        let p = dir.appendingPathComponent("out.safetensors").path
+        try SafeTensorsWriter.write([("a", .f32(Tensor([2], shape: [1])))], to: p)
+        let left = Set(try FileManager.default.contentsOfDirectory(atPath: dir.path))
+        XCTAssertEqual(left, [mine, live, other, odd, "out.safetensors"])
         XCTAssertEqual(try SafeTensorsFile(path: p).tensor("a").array, [2])
     }
 }

@@ -18,13 +18,37 @@ func peakRSSMiB() -> Double {
     return Double(u.ru_maxrss) / 1024
 }
 
+// MARK: the sgemm ceiling
+
+/// GFLOP/s of each of `reps` timed (n × n) · (n × n)ᵀ sgemms on the engine's threads (after one
+/// untimed call): the compute ceiling that MFU is measured against, taken on this machine in this run.
+func sgemmCeiling(n: Int, reps: Int) -> [Double] {
+    let a = Tensor(zeros: [n, n])
+    let b = Tensor(zeros: [n, n])
+    let c = Tensor(zeros: [n, n])
+    for i in 0..<a.count { a.ptr[i] = Float(i % 7) * 0.1 }
+    for i in 0..<b.count { b.ptr[i] = Float(i % 5) * 0.1 }
+    let times = time(reps) { gemm(false, true, m: n, n: n, k: n, a: a.ptr, b: b.ptr, c: c.ptr) }
+    return times.map { 2.0 * Double(n * n * n) / $0 / 1e9 }
+}
+
+/// Prints the ceiling as one JSON line (bench/run.py reads it).
+func ceiling(n: Int, reps: Int) {
+    let all = sgemmCeiling(n: n, reps: reps)
+    let fields: [(String, JSON)] = [("threads", .number(Double(Engine.threads))), ("n", .number(Double(n))),
+                                    ("gflops_median", .number(median(all))), ("gflops_all", .array(all.map { .number($0) }))]
+    print(JSON.object(fields).serialized)
+}
+
 // MARK: kernels
 
 func kernels() {
-    print("ceilings (../shared/perf-limits.md): sgemm ≈ 92 GFLOP/s on 1 core, 168 on 2; memory ≈ 25-33 GB/s")
+    print("memory ceiling (../shared/perf-limits.md) ≈ 25-33 GB/s; sgemm ceiling measured below (2048³, median of 5)")
     let saved = Engine.threads
     for threads in [1, 2] {
         Engine.threads = threads
+        let peak = median(sgemmCeiling(n: 2048, reps: 5))
+        print(String(format: "sgemm ceiling 2048³, %d thread(s): %6.1f GFLOP/s", threads, peak))
         for (m, n, k, what) in [(1024, 1024, 1024, "square"), (512, 64, 1024, "LoRA down x·Aᵀ r=64"), (512, 1024, 64, "LoRA up t·Bᵀ r=64"),
                                 (512, 8, 1024, "LoRA down r=8")] {
             let a = Tensor(zeros: [m, k]), b = Tensor(zeros: [n, k]), c = Tensor(zeros: [m, n])
@@ -119,10 +143,13 @@ if let t = Int(option("threads", "")) { Engine.threads = t }
 do {
     switch args.count > 1 ? args[1] : "" {
     case "kernels": kernels()
+    case "ceiling": ceiling(n: Int(option("n", "2048")) ?? 2048, reps: Int(option("reps", "5")) ?? 5)
     case "step": try step(size: option("size", "tiny"), mode: option("mode", "lora"), steps: Int(option("steps", "6"))!, warmup: Int(option("warmup", "2"))!,
                           batch: Int(option("batch", "4"))!, seq: Int(option("seq", "128"))!, images: option("images", "1") != "0")
     default:
-        print("usage: loranas-bench kernels | step --size tiny|small|medium --mode lora|supernet|forward [--steps N] [--warmup N] [--threads N] [--batch B] [--seq S] [--images 0|1]")
+        print("usage: loranas-bench kernels | ceiling [--n 2048] [--reps 5] [--threads N]\n"
+              + "       loranas-bench step --size tiny|small|medium --mode lora|supernet|forward [--steps N] [--warmup N]\n"
+              + "                          [--threads N] [--batch B] [--seq S] [--images 0|1]")
         exit(2)
     }
 } catch {

@@ -7,6 +7,7 @@ import Glibc
 public enum DType: String, Sendable, CaseIterable {
     case F32, F16, BF16, F64, I64, I32, I16, I8, U8, BOOL
 
+    /// Bytes per element.
     public var size: Int {
         switch self {
         case .F64, .I64: return 8
@@ -19,12 +20,17 @@ public enum DType: String, Sendable, CaseIterable {
 
 /// One tensor's entry in a safetensors header.
 public struct TensorInfo: Sendable, Equatable {
+    /// The tensor's name in the header.
     public let name: String
+    /// Its element type.
     public let dtype: DType
+    /// Its dimensions (empty for a scalar).
     public let shape: [Int]
     /// Byte range relative to the start of the data section.
     public let begin: Int, end: Int
+    /// The number of elements.
     public var count: Int { shape.reduce(1, *) }
+    /// The size of its data in bytes.
     public var byteCount: Int { end - begin }
 }
 
@@ -32,22 +38,35 @@ public struct TensorInfo: Sendable, Equatable {
 ///
 /// Hostile files throw `LoRANASError.format` naming the problem: a header past the end of the
 /// file, malformed JSON, duplicate names, unknown dtypes, byte ranges out of bounds, overlapping
-/// or inconsistent with shape × dtype.
+/// or inconsistent with shape × dtype. A path that is not a regular file (a FIFO, a directory,
+/// a device) is refused with `LoRANASError.io` before it is opened, so a FIFO cannot block the
+/// open forever.
+///
+/// The tensor data is read through a private `mmap` of the file. As with the safetensors
+/// project's own mmap reader, a file that another process truncates while it is open makes the
+/// next access to the vanished pages raise SIGBUS; the engine's own writers never truncate in
+/// place (they write a temporary file and rename it over the target).
 public final class SafeTensorsFile: @unchecked Sendable {
+    /// The file's path (or the name given to the in-memory initializer).
     public let path: String
+    /// Every tensor's entry, in header order.
     public let tensors: [TensorInfo]
+    /// The header's `__metadata__` strings.
     public let metadata: [String: String]
     private let index: [String: Int]
-    private let base: UnsafeRawPointer?
+    private let base: UnsafeRawPointer
     private let mappedLength: Int
     private let dataStart: Int
+    /// Whether `base` is an mmap (unmapped in deinit) or a heap copy (deallocated).
+    private let isMapped: Bool
 
     /// The largest header accepted (the format's reference implementation uses 100 MB).
     static let maxHeaderBytes = 100_000_000
 
-    public init(path: String) throws {
-        self.path = path
-        let fd = open(path, O_RDONLY)
+    /// Maps and validates the safetensors file at `path`.
+    public convenience init(path: String) throws {
+        try Self.requireRegularFile(path)
+        let fd = open(path, O_RDONLY | O_NONBLOCK)
         guard fd >= 0 else {
             throw errno == ENOENT ? LoRANASError.notFound("no such file: \(path)")
                                   : LoRANASError.io("cannot open \(path): \(String(cString: strerror(errno)))")
@@ -55,28 +74,48 @@ public final class SafeTensorsFile: @unchecked Sendable {
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw LoRANASError.io("cannot stat \(path)") }
+        // Checked again on the open descriptor: the path may have been replaced since the stat above.
         guard (st.st_mode & S_IFMT) == S_IFREG else { throw LoRANASError.io("\(path) is not a regular file") }
         let size = Int(st.st_size)
         guard size >= 8 else {
-            throw LoRANASError.format("\(path): \(size == 0 ? "empty file" : "file of \(size) bytes is shorter than the 8-byte header length")")
+            let what = size == 0 ? "empty file" : "file of \(size) bytes is shorter than the 8-byte header length"
+            throw LoRANASError.format("\(path): \(what)")
         }
         guard let m = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), m != MAP_FAILED else {
             throw LoRANASError.io("cannot map \(path): \(String(cString: strerror(errno)))")
         }
-        base = UnsafeRawPointer(m)
-        mappedLength = size
+        try self.init(path: path, base: UnsafeRawPointer(m), length: size, isMapped: true)
+    }
+
+    /// Validates a safetensors file held in memory (the bytes are copied); `name` stands in for
+    /// the path in messages. The fuzz target and tests use it to skip the file system.
+    convenience init(bytes: UnsafeRawBufferPointer, name: String) throws {
+        guard bytes.count >= 8, let src = bytes.baseAddress else {
+            throw LoRANASError.format("\(name): \(bytes.count) bytes is shorter than the 8-byte header length")
+        }
+        let copy = UnsafeMutableRawPointer.allocate(byteCount: bytes.count, alignment: 16)
+        copy.copyMemory(from: src, byteCount: bytes.count)
+        try self.init(path: name, base: UnsafeRawPointer(copy), length: bytes.count, isMapped: false)
+    }
+
+    /// Takes ownership of `base` (`length` bytes, at least 8): releases it if validation throws.
+    private init(path: String, base: UnsafeRawPointer, length size: Int, isMapped: Bool) throws {
+        self.path = path
+        self.base = base
+        self.mappedLength = size
+        self.isMapped = isMapped
         do {
-            let raw = UInt64(littleEndian: base!.loadUnaligned(as: UInt64.self))
+            let raw = UInt64(littleEndian: base.loadUnaligned(as: UInt64.self))
             guard raw > 0, raw <= UInt64(Self.maxHeaderBytes), raw <= UInt64(size - 8) else {
                 throw LoRANASError.format("\(path): header length \(raw) runs past the end of the \(size)-byte file")
             }
             let n = Int(raw)
             dataStart = 8 + n
-            let header = try JSON.parse(UnsafeRawBufferPointer(start: base! + 8, count: n))
+            let header = try JSON.parse(UnsafeRawBufferPointer(start: base + 8, count: n))
             (tensors, metadata) = try Self.validate(header, dataBytes: size - dataStart, path: path)
             index = Dictionary(uniqueKeysWithValues: tensors.enumerated().map { ($1.name, $0) })
         } catch {
-            munmap(UnsafeMutableRawPointer(mutating: base), size)
+            Self.release(base, length: size, isMapped: isMapped)
             if let e = error as? LoRANASError, case .format(let msg) = e, !msg.hasPrefix(path) {
                 throw LoRANASError.format("\(path): \(msg)")
             }
@@ -84,9 +123,38 @@ public final class SafeTensorsFile: @unchecked Sendable {
         }
     }
 
-    deinit { if let base { munmap(UnsafeMutableRawPointer(mutating: base), mappedLength) } }
+    deinit { Self.release(base, length: mappedLength, isMapped: isMapped) }
 
-    private static func validate(_ header: JSON, dataBytes: Int, path: String) throws -> ([TensorInfo], [String: String]) {
+    private static func release(_ base: UnsafeRawPointer, length: Int, isMapped: Bool) {
+        if isMapped {
+            munmap(UnsafeMutableRawPointer(mutating: base), length)
+        } else {
+            UnsafeMutableRawPointer(mutating: base).deallocate()
+        }
+    }
+
+    /// Throws unless `path` names a regular file (following symlinks). Opening a FIFO for reading
+    /// blocks until a writer appears, and a directory or device is never a safetensors file.
+    static func requireRegularFile(_ path: String) throws {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            if errno == ENOENT { throw LoRANASError.notFound("no such file: \(path)") }
+            throw LoRANASError.io("cannot stat \(path): \(String(cString: strerror(errno)))")
+        }
+        let kind: String
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: return
+        case S_IFDIR: kind = "a directory"
+        case S_IFIFO: kind = "a FIFO"
+        case S_IFCHR, S_IFBLK: kind = "a device"
+        case S_IFSOCK: kind = "a socket"
+        default: kind = "of another kind"
+        }
+        throw LoRANASError.io("\(path) is \(kind), not a regular safetensors file")
+    }
+
+    private static func validate(_ header: JSON, dataBytes: Int,
+                                 path: String) throws -> ([TensorInfo], [String: String]) {
         guard let entries = header.object else { throw LoRANASError.format("header is not a JSON object") }
         var infos: [TensorInfo] = []
         var metadata: [String: String] = [:]
@@ -101,10 +169,14 @@ public final class SafeTensorsFile: @unchecked Sendable {
             }
             guard value.object != nil else { throw LoRANASError.format("entry \(name) is not an object") }
             guard let ds = value["dtype"]?.string else { throw LoRANASError.format("tensor \(name) has no dtype") }
-            guard let dtype = DType(rawValue: ds) else { throw LoRANASError.format("tensor \(name) has unknown dtype \(ds)") }
+            guard let dtype = DType(rawValue: ds) else {
+                throw LoRANASError.format("tensor \(name) has unknown dtype \(ds)")
+            }
             guard let dims = value["shape"]?.array else { throw LoRANASError.format("tensor \(name) has no shape") }
             let shape = try dims.map { d -> Int in
-                guard let v = d.int, v >= 0, v < (1 << 40) else { throw LoRANASError.format("tensor \(name) has a bad dimension in its shape") }
+                guard let v = d.int, v >= 0, v < (1 << 40) else {
+                    throw LoRANASError.format("tensor \(name) has a bad dimension in its shape")
+                }
                 return v
             }
             guard let offs = value["data_offsets"]?.array, offs.count == 2,
@@ -112,15 +184,21 @@ public final class SafeTensorsFile: @unchecked Sendable {
                 throw LoRANASError.format("tensor \(name) has no valid data_offsets")
             }
             guard begin >= 0, begin <= end, end <= dataBytes else {
-                throw LoRANASError.format("tensor \(name) data_offsets [\(begin), \(end)] out of range (data section is \(dataBytes) bytes)")
+                throw LoRANASError.format(
+                    "tensor \(name) data_offsets [\(begin), \(end)] out of range (data section is \(dataBytes) bytes)")
             }
             let (count, overflow) = shape.reduce((1, false)) { acc, d in
-                let (p, o) = acc.0.multipliedReportingOverflow(by: d); return (p, acc.1 || o)
+                let (p, o) = acc.0.multipliedReportingOverflow(by: d)
+                return (p, acc.1 || o)
             }
             let (bytes, overflow2) = count.multipliedReportingOverflow(by: dtype.size)
-            guard !overflow, !overflow2 else { throw LoRANASError.format("tensor \(name): shape \(shape) is too large") }
+            guard !overflow, !overflow2 else {
+                throw LoRANASError.format("tensor \(name): shape \(shape) is too large")
+            }
             guard bytes == end - begin else {
-                throw LoRANASError.format("tensor \(name): shape \(shape) × \(dtype.rawValue) needs \(bytes) bytes but data_offsets span \(end - begin)")
+                throw LoRANASError.format(
+                    "tensor \(name): shape \(shape) × \(dtype.rawValue) needs \(bytes) bytes "
+                        + "but data_offsets span \(end - begin)")
             }
             infos.append(TensorInfo(name: name, dtype: dtype, shape: shape, begin: begin, end: end))
         }
@@ -131,15 +209,17 @@ public final class SafeTensorsFile: @unchecked Sendable {
         return (infos, metadata)
     }
 
+    /// Tensor names in header order.
     public var names: [String] { tensors.map(\.name) }
 
+    /// The entry of tensor `name`; throws `notFound` if the file has none.
     public func info(_ name: String) throws -> TensorInfo {
         guard let i = index[name] else { throw LoRANASError.notFound("tensor \(name) in \(path)") }
         return tensors[i]
     }
 
     /// The raw bytes of tensor `name` inside the mapping (valid while this file is alive).
-    public func bytes(_ info: TensorInfo) -> UnsafeRawPointer { base! + dataStart + info.begin }
+    public func bytes(_ info: TensorInfo) -> UnsafeRawPointer { base + dataStart + info.begin }
 
     /// Tensor `name` converted to Float32.
     public func tensor(_ name: String) throws -> Tensor {
@@ -154,8 +234,14 @@ public final class SafeTensorsFile: @unchecked Sendable {
         let info = try info(name)
         let p = bytes(info)
         switch info.dtype {
-        case .I64: return (0..<info.count).map { Int(Int64(littleEndian: p.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self))) }
-        case .I32: return (0..<info.count).map { Int(Int32(littleEndian: p.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self))) }
+        case .I64:
+            return (0..<info.count).map {
+                Int(Int64(littleEndian: p.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self)))
+            }
+        case .I32:
+            return (0..<info.count).map {
+                Int(Int32(littleEndian: p.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self)))
+            }
         case .I16: return (0..<info.count).map { Int(p.loadUnaligned(fromByteOffset: 2 * $0, as: Int16.self)) }
         case .I8: return (0..<info.count).map { Int(p.load(fromByteOffset: $0, as: Int8.self)) }
         case .U8, .BOOL: return (0..<info.count).map { Int(p.load(fromByteOffset: $0, as: UInt8.self)) }
@@ -168,8 +254,14 @@ public final class SafeTensorsFile: @unchecked Sendable {
         let p = bytes(info), n = info.count
         switch info.dtype {
         case .F32: memcpy(out, p, n * 4)
-        case .BF16: for i in 0..<n { out[i] = Float(bitPattern: UInt32(p.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16) }
-        case .F16: for i in 0..<n { out[i] = Float(Float16(bitPattern: p.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
+        case .BF16:
+            for i in 0..<n {
+                out[i] = Float(bitPattern: UInt32(p.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16)
+            }
+        case .F16:
+            for i in 0..<n {
+                out[i] = Float(Float16(bitPattern: p.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+            }
         case .F64: for i in 0..<n { out[i] = Float(p.loadUnaligned(fromByteOffset: 8 * i, as: Double.self)) }
         default: for (i, v) in try ints(info.name).enumerated() { out[i] = Float(v) }
         }
@@ -179,13 +271,18 @@ public final class SafeTensorsFile: @unchecked Sendable {
 /// A checkpoint: one safetensors file, a sharded set named by `model.safetensors.index.json`,
 /// or a directory holding either.
 public final class Checkpoint: @unchecked Sendable {
+    /// The path it was opened from.
     public let path: String
+    /// Its safetensors files (one, or the shards in index order).
     public let files: [SafeTensorsFile]
+    /// The single file's metadata, or the index's `metadata` object.
     public let metadata: [String: String]
     /// Tensor names in file order.
     public let names: [String]
     private let location: [String: (file: Int, info: TensorInfo)]
 
+    /// Opens a safetensors file, a `model.safetensors.index.json`, or a directory holding either
+    /// (or holding exactly one `.safetensors` file).
     public init(path: String) throws {
         self.path = path
         var isDir: ObjCBool = false
@@ -200,9 +297,11 @@ public final class Checkpoint: @unchecked Sendable {
             if FileManager.default.fileExists(atPath: index) { filePath = index }
             else if FileManager.default.fileExists(atPath: single) { filePath = single }
             else {
-                let st = ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).filter { $0.hasSuffix(".safetensors") }.sorted()
+                let listing = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+                let st = listing.filter { $0.hasSuffix(".safetensors") }.sorted()
                 guard st.count == 1 else {
-                    throw LoRANASError.notFound("\(path) holds no model.safetensors, model.safetensors.index.json or single .safetensors file")
+                    throw LoRANASError.notFound(
+                        "\(path) holds no model.safetensors, model.safetensors.index.json or single .safetensors file")
                 }
                 filePath = dir.appendingPathComponent(st[0]).path
             }
@@ -223,7 +322,8 @@ public final class Checkpoint: @unchecked Sendable {
                 if let prev = loc[t.name] {
                     throw LoRANASError.format("tensor \(t.name) appears in both \(files[prev.0].path) and \(f.path)")
                 }
-                loc[t.name] = (fi, t); names.append(t.name)
+                loc[t.name] = (fi, t)
+                names.append(t.name)
             }
         }
         self.location = loc
@@ -231,10 +331,18 @@ public final class Checkpoint: @unchecked Sendable {
     }
 
     private static func openShards(indexPath: String) throws -> ([SafeTensorsFile], [String: String]) {
-        guard let data = FileManager.default.contents(atPath: indexPath) else { throw LoRANASError.io("cannot read \(indexPath)") }
+        guard let data = FileManager.default.contents(atPath: indexPath) else {
+            throw LoRANASError.io("cannot read \(indexPath)")
+        }
         let json: JSON
-        do { json = try JSON.parse(data) } catch let e as LoRANASError { throw LoRANASError.format("\(indexPath): \(e)") }
-        guard let map = json["weight_map"]?.object else { throw LoRANASError.format("\(indexPath): no weight_map object") }
+        do {
+            json = try JSON.parse(data)
+        } catch let e as LoRANASError {
+            throw LoRANASError.format("\(indexPath): \(e)")
+        }
+        guard let map = json["weight_map"]?.object else {
+            throw LoRANASError.format("\(indexPath): no weight_map object")
+        }
         let dir = URL(fileURLWithPath: indexPath).deletingLastPathComponent()
         var order: [String] = []
         var wanted: [String: [String]] = [:]
@@ -248,7 +356,7 @@ public final class Checkpoint: @unchecked Sendable {
         let files = try order.map { try SafeTensorsFile(path: dir.appendingPathComponent($0).path) }
         for (f, file) in zip(order, files) {
             let have = Set(file.names)
-            if let missing = wanted[f]!.first(where: { !have.contains($0) }) {
+            if let missing = wanted[f, default: []].first(where: { !have.contains($0) }) {
                 throw LoRANASError.format("\(indexPath) lists \(missing) in \(f), which does not contain it")
             }
         }
@@ -257,13 +365,16 @@ public final class Checkpoint: @unchecked Sendable {
         return (files, meta)
     }
 
+    /// Whether any file holds tensor `name`.
     public func contains(_ name: String) -> Bool { location[name] != nil }
 
+    /// The entry of tensor `name`; throws `notFound` if no file has it.
     public func info(_ name: String) throws -> TensorInfo {
         guard let l = location[name] else { throw LoRANASError.notFound("tensor \(name) in \(path)") }
         return l.info
     }
 
+    /// Tensor `name` converted to Float32.
     public func tensor(_ name: String) throws -> Tensor {
         guard let l = location[name] else { throw LoRANASError.notFound("tensor \(name) in \(path)") }
         return try files[l.file].tensor(name)
@@ -273,11 +384,13 @@ public final class Checkpoint: @unchecked Sendable {
     public func read(_ name: String, into out: UnsafeMutablePointer<Float>, count: Int) throws {
         guard let l = location[name] else { throw LoRANASError.notFound("tensor \(name) in \(path)") }
         guard l.info.count == count else {
-            throw LoRANASError.invalidArgument("tensor \(name) has \(l.info.count) elements (shape \(l.info.shape)), buffer holds \(count)")
+            throw LoRANASError.invalidArgument(
+                "tensor \(name) has \(l.info.count) elements (shape \(l.info.shape)), buffer holds \(count)")
         }
         try files[l.file].convert(l.info, to: out)
     }
 
+    /// Tensor `name` as 64-bit integers (integer dtypes only).
     public func ints(_ name: String) throws -> [Int] {
         guard let l = location[name] else { throw LoRANASError.notFound("tensor \(name) in \(path)") }
         return try files[l.file].ints(name)
@@ -286,29 +399,39 @@ public final class Checkpoint: @unchecked Sendable {
 
 /// Writes safetensors files atomically: to a temporary file in the same directory, then renamed.
 public enum SafeTensorsWriter {
+    /// One tensor's contents.
     public enum Payload {
+        /// Float32 data with the tensor's shape.
         case f32(Tensor)
+        /// 64-bit integers with an explicit shape.
         case i64([Int], shape: [Int])
     }
 
+    /// Writes `tensors` (names must be unique) and `metadata` to `path` through `AtomicFile`.
     public static func write(_ tensors: [(String, Payload)], metadata: [String: String] = [:], to path: String) throws {
         var header: [(String, JSON)] = []
         if !metadata.isEmpty {
-            header.append(("__metadata__", .object(metadata.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })))
+            let entries = metadata.sorted { $0.key < $1.key }.map { ($0.key, JSON.string($0.value)) }
+            header.append(("__metadata__", .object(entries)))
         }
         var offset = 0
         var seen = Set<String>()
         for (name, p) in tensors {
-            guard seen.insert(name).inserted else { throw LoRANASError.invalidArgument("duplicate tensor name \(name)") }
+            guard seen.insert(name).inserted else {
+                throw LoRANASError.invalidArgument("duplicate tensor name \(name)")
+            }
             let (dtype, shape, bytes): (String, [Int], Int)
             switch p {
             case .f32(let t): (dtype, shape, bytes) = ("F32", t.shape, t.count * 4)
             case .i64(let v, let s):
-                guard v.count == s.reduce(1, *) else { throw LoRANASError.invalidArgument("\(name): \(v.count) values for shape \(s)") }
+                guard v.count == s.reduce(1, *) else {
+                    throw LoRANASError.invalidArgument("\(name): \(v.count) values for shape \(s)")
+                }
                 (dtype, shape, bytes) = ("I64", s, v.count * 8)
             }
-            header.append((name, .object([("dtype", .string(dtype)), ("shape", .array(shape.map { .number(Double($0)) })),
-                                          ("data_offsets", .array([.number(Double(offset)), .number(Double(offset + bytes))]))])))
+            let offsets: JSON = .array([.number(Double(offset)), .number(Double(offset + bytes))])
+            let dims: JSON = .array(shape.map { .number(Double($0)) })
+            header.append((name, .object([("dtype", .string(dtype)), ("shape", dims), ("data_offsets", offsets)])))
             offset += bytes
         }
         var headerBytes = Array(JSON.object(header).serialized.utf8)
@@ -328,16 +451,26 @@ public enum SafeTensorsWriter {
 
 /// Writes a file by writing a sibling temporary file, syncing it, and renaming it over the target,
 /// so a crash never leaves a half-written file under the final name.
+///
+/// The temporary file is named `.<name>.tmp-<pid>-<random>` next to the target. A process killed
+/// mid-write leaves one behind; the next write to the same target removes those whose process is
+/// no longer alive.
 public enum AtomicFile {
+    /// Atomically replaces the file at `path` with `data`.
     public static func write(_ data: Data, to path: String) throws {
         let url = URL(fileURLWithPath: path)
-        let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        let dir = url.deletingLastPathComponent().path
+        let prefix = tempPrefix(url.lastPathComponent)
+        removeStaleTemporaries(in: dir, prefix: prefix)
+        let random = UInt32.random(in: 0...UInt32.max)
+        let tmp = url.deletingLastPathComponent().appendingPathComponent("\(prefix)\(getpid())-\(random)").path
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw LoRANASError.io("cannot create \(tmp): \(String(cString: strerror(errno)))") }
         var ok = data.withUnsafeBytes { raw -> Bool in
+            guard let start = raw.baseAddress else { return true }
             var off = 0
             while off < raw.count {
-                let n = Glibc.write(fd, raw.baseAddress! + off, raw.count - off)
+                let n = Glibc.write(fd, start + off, raw.count - off)
                 if n <= 0 { return false }
                 off += n
             }
@@ -349,6 +482,25 @@ public enum AtomicFile {
             let msg = String(cString: strerror(errno))
             unlink(tmp)
             throw LoRANASError.io("cannot write \(path): \(msg)")
+        }
+    }
+
+    /// The name prefix of the temporary files for a target named `name`; the pid and a random
+    /// number follow it.
+    static func tempPrefix(_ name: String) -> String { ".\(name).tmp-" }
+
+    /// Removes `<prefix><pid>-<random>` files in `dir` whose process no longer exists (kill(pid, 0)
+    /// fails with ESRCH). Files of this process and of live processes are kept; errors are ignored,
+    /// as the cleanup is best effort.
+    static func removeStaleTemporaries(in dir: String, prefix: String) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return }
+        for name in names where name.hasPrefix(prefix) {
+            let rest = name.dropFirst(prefix.count)
+            guard let dash = rest.firstIndex(of: "-"), let pid = Int32(rest[..<dash]), pid > 0,
+                  !rest[rest.index(after: dash)...].isEmpty, rest[rest.index(after: dash)...].allSatisfy(\.isNumber)
+            else { continue }
+            guard pid != getpid(), kill(pid, 0) != 0, errno == ESRCH else { continue }
+            unlink(dir + "/" + name)
         }
     }
 }
