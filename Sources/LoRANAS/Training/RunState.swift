@@ -22,6 +22,18 @@ enum RunState {
     /// A saved run that matches `kind` and `fingerprint`, or nil when the directory holds none.
     /// A run state of another run is an error: resuming it would silently mix two runs.
     static func resume(dir: String, kind: String, fingerprint: String) throws -> Saved? {
+        guard let saved = try load(dir: dir) else { return nil }
+        guard saved.state["kind"]?.string == kind, saved.state["fingerprint"]?.string == fingerprint else {
+            throw LoRANASError.invalidArgument(
+                "\(dir) holds a checkpoint of a different run (other options, data or "
+                    + "base weights); use another checkpoint_dir, or the same options, data and model")
+        }
+        return saved
+    }
+
+    /// The run state in `dir` with its position parsed, or nil when there is none; a file that is
+    /// not a run state is a format error.
+    static func load(dir: String) throws -> Saved? {
         guard FileManager.default.fileExists(atPath: path(dir)) else { return nil }
         let file = try SafeTensorsFile(path: path(dir))
         guard let text = file.metadata["loranas_state"] else {
@@ -29,11 +41,6 @@ enum RunState {
         }
         let state: JSON
         do { state = try JSON.parse(text) } catch { throw LoRANASError.format("\(path(dir)): loranas_state: \(error)") }
-        guard state["kind"]?.string == kind, state["fingerprint"]?.string == fingerprint else {
-            throw LoRANASError.invalidArgument(
-                "\(dir) holds a checkpoint of a different run (other options, data or "
-                    + "base weights); use another checkpoint_dir, or the same options, data and model")
-        }
         guard let loop = state["loop"] else { throw LoRANASError.format("\(path(dir)): loranas_state has no loop") }
         return Saved(file: file, state: state, loop: try LoopState(json: loop))
     }

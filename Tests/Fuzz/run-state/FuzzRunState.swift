@@ -1,5 +1,6 @@
-// libFuzzer target: a run's state.safetensors as resuming reads it: RunCheckpoint.load (the file,
-// then its "loranas_state" metadata as JSON) and LoopState(json:) on the "loop" entry.
+// libFuzzer target: a run's state.safetensors as resuming reads it: RunState.load (the file, its
+// "loranas_state" metadata as JSON, the loop position), then the checked reads a resume makes
+// (tensors restored into fixed shapes, float histories, counters).
 import Foundation
 import LoRANASFuzzDriver
 @testable import LoRANAS
@@ -15,17 +16,15 @@ nonisolated(unsafe) let stateDir: String = {
 public func fuzzRunState(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let dir = stateDir
     let contents = Data(UnsafeRawBufferPointer(start: data, count: size))
-    let written = FileManager.default.createFile(atPath: RunCheckpoint.path(dir), contents: contents)
+    let written = FileManager.default.createFile(atPath: RunState.path(dir), contents: contents)
     guard written else { fatalError("cannot write state.safetensors in \(dir)") }
-    guard let loaded = try? RunCheckpoint.load(dir: dir) else { return 0 }
-    let (file, saved) = loaded
-    // Search and Finetune resume with `LoopState(json: saved["loop"]!)`: a state without "loop"
-    // traps there (reproducer Tests/Fuzz/crashes/run-state-1). The harness checks it so the
-    // rest of the state keeps being fuzzed.
-    guard let loop = saved["loop"] else { return 0 }
-    _ = try? LoopState(json: loop)
-    _ = saved["opt_steps"]?.int
-    for name in ["train_losses", "validation_losses", "alpha_history"] { _ = try? file.tensor(name) }
+    guard let saved = try? RunState.load(dir: dir) else { return 0 }
+    _ = try? saved.loop.check(epochs: 4, stepsPerEpoch: 8)
+    _ = try? saved.count("opt_steps")
+    let target = Tensor(zeros: [2, 4])
+    for name in saved.file.names { _ = try? saved.restore(name, into: target) }
+    for name in ["train_losses", "validation_losses"] { _ = try? saved.floats(name, count: saved.loop.globalStep) }
+    _ = try? (saved.state["evaluations"]?.array ?? []).map { try Evaluation(json: $0) }
     return 0
 }
 
