@@ -4,6 +4,8 @@
 # XCTest and pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+echo "== style (lines <= 120, one statement per line)"
+python3 tools/style_check.py Sources
 bash tools/setup.sh
 
 VENV="$(realpath -m "${LORANAS_VENV:-.venv-test}")"

@@ -13,7 +13,8 @@ public indirect enum JSON: Equatable, Sendable {
         case (.number(let x), .number(let y)): return x == y
         case (.string(let x), .string(let y)): return x == y
         case (.array(let x), .array(let y)): return x == y
-        case (.object(let x), .object(let y)): return x.count == y.count && zip(x, y).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
+        case (.object(let x), .object(let y)):
+            return x.count == y.count && zip(x, y).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
         default: return false
         }
     }
@@ -23,16 +24,31 @@ public indirect enum JSON: Equatable, Sendable {
         if case .object(let kv) = self { return kv.last { $0.0 == key }?.1 }
         return nil
     }
-    public var string: String? { if case .string(let s) = self { return s }; return nil }
-    public var double: Double? { if case .number(let d) = self { return d }; return nil }
+    public var string: String? {
+        if case .string(let s) = self { return s }
+        return nil
+    }
+    public var double: Double? {
+        if case .number(let d) = self { return d }
+        return nil
+    }
     /// An exact integer, or nil.
     public var int: Int? {
         if case .number(let d) = self, d.rounded() == d, abs(d) < 9.0e15 { return Int(d) }
         return nil
     }
-    public var bool: Bool? { if case .bool(let b) = self { return b }; return nil }
-    public var array: [JSON]? { if case .array(let a) = self { return a }; return nil }
-    public var object: [(String, JSON)]? { if case .object(let o) = self { return o }; return nil }
+    public var bool: Bool? {
+        if case .bool(let b) = self { return b }
+        return nil
+    }
+    public var array: [JSON]? {
+        if case .array(let a) = self { return a }
+        return nil
+    }
+    public var object: [(String, JSON)]? {
+        if case .object(let o) = self { return o }
+        return nil
+    }
     public var isNull: Bool { self == .null }
 
     /// Parses `bytes`; duplicate keys in an object are an error when `rejectDuplicateKeys`.
@@ -64,7 +80,8 @@ public indirect enum JSON: Equatable, Sendable {
             return "\(d)"
         case .string(let s): return JSON.quote(s)
         case .array(let a): return "[" + a.map(\.serialized).joined(separator: ",") + "]"
-        case .object(let o): return "{" + o.map { JSON.quote($0.0) + ":" + $0.1.serialized }.joined(separator: ",") + "}"
+        case .object(let o):
+            return "{" + o.map { JSON.quote($0.0) + ":" + $0.1.serialized }.joined(separator: ",") + "}"
         }
     }
 
@@ -111,54 +128,87 @@ public indirect enum JSON: Equatable, Sendable {
                 var kv: [(String, JSON)] = []
                 var seen = Set<String>()
                 skipSpace()
-                if i < b.count, b[i] == UInt8(ascii: "}") { i += 1; return .object(kv) }
+                if i < b.count, b[i] == UInt8(ascii: "}") {
+                    i += 1
+                    return .object(kv)
+                }
                 while true {
                     skipSpace()
                     guard i < b.count, b[i] == UInt8(ascii: "\"") else { throw fail("expected a key") }
                     let k = try string()
-                    if rejectDuplicates && !seen.insert(k).inserted { throw LoRANASError.format("duplicate key \"\(k)\" in JSON") }
+                    if rejectDuplicates && !seen.insert(k).inserted {
+                        throw LoRANASError.format("duplicate key \"\(k)\" in JSON")
+                    }
                     skipSpace()
                     try expect(":")
                     skipSpace()
                     kv.append((k, try value(depth: depth + 1)))
                     skipSpace()
                     guard i < b.count else { throw fail("unterminated object") }
-                    if b[i] == UInt8(ascii: ",") { i += 1; continue }
-                    if b[i] == UInt8(ascii: "}") { i += 1; return .object(kv) }
+                    if b[i] == UInt8(ascii: ",") {
+                        i += 1
+                        continue
+                    }
+                    if b[i] == UInt8(ascii: "}") {
+                        i += 1
+                        return .object(kv)
+                    }
                     throw fail("expected , or }")
                 }
             case UInt8(ascii: "["):
                 i += 1
                 var a: [JSON] = []
                 skipSpace()
-                if i < b.count, b[i] == UInt8(ascii: "]") { i += 1; return .array(a) }
+                if i < b.count, b[i] == UInt8(ascii: "]") {
+                    i += 1
+                    return .array(a)
+                }
                 while true {
                     skipSpace()
                     a.append(try value(depth: depth + 1))
                     skipSpace()
                     guard i < b.count else { throw fail("unterminated array") }
-                    if b[i] == UInt8(ascii: ",") { i += 1; continue }
-                    if b[i] == UInt8(ascii: "]") { i += 1; return .array(a) }
+                    if b[i] == UInt8(ascii: ",") {
+                        i += 1
+                        continue
+                    }
+                    if b[i] == UInt8(ascii: "]") {
+                        i += 1
+                        return .array(a)
+                    }
                     throw fail("expected , or ]")
                 }
             case UInt8(ascii: "\""): return .string(try string())
-            case UInt8(ascii: "t"): try expect("true"); return .bool(true)
-            case UInt8(ascii: "f"): try expect("false"); return .bool(false)
-            case UInt8(ascii: "n"): try expect("null"); return .null
-            case UInt8(ascii: "N"): try expect("NaN"); return .number(.nan)
-            case UInt8(ascii: "I"): try expect("Infinity"); return .number(.infinity)
+            case UInt8(ascii: "t"):
+                try expect("true")
+                return .bool(true)
+            case UInt8(ascii: "f"):
+                try expect("false")
+                return .bool(false)
+            case UInt8(ascii: "n"):
+                try expect("null")
+                return .null
+            case UInt8(ascii: "N"):
+                try expect("NaN")
+                return .number(.nan)
+            case UInt8(ascii: "I"):
+                try expect("Infinity")
+                return .number(.infinity)
             default: return .number(try number())
             }
         }
 
         mutating func number() throws -> Double {
             if i + 1 < b.count, b[i] == UInt8(ascii: "-"), b[i + 1] == UInt8(ascii: "I") {
-                i += 1; try expect("Infinity"); return -.infinity
+                i += 1
+                try expect("Infinity")
+                return -.infinity
             }
             let start = i
             while i < b.count, let c = Optional(b[i]),
-                  (c >= 0x30 && c <= 0x39) || c == UInt8(ascii: "-") || c == UInt8(ascii: "+") || c == UInt8(ascii: ".")
-                    || c == UInt8(ascii: "e") || c == UInt8(ascii: "E") { i += 1 }
+                (c >= 0x30 && c <= 0x39) || c == UInt8(ascii: "-") || c == UInt8(ascii: "+") || c == UInt8(ascii: ".")
+                    || c == UInt8(ascii: "e") || c == UInt8(ascii: "E")
+            { i += 1 }
             let text = String(decoding: UnsafeRawBufferPointer(rebasing: b[start..<i]), as: UTF8.self)
             if text == "NaN" || text.isEmpty { throw fail("invalid value") }
             guard let d = Double(text), d.isFinite else { throw fail("invalid number '\(text)'") }
@@ -170,12 +220,17 @@ public indirect enum JSON: Equatable, Sendable {
             var bytes: [UInt8] = []
             while true {
                 guard i < b.count else { throw fail("unterminated string") }
-                let c = b[i]; i += 1
+                let c = b[i]
+                i += 1
                 if c == UInt8(ascii: "\"") { break }
                 if c < 0x20 { throw fail("control character in string") }
-                if c != UInt8(ascii: "\\") { bytes.append(c); continue }
+                if c != UInt8(ascii: "\\") {
+                    bytes.append(c)
+                    continue
+                }
                 guard i < b.count else { throw fail("unterminated escape") }
-                let e = b[i]; i += 1
+                let e = b[i]
+                i += 1
                 switch e {
                 case UInt8(ascii: "\""): bytes.append(0x22)
                 case UInt8(ascii: "\\"): bytes.append(0x5c)
@@ -206,7 +261,8 @@ public indirect enum JSON: Equatable, Sendable {
             guard i + 4 <= b.count else { throw fail("short \\u escape") }
             var v: UInt32 = 0
             for _ in 0..<4 {
-                let c = b[i]; i += 1
+                let c = b[i]
+                i += 1
                 let d: UInt32
                 switch c {
                 case 0x30...0x39: d = UInt32(c - 0x30)
