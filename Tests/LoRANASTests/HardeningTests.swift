@@ -75,7 +75,8 @@ final class HardeningTests: XCTestCase {
         XCTAssertEqual(try AdapterConfig(json: JSON.parse(#"{"r": 4}"#)).loraAlpha, 8)
     }
 
-    func testDamagedRunStateIsAnErrorNotATrap() throws {
+    /// One step of a small search that leaves its run state in `dir`.
+    func searchOneStep() throws -> (Dataset, SearchOptions) {
         let d = try Dataset.synthetic(config: model.config, count: 4, seqLen: 6, seed: 1)
         var o = SearchOptions()
         o.space = [2, 4]
@@ -83,9 +84,14 @@ final class HardeningTests: XCTestCase {
         o.maxSteps = 1
         o.checkpointDir = dir
         _ = try model.search(train: d, validation: d, options: o)
+        return (d, o)
+    }
+
+    func testDamagedRunStateIsAnErrorNotATrap() throws {
+        var (d, o) = try searchOneStep()
         let file = try SafeTensorsFile(path: RunState.path(dir))
         let stateText = try XCTUnwrap(file.metadata["loranas_state"])
-        var tensors = file.names.map { ($0, SafeTensorsWriter.Payload.f32(try! file.tensor($0))) }
+        var tensors = try file.names.map { ($0, SafeTensorsWriter.Payload.f32(try file.tensor($0))) }
         // A tensor of the wrong shape.
         let k = try XCTUnwrap(tensors.firstIndex { $0.0.hasSuffix(".lora_A") })
         tensors[k].1 = .f32(Tensor(zeros: [3]))
@@ -102,13 +108,7 @@ final class HardeningTests: XCTestCase {
 
     /// Defect 8: a run state is not resumed onto another base model with the same config.
     func testResumeRefusesAnotherBaseModelWithTheSameConfig() throws {
-        let d = try Dataset.synthetic(config: model.config, count: 4, seqLen: 6, seed: 1)
-        var o = SearchOptions()
-        o.space = [2, 4]
-        o.batchSize = 2
-        o.maxSteps = 1
-        o.checkpointDir = dir
-        _ = try model.search(train: d, validation: d, options: o)
+        var (d, o) = try searchOneStep()
         let other = try MllamaModel(path: MllamaFixtureTests.path("tiles4_gqa"))
         other.params["language_model.model.norm.weight"].ptr[0] += 0.5
         o.maxSteps = 2
