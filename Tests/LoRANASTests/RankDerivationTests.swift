@@ -74,13 +74,15 @@ final class RankDerivationTests: XCTestCase {
         var rng = TestRNG(5)
         let modules = (0..<400).map { _ in
             let width = 4096 + Int(rng.next() % 20_000)
+            // The largest rank scores best everywhere, so argmax (the uniform maximum) misses the budget.
             return RankDerivation.Module(costs: [4, 8, 16, 32, 64].map { $0 * width },
-                                         scores: (0..<5).map { _ in Double(rng.uniform(-3, 0)) })
+                                         scores: (0..<5).map { k in Double(k) + Double(rng.uniform(-0.5, 0)) })
         }
         let maxTotal = modules.reduce(0) { $0 + ($1.costs.last ?? 0) }
+        XCTAssertFalse(RankDerivation.inBand(maxTotal, maxTotal * 2 / 5), "the DP must run")
         let t0 = Date()
         let got = RankDerivation.derive(modules, budget: maxTotal * 2 / 5)
-        XCTAssertLessThan(Date().timeIntervalSince(t0), 60, "bounded work")
+        XCTAssertLessThan(Date().timeIntervalSince(t0), 120, "bounded work")
         XCTAssertTrue(got.withinBand)
         XCTAssertEqual(got.total, zip(modules, got.choices).reduce(0) { $0 + $1.0.costs[$1.1] })
     }
