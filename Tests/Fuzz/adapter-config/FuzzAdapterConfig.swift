@@ -5,7 +5,7 @@ import LoRANASFuzzDriver
 @testable import LoRANAS
 
 /// The scratch adapter directory, made once per process.
-nonisolated(unsafe) let adapterDir: String = {
+let adapterDir: String = {
     let dir = NSTemporaryDirectory() + "loranas-fuzz-adapter-\(getpid())"
     try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     let module = "base_model.model.model.language_model.layers.0.self_attn.q_proj"

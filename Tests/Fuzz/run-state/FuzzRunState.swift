@@ -6,7 +6,7 @@ import LoRANASFuzzDriver
 @testable import LoRANAS
 
 /// The scratch checkpoint directory, made once per process.
-nonisolated(unsafe) let stateDir: String = {
+let stateDir: String = {
     let dir = NSTemporaryDirectory() + "loranas-fuzz-state-\(getpid())"
     try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     return dir
