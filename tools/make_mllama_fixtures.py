@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reference fixtures for the Swift Mllama (LLaMA-3.2-Vision) engine and its PEFT LoRA.
 
-Run:  /work/venv-ref/bin/python tools/make_mllama_fixtures.py [--out DIR]
+Run:  .venv-test/bin/python tools/make_mllama_fixtures.py [--out DIR]   (the venv tools/test.sh makes)
 
 Writes Tests/LoRANASTests/Fixtures/mllama/{tiles4_gqa, tiles4_gqa_sharded, tile1_bf16}
 (tiles4_gqa/peft holds the LoRA case). Everything is built from configs (no download),
