@@ -52,7 +52,9 @@ public enum Engine {
     /// `LORANAS_NUM_THREADS` as a thread count, nil when unset; a value that is not a count in
     /// 1...maxThreads is an error (entry points call `checkEnvironment`, so it is never ignored).
     static func threadsFromEnvironment() throws -> Int? {
-        guard let s = ProcessInfo.processInfo.environment["LORANAS_NUM_THREADS"] else { return nil }
+        // getenv, not ProcessInfo's dictionary: every C ABI call checks this.
+        guard let raw = getenv("LORANAS_NUM_THREADS") else { return nil }
+        let s = String(cString: raw)
         let text = s.trimmingCharacters(in: .whitespaces)
         guard let n = Int(text), n >= 1, n <= maxThreads else {
             throw LoRANASError.invalidArgument(
