@@ -194,6 +194,29 @@ def test_gpt2_byte_level_pre_tokenizer(llama3_dir):
     assert_same(compare(ours, hf, make_strings(seed=3, count=3000)))
 
 
+def test_added_token_flags_and_nfc(llama3_dir):
+    """Added tokens with lstrip, rstrip, single_word and normalized (matched after NFC) in front of the byte-level
+    BPE, where the spaces they strip would otherwise be tokens."""
+    def change(d):
+        d["normalizer"] = {"type": "Sequence", "normalizers": [{"type": "NFC"}]}
+        flags = {"special": False, "lstrip": False, "rstrip": False, "single_word": False, "normalized": False}
+        d["added_tokens"] += [
+            dict(flags, id=128257, content="<mask>", lstrip=True, rstrip=True, special=True),
+            dict(flags, id=128258, content="new york", single_word=True, normalized=True),
+            dict(flags, id=128259, content="\u00e9!", normalized=True),
+            dict(flags, id=128260, content="[L]", lstrip=True),
+            dict(flags, id=128261, content="[R]", rstrip=True),
+        ]
+    path = variant(llama3_dir, "flags", change)
+    ours, hf = loranas.Tokenizer.from_file(path), HFTokenizer.from_file(str(path))
+    rng = random.Random(6)
+    pieces = [" <mask> ", "<mask>", "  <mask>", "new york", " new york ", "new yorker", "e\u0301!", "\u00e9!", " [L] ",
+              "\t[L]", "[R]  x", "[R]\n\n", "  "]
+    strings = [s + rng.choice(pieces) + rng.choice(SAMPLES) + rng.choice(pieces) for s in make_strings(seed=6, count=3000)]
+    assert_same(compare(ours, hf, strings))
+    assert ours.vocab_size == 128262
+
+
 # ---- WordLevel ------------------------------------------------------------------------------------------------
 
 

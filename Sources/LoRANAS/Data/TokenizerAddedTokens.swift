@@ -92,11 +92,12 @@ struct AddedTokenMatcher: Sendable {
         return best
     }
 
-    /// Rust's `char::is_alphanumeric`: Alphabetic, or a number (Nd, Nl, No).
+    /// A `\w` character of Rust's regex crate, which HF's single_word test uses: Alphabetic, a mark,
+    /// a decimal digit, a connector punctuation (`_`) or a join control.
     static func isWordCharacter(_ c: Unicode.Scalar) -> Bool {
         switch c.properties.generalCategory {
-        case .decimalNumber, .letterNumber, .otherNumber: return true
-        default: return c.properties.isAlphabetic
+        case .nonspacingMark, .spacingMark, .enclosingMark, .decimalNumber, .connectorPunctuation: return true
+        default: return c.properties.isAlphabetic || c.properties.isJoinControl
         }
     }
 
