@@ -211,7 +211,8 @@ def test_added_token_flags_and_nfc(llama3_dir):
     ours, hf = loranas.Tokenizer.from_file(path), HFTokenizer.from_file(str(path))
     rng = random.Random(6)
     pieces = [" <mask> ", "<mask>", "  <mask>", "new york", " new york ", "new yorker", "e\u0301!", "\u00e9!", " [L] ",
-              "\t[L]", "[R]  x", "[R]\n\n", "  "]
+              "\t[L]", "[R]  x", "[R]\n\n", "  ",
+              "_new york", "\u2467new york", "new york\u200d", "new york\u0301", "\u00bdnew york_"]
     strings = [s + rng.choice(pieces) + rng.choice(SAMPLES) + rng.choice(pieces) for s in make_strings(seed=6, count=3000)]
     assert_same(compare(ours, hf, strings))
     assert ours.vocab_size == 128262
