@@ -187,6 +187,26 @@ final class TokenizerTests: XCTestCase {
         assertError(isFormat, "pre_tokenizer.type") { try self.loadEdited { $0["pre_tokenizer"] = ["kind": "x"] } }
     }
 
+    /// `ignore_merges`: a word that is a token is that token, whatever the merges make of it. Expected
+    /// ids from HF tokenizers 0.23.3: `Tokenizer(models.BPE(vocab={"a": 0, "b": 1, "c": 2, "ab": 3, "bc": 4,
+    /// "abc": 5}, merges=[("a", "b"), ("b", "c")], ignore_merges=...)).encode(...).ids`.
+    func testIgnoreMerges() throws {
+        func bpe(ignoreMerges: Bool) throws -> Tokenizer {
+            try loadEdited { j in
+                j["model"] = [
+                    "type": "BPE", "vocab": ["a": 0, "b": 1, "c": 2, "ab": 3, "bc": 4, "abc": 5],
+                    "merges": [["a", "b"], ["b", "c"]], "ignore_merges": ignoreMerges,
+                ]
+                j["added_tokens"] = []
+                j["pre_tokenizer"] = NSNull()
+                j["post_processor"] = NSNull()
+            }
+        }
+        XCTAssertEqual(try bpe(ignoreMerges: true).encode("abc"), [5])
+        XCTAssertEqual(try bpe(ignoreMerges: true).encode("abcz"), [3, 2])
+        XCTAssertEqual(try bpe(ignoreMerges: false).encode("abc"), [3, 2])
+    }
+
     /// A word whose characters no token has is dropped (BPE without unk_token, as HF), and a
     /// WordLevel word outside a vocabulary without the unknown token is an error, not a trap.
     func testOutOfVocabulary() throws {
