@@ -160,6 +160,12 @@ def test_llama3_matches_hf(llama3_dir):
     ours, hf = loranas.Tokenizer.from_file(path), HFTokenizer.from_file(str(path))
     strings = make_strings(seed=1, count=20_000)
     assert_same(compare(ours, hf, strings, add_special_tokens=True))
+    # Long words and runs (a quadratic merge loop took minutes on 200,000 letters; the heap takes milliseconds).
+    rng = random.Random(7)
+    long = ["a" * 50_000, "ab" * 20_000, " " * 10_000, "7" * 10_000, "\n" * 5000 + "x",
+            "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(30_000)),
+            "".join(rng.choice(POOL) for _ in range(20_000))]
+    assert_same(compare(ours, hf, long))
     # This file's post-processor is ByteLevel (no BOS): both ways give the same ids.
     assert_same(compare(ours, hf, strings[:2000], add_special_tokens=False))
 

@@ -118,21 +118,89 @@ final class BPEModel: TokenizerModel, @unchecked Sendable {  // the cache is gua
             if !(fuseUnk && lastWasUnk) { symbols.append(unk) }
             lastWasUnk = true
         }
-        // Each pass merges one pair, so there are at most symbols.count - 1 passes.
-        while symbols.count > 1 {
-            var best: (rank: Int32, id: Int32, at: Int)? = nil
-            for i in 0..<(symbols.count - 1) {
-                guard let m = merges[UInt64(symbols[i]) << 32 | UInt64(symbols[i + 1])] else { continue }
-                if best == nil || m.rank < (best?.rank ?? .max) { best = (m.rank, m.id, i) }
-            }
-            guard let best else { break }
-            symbols[best.at] = Int(best.id)
-            symbols.remove(at: best.at + 1)
+        return mergeSymbols(symbols)
+    }
+
+    /// Applies the merges as HF does, in O(n log n): a heap of candidate pairs ordered by (rank,
+    /// position), so the lowest rank merges first and the leftmost among equal ranks. A popped pair
+    /// that a neighbour's merge has changed since it was pushed is skipped (a pair's rank identifies it).
+    private func mergeSymbols(_ initial: [Int]) -> [Int] {
+        var symbols = initial
+        let n = symbols.count
+        if n < 2 { return symbols }
+        var next = Array(1...n)  // n = none
+        var previous = Array(-1..<(n - 1))  // -1 = none
+        var alive = [Bool](repeating: true, count: n)
+        var heap = MinHeap()
+        func rank(_ left: Int, _ right: Int) -> Int32? {
+            merges[UInt64(symbols[left]) << 32 | UInt64(symbols[right])]?.rank
         }
-        return symbols
+        for i in 0..<(n - 1) {
+            if let r = rank(i, i + 1) { heap.push(UInt64(r) << 32 | UInt64(i)) }
+        }
+        // Each push follows a merge or the first scan, so the loop ends after at most 3n pops.
+        while let top = heap.pop() {
+            let pos = Int(top & 0xFFFF_FFFF)
+            let expected = Int32(truncatingIfNeeded: top >> 32)
+            guard alive[pos], next[pos] < n else { continue }
+            let right = next[pos]
+            guard let m = merges[UInt64(symbols[pos]) << 32 | UInt64(symbols[right])], m.rank == expected else {
+                continue
+            }
+            symbols[pos] = Int(m.id)
+            alive[right] = false
+            next[pos] = next[right]
+            if next[pos] < n { previous[next[pos]] = pos }
+            if previous[pos] >= 0, let r = rank(previous[pos], pos) {
+                heap.push(UInt64(r) << 32 | UInt64(previous[pos]))
+            }
+            if next[pos] < n, let r = rank(pos, next[pos]) { heap.push(UInt64(r) << 32 | UInt64(pos)) }
+        }
+        var out: [Int] = []
+        var i = 0
+        while i < n {
+            out.append(symbols[i])
+            i = next[i]
+        }
+        return out
     }
 
     func id(of token: String) -> Int? { vocab[token] }
     func token(of id: Int) -> String? { vocab.tokenOfId[id] }
     var tokens: [String] { Array(vocab.tokenOfId.values) }
+}
+
+/// A binary min-heap of UInt64 keys.
+private struct MinHeap {
+    private var items: [UInt64] = []
+
+    mutating func push(_ x: UInt64) {
+        items.append(x)
+        var i = items.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            if items[parent] <= items[i] { break }
+            items.swapAt(parent, i)
+            i = parent
+        }
+    }
+
+    mutating func pop() -> UInt64? {
+        guard let last = items.popLast() else { return nil }
+        guard !items.isEmpty else { return last }
+        let top = items[0]
+        items[0] = last
+        var i = 0
+        while true {
+            let l = 2 * i + 1
+            let r = l + 1
+            var smallest = i
+            if l < items.count && items[l] < items[smallest] { smallest = l }
+            if r < items.count && items[r] < items[smallest] { smallest = r }
+            if smallest == i { break }
+            items.swapAt(i, smallest)
+            i = smallest
+        }
+        return top
+    }
 }
