@@ -26,7 +26,7 @@ public func loranas_tokenizer_encode(
     guarded {
         let tokenizer = try TokenizerHandle.borrow(h, "tok").value
         let outCount = try arg(outCount, "out_count")
-        try require(textLen >= 0, "text_len must be non-negative, got \(textLen)")
+        try require(textLen >= 0 && textLen <= Int64(Int32.max), "text_len must be in 0...2^31-1, got \(textLen)")
         try require(idsCapacity >= 0, "ids_capacity must be non-negative, got \(idsCapacity)")
         let bytes =
             textLen == 0 ? [] : Array(UnsafeRawBufferPointer(start: try arg(text, "text_utf8"), count: Int(textLen)))
@@ -52,7 +52,7 @@ public func loranas_tokenizer_decode(
 ) -> Int32 {
     guarded {
         let tokenizer = try TokenizerHandle.borrow(h, "tok").value
-        try require(count >= 0, "count must be non-negative, got \(count)")
+        try require(count >= 0 && count <= Int64(Int32.max), "count must be in 0...2^31-1, got \(count)")
         let list = count == 0 ? [] : Array(UnsafeBufferPointer(start: try arg(ids, "ids"), count: Int(count)))
         for (i, id) in list.enumerated() where id < 0 || id > Int64(UInt32.max) {
             throw LoRANASError.invalidArgument("ids[\(i)] = \(id) is not a token id (0...2^32-1)")

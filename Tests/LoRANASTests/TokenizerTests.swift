@@ -227,3 +227,32 @@ final class TokenizerTests: XCTestCase {
         XCTAssertThrowsError(try wordLevel.encode("zebra"))
     }
 }
+
+/// Damaged tokenizer files and hostile text: every load either succeeds or throws, and every
+/// encode of a loaded one either succeeds or throws (a trap would end the test process).
+final class TokenizerHardeningTests: XCTestCase {
+    func testDamagedFilesAndRandomTextNeverTrap() throws {
+        var rng = SplitMix64(seed: 8)
+        for name in ["bpe.json", "wordlevel.json"] {
+            let original = try Data(contentsOf: TokenizerTests.fixtures.appendingPathComponent(name))
+            var loaded = 0
+            for trial in 0..<300 {
+                var bytes = [UInt8](original)
+                if trial % 3 == 0 {
+                    bytes = Array(bytes.prefix(Int(rng.next() % UInt64(bytes.count))))
+                } else {
+                    for _ in 0..<(1 + Int(rng.next() % 4)) {
+                        bytes[Int(rng.next() % UInt64(bytes.count))] = UInt8(truncatingIfNeeded: rng.next())
+                    }
+                }
+                guard let tok = try? Tokenizer(json: Data(bytes)) else { continue }
+                loaded += 1
+                var scalars = String.UnicodeScalarView()
+                for _ in 0..<40 { scalars.append(Unicode.Scalar(UInt32(rng.next() % 0xD800)) ?? " ") }
+                let text = String(scalars) + " the cat <s> [CLS] <mask>"
+                if let ids = try? tok.encode(text) { _ = tok.decode(ids + [Int(Int32.max)]) }
+            }
+            XCTAssertGreaterThan(loaded, 0, "some mutations of \(name) (in a string, say) still load")
+        }
+    }
+}

@@ -87,15 +87,15 @@ typedef struct loranas_tokenizer loranas_tokenizer;
    other component gives LORANAS_ERR_UNSUPPORTED naming it; a malformed file LORANAS_ERR_FORMAT. */
 int32_t loranas_tokenizer_load(const char *path, loranas_tokenizer **out);
 void loranas_tokenizer_free(loranas_tokenizer *tok);
-/* Encodes text_len bytes of UTF-8 (NUL bytes are text; invalid UTF-8 is an error) into ids, with
-   the post-processor's special tokens when add_special is non-zero. *out_count gets the number of
-   ids. ids NULL with ids_capacity 0 only counts; a smaller non-zero capacity gives
-   LORANAS_ERR_BUFFER_TOO_SMALL (*out_count is still set). */
+/* Encodes text_len (< 2^31) bytes of UTF-8 (NUL bytes are text; invalid UTF-8 is an error) into
+   ids, with the post-processor's special tokens when add_special is non-zero. *out_count gets the
+   number of ids. ids NULL with ids_capacity 0 only counts; otherwise a capacity below the count
+   gives LORANAS_ERR_BUFFER_TOO_SMALL (*out_count is still set). */
 int32_t loranas_tokenizer_encode(const loranas_tokenizer *tok, const char *text_utf8, int64_t text_len,
                                  int32_t add_special, int64_t *ids, int64_t ids_capacity, int64_t *out_count);
 /* Decodes count ids into NUL-terminated UTF-8 text, without the special added tokens when
-   skip_special is non-zero; ids that no token has are skipped (as Hugging Face does), a negative
-   id is an error. Same buffer protocol as loranas_checkpoint_name. */
+   skip_special is non-zero; ids that no token has are skipped (as Hugging Face does), an id
+   outside 0...2^32-1 is an error. Same buffer protocol as loranas_checkpoint_name. */
 int32_t loranas_tokenizer_decode(const loranas_tokenizer *tok, const int64_t *ids, int64_t count, int32_t skip_special,
                                  char *buf, int64_t buf_len, int64_t *out_len);
 /* The number of distinct tokens, added tokens included (Hugging Face's get_vocab_size(True)). */

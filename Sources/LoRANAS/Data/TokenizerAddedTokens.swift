@@ -69,6 +69,8 @@ struct AddedTokenMatcher: Sendable {
                 start = j
             }
             if token.rstrip {
+                // HF's search resumes at the match's end, so a token that begins with whitespace may
+                // match inside what rstrip took, overlapping it; here the search resumes after it.
                 while stop < s.count && s[stop].properties.isWhitespace { stop += 1 }
                 i = stop
             }
