@@ -14,7 +14,7 @@ final class BPEModel: TokenizerModel, @unchecked Sendable {  // the cache is gua
     let unkToken: String?
     let fuseUnk: Bool
 
-    private var cache: [[UInt8]: [Int]] = [:]
+    private var cache: [TokenBytes: [Int]] = [:]
     private let cacheLock = NSLock()
     private static let cacheLimit = 50_000
 
@@ -33,8 +33,8 @@ final class BPEModel: TokenizerModel, @unchecked Sendable {  // the cache is gua
         default: throw LoRANASError.format("model.unk_token must be a string or null")
         }
         var chars: [UInt32: Int] = [:]
-        for (bytes, id) in vocab.ids {
-            let s = String(decoding: bytes, as: UTF8.self).unicodeScalars
+        for (key, id) in vocab.ids {
+            let s = String(decoding: key.bytes, as: UTF8.self).unicodeScalars
             if s.count == 1, let c = s.first { chars[c.value] = id }
         }
         charIds = chars
@@ -83,7 +83,8 @@ final class BPEModel: TokenizerModel, @unchecked Sendable {  // the cache is gua
     }
 
     func tokenize(_ word: String, into ids: inout [Int]) throws {
-        let key = Array(word.utf8)
+        let bytes = Array(word.utf8)
+        let key = TokenBytes(bytes)
         cacheLock.lock()
         let hit = cache[key]
         cacheLock.unlock()
@@ -91,7 +92,7 @@ final class BPEModel: TokenizerModel, @unchecked Sendable {  // the cache is gua
             ids.append(contentsOf: hit)
             return
         }
-        let out = try merge(word, bytes: key)
+        let out = try merge(word, bytes: bytes)
         cacheLock.lock()
         if cache.count >= Self.cacheLimit { cache.removeAll(keepingCapacity: true) }
         cache[key] = out

@@ -13,7 +13,7 @@ protocol TokenizerModel: Sendable {
 /// A vocabulary keyed by UTF-8 bytes, not by `String`: Swift's `String` equality is canonical
 /// equivalence, and two tokens that differ only in composition ("é" and "e\u{301}") are distinct.
 struct TokenVocabulary: Sendable {
-    private(set) var ids: [[UInt8]: Int] = [:]
+    private(set) var ids: [TokenBytes: Int] = [:]
     private(set) var tokenOfId: [Int: String] = [:]
 
     /// Reads a `{"token": id, ...}` object; `field` names it in errors.
@@ -27,7 +27,7 @@ struct TokenVocabulary: Sendable {
             guard let id = value.int, id >= 0, id <= Int(Int32.max) else {
                 throw LoRANASError.format("\(field)[\(JSON.quote(token))] must be an id in 0...2^31-1")
             }
-            let key = Array(token.utf8)
+            let key = TokenBytes(Array(token.utf8))
             guard ids[key] == nil else {
                 throw LoRANASError.format("\(field) has the token \(JSON.quote(token)) twice")
             }
@@ -37,7 +37,17 @@ struct TokenVocabulary: Sendable {
         }
     }
 
-    subscript(token: String) -> Int? { ids[Array(token.utf8)] }
-    subscript(bytes bytes: [UInt8]) -> Int? { ids[bytes] }
+    subscript(token: String) -> Int? { ids[TokenBytes(Array(token.utf8))] }
+    subscript(bytes bytes: [UInt8]) -> Int? { ids[TokenBytes(bytes)] }
     var count: Int { ids.count }
+}
+
+/// A token's UTF-8 bytes as a dictionary key, hashed in one call (an `[UInt8]` key hashes byte by byte).
+struct TokenBytes: Hashable, Sendable {
+    let bytes: [UInt8]
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    func hash(into hasher: inout Hasher) {
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+    }
 }
