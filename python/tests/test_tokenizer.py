@@ -227,9 +227,10 @@ def test_added_token_flags_and_nfc(llama3_dir):
 # ---- WordLevel ------------------------------------------------------------------------------------------------
 
 
-def word_level(tmp_path: Path, pre_tokenizer, name: str, corpus: list[str]) -> tuple[loranas.Tokenizer, HFTokenizer]:
+def word_level(tmp_path: Path, pre_tokenizer, name: str, corpus: list[str],
+               normalizer=None) -> tuple[loranas.Tokenizer, HFTokenizer]:
     hf = HFTokenizer(models.WordLevel(unk_token="[UNK]"))
-    hf.normalizer = normalizers.Sequence([normalizers.NFC()])
+    hf.normalizer = normalizer or normalizers.Sequence([normalizers.NFC()])
     hf.pre_tokenizer = pre_tokenizer
     hf.train_from_iterator(corpus, trainers.WordLevelTrainer(vocab_size=3000, special_tokens=["[UNK]", "[CLS]", "[SEP]"]))
     hf.post_processor = processors.TemplateProcessing(
@@ -303,3 +304,15 @@ def test_errors_and_buffers(tmp_path, llama3_dir):
     tok.close()
     with pytest.raises(ValueError, match="closed"):
         tok.encode("x")
+
+
+@pytest.mark.parametrize("behavior", ["isolated", "merged_with_next", "contiguous"])
+def test_split_string_pattern(tmp_path, behavior):
+    """Split with a literal pattern ({"String": ...}; "." is not a regex here), NFC as the whole normalizer."""
+    split = pre_tokenizers.Split(". ", behavior=behavior)
+    assert '"String"' in split.__getstate__().decode() if hasattr(split, "__getstate__") else True
+    strings = word_level_strings(seed=10, count=1000) + ["a. b. c", "a.b. .", ". . .", "x . y"]
+    ours, hf = word_level(tmp_path, split, f"string-{behavior}", strings, normalizer=normalizers.NFC())
+    saved = json.loads((tmp_path / f"string-{behavior}.json").read_text())
+    assert saved["pre_tokenizer"]["pattern"] == {"String": ". "} and saved["normalizer"]["type"] == "NFC"
+    assert_same(compare(ours, hf, strings))
