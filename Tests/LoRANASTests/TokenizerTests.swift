@@ -228,13 +228,13 @@ final class TokenizerTests: XCTestCase {
     }
 }
 
-/// Damaged tokenizer files and hostile text: every load either succeeds or throws, and every
-/// encode of a loaded one either succeeds or throws (a trap would end the test process).
-final class TokenizerHardeningTests: XCTestCase {
+extension TokenizerTests {
+    /// Damaged tokenizer files and hostile text: every load either succeeds or throws, and every
+    /// encode of a loaded one either succeeds or throws (a trap would end the test process).
     func testDamagedFilesAndRandomTextNeverTrap() throws {
         var rng = SplitMix64(seed: 8)
         for name in ["bpe.json", "wordlevel.json"] {
-            let original = try Data(contentsOf: TokenizerTests.fixtures.appendingPathComponent(name))
+            let original = try Data(contentsOf: Self.fixtures.appendingPathComponent(name))
             var loaded = 0
             for trial in 0..<300 {
                 var bytes = [UInt8](original)
@@ -254,5 +254,26 @@ final class TokenizerHardeningTests: XCTestCase {
             }
             XCTAssertGreaterThan(loaded, 0, "some mutations of \(name) (in a string, say) still load")
         }
+    }
+
+    /// One tokenizer used from several threads at once (its word cache is shared) gives each
+    /// thread the ids it gives alone.
+    func testConcurrentEncodes() throws {
+        let tok = try load("bpe.json")
+        let texts = (0..<64).map { i in "the cat \(i) hello world\(i % 7) na\u{ef}ve dog's <s>" }
+        let expected = try texts.map { try tok.encode($0) }
+        final class Results: @unchecked Sendable {  // guarded by lock
+            let lock = NSLock()
+            var ids: [[Int]?]
+            init(_ n: Int) { ids = Array(repeating: nil, count: n) }
+        }
+        let results = Results(texts.count * 4)
+        DispatchQueue.concurrentPerform(iterations: texts.count * 4) { k in
+            let ids = try? tok.encode(texts[k % texts.count])
+            results.lock.lock()
+            results.ids[k] = ids
+            results.lock.unlock()
+        }
+        XCTAssertEqual(results.ids, (0..<(texts.count * 4)).map { expected[$0 % texts.count] })
     }
 }

@@ -1,11 +1,14 @@
 /// A token of `added_tokens`, with HF's flags.
 public struct AddedToken: Sendable, Equatable {
+    /// The token's id.
     public let id: Int
+    /// The text it matches, and its text in `decode`.
     public let content: String
     /// Skipped by `decode(_:skipSpecialTokens: true)`.
     public let special: Bool
-    /// Also takes the whitespace on its left / right.
+    /// Also takes the whitespace on its left.
     public let lstrip: Bool
+    /// Also takes the whitespace on its right.
     public let rstrip: Bool
     /// Only matches where it is not inside a word.
     public let singleWord: Bool
