@@ -65,9 +65,9 @@ class Tokenizer(OwnedHandle):
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = False) -> str:
         """The text of ``ids``; ids that no token has are skipped, as HF ``tokenizers`` skips them."""
         values = [int(i) for i in ids]
-        if any(i < 0 for i in values):
-            raise InvalidArgumentError(f"token ids must be non-negative, got {min(values)}",
-                                       context="loranas_tokenizer_decode")
+        bad = [i for i in values if not 0 <= i < 2**32]
+        if bad:
+            raise InvalidArgumentError(f"token ids must be in 0...2^32-1, got {bad[0]}", context="loranas_tokenizer_decode")
         array = (ctypes.c_int64 * max(len(values), 1))(*values)
         context = "loranas_tokenizer_decode"
         needed = ctypes.c_int64(-1)

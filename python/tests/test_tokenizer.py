@@ -299,8 +299,12 @@ def test_errors_and_buffers(tmp_path, llama3_dir):
         assert B.loranas_tokenizer_encode(h, invalid, 2, 1, None, 0, ctypes.byref(count)) == B.LORANAS_ERR_INVALID_ARGUMENT
     assert tok.decode(tok.encode("a\x00b")) == "a\x00b"
     assert tok.decode([]) == ""
+    for bad_id in (-1, 2**32, 2**70):
+        with pytest.raises(loranas.InvalidArgumentError):
+            tok.decode([bad_id])
+    assert tok.decode([2**32 - 1, 9906]) == "Hello"  # an id no token has is skipped, as HF does
     with pytest.raises(loranas.InvalidArgumentError):
-        tok.decode([-1])
+        tok.token_to_id("a\x00b")
     tok.close()
     with pytest.raises(ValueError, match="closed"):
         tok.encode("x")
