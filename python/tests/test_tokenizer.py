@@ -170,6 +170,19 @@ def test_llama3_matches_hf(llama3_dir):
     assert_same(compare(ours, hf, strings[:2000], add_special_tokens=False))
 
 
+def test_llama3_contractions_and_case_folding(llama3_dir):
+    """The pattern's (?i:'s|'t|...) against characters whose case folding is unusual (ſ, K, İ, ẞ, ﬅ), and an
+    apostrophe followed by random characters: ICU's case-insensitive matching must agree with Oniguruma's."""
+    path = llama3_dir / "tokenizer.json"
+    ours, hf = loranas.Tokenizer.from_file(path), HFTokenizer.from_file(str(path))
+    strings = ["'\u017f", "'\u212a", "'\u0130", "'\u00df", "'\ufb05", "x'\u017fx", "'LL'll'lL", "'\u0345", "\u0130'D",
+               "\u1e9e'S", "'\u1e9e", "'\u0131", "'\u03c2", "'M'\u041c"]
+    rng = random.Random(11)
+    chars = [chr(c) for c in range(0x20, 0x3400) if not 0xD800 <= c < 0xE000]
+    strings += ["'" + "".join(rng.choice(chars) for _ in range(rng.randrange(1, 4))) for _ in range(5000)]
+    assert_same(compare(ours, hf, strings))
+
+
 def test_llama3_with_bos_template(llama3_dir):
     """The BOS template of the published Llama-3.2 files, with add_special_tokens both ways."""
     def change(d):
