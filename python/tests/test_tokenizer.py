@@ -126,6 +126,8 @@ def llama3_dir(tmp_path_factory) -> Path:
     if importlib.util.find_spec("quicktok") is None or importlib.util.find_spec("tiktoken") is None:
         pytest.skip("quicktok-v1 and tiktoken are not installed (pip install quicktok-v1 tiktoken): "
                     "they hold the Llama-3 ranks the tokenizer.json is built from")
+    if importlib.util.find_spec("transformers") is None:
+        pytest.skip("transformers is not installed: its TikTokenConverter builds the Llama-3 tokenizer.json")
     if not BUILDER.is_file():
         pytest.skip(f"{BUILDER} not found (set LORANAS_LLAMA3_BUILDER)")
     out = tmp_path_factory.mktemp("llama3")
