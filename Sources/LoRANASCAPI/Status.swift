@@ -52,7 +52,7 @@ func guarded(_ body: () throws -> Void) -> Int32 {
         setLastError(e.description)
         return status(of: e)
     } catch let e as BufferTooSmall {
-        setLastError("buffer too small: \(e.needed) bytes needed, including the NUL")
+        setLastError(e.message ?? "buffer too small: \(e.needed) bytes needed, including the NUL")
         return Int32(LORANAS_ERR_BUFFER_TOO_SMALL)
     } catch let e as CocoaError {
         return fileSystemError(e)
@@ -71,7 +71,11 @@ private func fileSystemError(_ e: Error) -> Int32 {
     return status(of: error)
 }
 
-struct BufferTooSmall: Error { let needed: Int }
+/// An output buffer too small for the result; `message` replaces the default (bytes of a string).
+struct BufferTooSmall: Error {
+    let needed: Int
+    var message: String? = nil
+}
 
 /// Unwraps a required pointer argument.
 func arg<T>(_ p: T?, _ name: String) throws -> T {

@@ -35,6 +35,7 @@ from .checkpoint import Checkpoint
 from .data import Dataset
 from .model import Model, ModelOutput
 from .results import FinetuneResult, SearchResult
+from .tokenizer import Tokenizer
 from .training import finetune, search
 from .errors import (
     BufferTooSmallError,
@@ -61,6 +62,7 @@ __all__ = [
     "Model",
     "ModelOutput",
     "Dataset",
+    "Tokenizer",
     "search",
     "SearchResult",
     "finetune",

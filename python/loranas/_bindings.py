@@ -54,6 +54,8 @@ loranas_model_p = c_void_p
 loranas_dataset_p = c_void_p
 # typedef struct loranas_result loranas_result;  (opaque)
 loranas_result_p = c_void_p
+# typedef struct loranas_tokenizer loranas_tokenizer;  (opaque)
+loranas_tokenizer_p = c_void_p
 c_float_p = POINTER(c_float)
 c_int32_p = POINTER(c_int32)
 c_int64_p = POINTER(c_int64)
@@ -243,3 +245,36 @@ loranas_result_json = _bind("loranas_result_json", [loranas_result_p, c_char_p, 
 
 # void loranas_result_free(loranas_result *result);
 loranas_result_free = _bind("loranas_result_free", [loranas_result_p], None)
+
+
+# ---- tokenizer ---------------------------------------------------------------------------------
+
+# int32_t loranas_tokenizer_load(const char *path, loranas_tokenizer **out);
+loranas_tokenizer_load = _bind("loranas_tokenizer_load", [c_char_p, POINTER(loranas_tokenizer_p)], c_int32)
+
+# void loranas_tokenizer_free(loranas_tokenizer *tok);
+loranas_tokenizer_free = _bind("loranas_tokenizer_free", [loranas_tokenizer_p], None)
+
+# int32_t loranas_tokenizer_encode(const loranas_tokenizer *tok, const char *text_utf8, int64_t text_len,
+#                                  int32_t add_special, int64_t *ids, int64_t ids_capacity, int64_t *out_count);
+loranas_tokenizer_encode = _bind(
+    "loranas_tokenizer_encode",
+    [loranas_tokenizer_p, c_char_p, c_int64, c_int32, c_int64_p, c_int64, c_int64_p],
+    c_int32,
+)
+
+# int32_t loranas_tokenizer_decode(const loranas_tokenizer *tok, const int64_t *ids, int64_t count, int32_t skip_special,
+#                                  char *buf, int64_t buf_len, int64_t *out_len);
+loranas_tokenizer_decode = _bind(
+    "loranas_tokenizer_decode",
+    [loranas_tokenizer_p, c_int64_p, c_int64, c_int32, c_char_p, c_int64, c_int64_p],
+    c_int32,
+)
+
+# int32_t loranas_tokenizer_vocab_size(const loranas_tokenizer *tok, int64_t *out_size);
+loranas_tokenizer_vocab_size = _bind("loranas_tokenizer_vocab_size", [loranas_tokenizer_p, c_int64_p], c_int32)
+
+# int32_t loranas_tokenizer_token_to_id(const loranas_tokenizer *tok, const char *token, int64_t *out_id);
+loranas_tokenizer_token_to_id = _bind(
+    "loranas_tokenizer_token_to_id", [loranas_tokenizer_p, c_char_p, c_int64_p], c_int32
+)

@@ -146,7 +146,8 @@ def test_batch_layout_matches_the_c_compiler(tmp_path):
 
 def test_handles_and_callbacks_are_declared(header):
     # The parsers found what the header declares (so the type checks above are not vacuous).
-    assert _opaque_handles(header) == {"loranas_checkpoint", "loranas_model", "loranas_dataset", "loranas_result"}
+    assert _opaque_handles(header) == {"loranas_checkpoint", "loranas_model", "loranas_dataset", "loranas_result",
+                                       "loranas_tokenizer"}
     for name in _opaque_handles(header):
         assert getattr(B, f"{name}_p") is ctypes.c_void_p, name
     callbacks = _callback_typedefs(header)

@@ -78,6 +78,31 @@ int32_t loranas_checkpoint_info(const loranas_checkpoint *ckpt, const char *name
    Integer tensors convert too (exactly up to 2^24). */
 int32_t loranas_checkpoint_read_f32(const loranas_checkpoint *ckpt, const char *name, float *out, int64_t count);
 
+/* ---- tokenizer (a Hugging Face tokenizer.json) -------------------------------------------- */
+typedef struct loranas_tokenizer loranas_tokenizer;
+
+/* Reads a tokenizer.json: models BPE (byte-level) and WordLevel; pre-tokenizers Split, ByteLevel,
+   Whitespace, WhitespaceSplit, Sequence; normalizers NFC, Sequence; post-processors
+   TemplateProcessing, ByteLevel; decoder ByteLevel or none; added tokens with their flags. Any
+   other component gives LORANAS_ERR_UNSUPPORTED naming it; a malformed file LORANAS_ERR_FORMAT. */
+int32_t loranas_tokenizer_load(const char *path, loranas_tokenizer **out);
+void loranas_tokenizer_free(loranas_tokenizer *tok);
+/* Encodes text_len (< 2^31) bytes of UTF-8 (NUL bytes are text; invalid UTF-8 is an error) into
+   ids, with the post-processor's special tokens when add_special is non-zero. *out_count gets the
+   number of ids. ids NULL with ids_capacity 0 only counts; otherwise a capacity below the count
+   gives LORANAS_ERR_BUFFER_TOO_SMALL (*out_count is still set). */
+int32_t loranas_tokenizer_encode(const loranas_tokenizer *tok, const char *text_utf8, int64_t text_len,
+                                 int32_t add_special, int64_t *ids, int64_t ids_capacity, int64_t *out_count);
+/* Decodes count ids into NUL-terminated UTF-8 text, without the special added tokens when
+   skip_special is non-zero; ids that no token has are skipped (as Hugging Face does), an id
+   outside 0...2^32-1 is an error. Same buffer protocol as loranas_checkpoint_name. */
+int32_t loranas_tokenizer_decode(const loranas_tokenizer *tok, const int64_t *ids, int64_t count, int32_t skip_special,
+                                 char *buf, int64_t buf_len, int64_t *out_len);
+/* The number of distinct tokens, added tokens included (Hugging Face's get_vocab_size(True)). */
+int32_t loranas_tokenizer_vocab_size(const loranas_tokenizer *tok, int64_t *out_size);
+/* The id of a token string (added tokens first, then the model's vocabulary); -1 when none. */
+int32_t loranas_tokenizer_token_to_id(const loranas_tokenizer *tok, const char *token, int64_t *out_id);
+
 /* ---- kernels ----------------------------------------------------------------------------- */
 /* C (m, n) = op(A) (m, k) · op(B) (k, n); A is (m, k) or (k, m) when trans_a, B is (k, n) or (n, k)
    when trans_b. a_count, b_count and c_count are the buffers' element counts (at least m·k, k·n
