@@ -18,8 +18,13 @@ let package = Package(
     targets: [
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS",
                        providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CJPEG", path: "Sources/CJPEG", providers: [.apt(["libjpeg62-turbo-dev"])]),
         .target(name: "CRuntime"),
-        .target(name: "LoRANAS", dependencies: ["COpenBLAS", "CRuntime"], swiftSettings: cpuFlags),
+        // setjmp glue for libpng and libjpeg, whose errors are longjmps (see include/lr_image.h).
+        .target(name: "CImageIO", dependencies: ["CPNG", "CJPEG"],
+                linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg")]),
+        .target(name: "LoRANAS", dependencies: ["COpenBLAS", "CRuntime", "CImageIO"], swiftSettings: cpuFlags),
         .target(name: "CLoRANAS"),
         .target(name: "LoRANASCAPI", dependencies: ["LoRANAS", "CLoRANAS"], swiftSettings: cpuFlags),
         .executableTarget(name: "loranas",
