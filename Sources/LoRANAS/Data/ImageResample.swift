@@ -1,7 +1,8 @@
 /// A port of Pillow's separable, antialiased BILINEAR resampling for 8-bit RGB
 /// (`Image.resize(size, BILINEAR, reducing_gap=None)`, libImaging/Resample.c), reproduced exactly:
 /// per-output-pixel coefficients in float64, turned into 22-bit fixed point, int32 accumulation
-/// from a half, a horizontal pass into a uint8 image and then a vertical pass.
+/// from a half, two passes with a uint8 image between them (horizontal first, except where Pillow 13 runs
+/// the vertical pass first; see `resize`).
 public enum PillowResample {
     /// Fixed-point precision: 32 bits minus 8 for the value and 2 for filter overshoot.
     static let precisionBits = 22
@@ -62,9 +63,11 @@ public enum PillowResample {
         UInt8(clamping: acc >> Int32(precisionBits))
     }
 
-    /// Resizes `image` to `width × height` as Pillow does. The same size returns a copy. A pass whose
-    /// size does not change is skipped; the horizontal pass covers only the rows the vertical pass
-    /// reads (Pillow's row-bounds trick, which does not change the result).
+    /// Resizes `image` to `width × height` as Pillow 13 does. The same size returns a copy. A pass whose
+    /// size does not change is skipped. Horizontal first covers only the rows the vertical pass reads
+    /// (Pillow's row-bounds trick, which does not change the result). Pillow 13.0 runs the vertical pass
+    /// first when the height shrinks and 2·(W − w) < H − h; Pillow ≤ 12 always ran horizontal first, so
+    /// results differ by ±1 from older Pillow in those cases.
     public static func resize(_ image: RGBImage, width: Int, height: Int) throws -> RGBImage {
         try require(width >= 1 && height >= 1, "resize target must be ≥ 1×1, got \(width)×\(height)")
         try require(width <= 1 << 20 && height <= 1 << 20, "resize target \(width)×\(height) is too large")
@@ -73,7 +76,17 @@ public enum PillowResample {
         let needHorizontal = width != image.width
         let needVertical = height != image.height
         let vertical = coefficients(inSize: image.height, outSize: height)
+        // Pillow 13 (python-pillow/Pillow#9549) runs the vertical pass first when the height shrinks by more
+        // than twice as many pixels as the width does; the order changes the rounding between the passes.
+        let verticalFirst = height < image.height && 2 * (image.width - width) < image.height - height
         var current = image
+        if verticalFirst {
+            current = verticalPass(current, height: height, coefficients: vertical, rowOffset: 0)
+            if needHorizontal {
+                current = horizontal(current, width: width, rows: 0..<height)
+            }
+            return current
+        }
         var rowOffset = 0
         if needHorizontal {
             let firstRow = needVertical ? vertical.start[0] : 0
