@@ -33,7 +33,8 @@ def decode(data: bytes, as_path: bool = False) -> np.ndarray:
     h = B.c_int64()
     w = B.c_int64()
     flags = _flags(as_path)
-    check(B.loranas_image_decode(ptr, arr.size, flags, None, 0, ctypes.byref(h), ctypes.byref(w)), "loranas_image_decode")
+    status = B.loranas_image_decode(ptr, arr.size, flags, None, 0, ctypes.byref(h), ctypes.byref(w))
+    check(status, "loranas_image_decode")
     out = np.empty((h.value, w.value, 3), dtype=np.uint8)
     status = B.loranas_image_decode(ptr, arr.size, flags, out.ctypes.data_as(B.c_uint8_p), out.size, ctypes.byref(h),
                                     ctypes.byref(w))
