@@ -270,6 +270,22 @@ def test_resize_equals_pillow():
     assert cases == 300
 
 
+def test_resize_pass_order_boundary():
+    """Pillow 13 runs the vertical pass first iff the height shrinks and 2·(W − w) < H − h; the two
+    orders round differently, so sizes on both sides of the boundary are checked."""
+    rng = np.random.default_rng(3)
+    for _ in range(60):
+        sw, sh = int(rng.integers(20, 400)), int(rng.integers(20, 400))
+        dh = int(rng.integers(1, sh))
+        for delta in (-1, 0, 1):
+            dw = sw - (sh - dh + delta) // 2
+            if dw < 1:
+                continue
+            src = rng.integers(0, 256, size=(sh, sw, 3), dtype=np.uint8)
+            expected = np.asarray(Image.fromarray(src).resize((dw, dh), Image.BILINEAR, reducing_gap=None))
+            np.testing.assert_array_equal(images.resize(src, (dw, dh)), expected, err_msg=f"{sw}x{sh}->{dw}x{dh}")
+
+
 # ---- the processor ------------------------------------------------------------------------------
 
 def processor_images():
