@@ -56,8 +56,16 @@ static int decode(png_structp png, png_infop info, png_context *ctx, int64_t max
     if (color_type == PNG_COLOR_TYPE_GRAY && bit_depth < 8) {
         png_set_expand_gray_1_2_4_to_8(png);
     }
-    if (has_trns) {
+    if (has_trns && color_type == PNG_COLOR_TYPE_PALETTE) {
         png_set_tRNS_to_alpha(png);
+    } else if (has_trns) {
+        png_color_16p colour = NULL;
+        png_get_tRNS(png, info, NULL, NULL, &colour);
+        if (colour) {
+            out->png_trns[0] = color_type == PNG_COLOR_TYPE_GRAY ? colour->gray : colour->red;
+            out->png_trns[1] = colour->green;
+            out->png_trns[2] = colour->blue;
+        }
     }
     png_set_interlace_handling(png);
     png_read_update_info(png, info);

@@ -109,9 +109,11 @@ def png_cases():
                     n = 1 << depth
                     palette = rng.integers(0, 256, size=(n, 3))
                     trns_options = [None, bytes(rng.integers(0, 256, size=max(1, n // 2)).astype(np.uint8))]
-                elif color_type == 0 and depth == 8:
+                elif color_type == 0 and depth <= 8:
                     trns_options = [None, struct.pack(">H", int(samples[0, 0, 0]))]
-                elif color_type == 2 and depth == 8:
+                elif color_type == 0:
+                    trns_options = [None, struct.pack(">H", int(samples[0, 0, 0]))]
+                elif color_type == 2:
                     trns_options = [None, struct.pack(">HHH", *(int(v) for v in samples[0, 0]))]
                 for trns in trns_options:
                     name = f"ct{color_type}-{depth}bit{'-trns' if trns else ''}{'-adam7' if interlace else ''}"
@@ -126,6 +128,18 @@ def test_png_decoding_equals_pillow(name, data):
     assert got.shape == expected.shape
     diff = np.abs(got.astype(int) - expected.astype(int))
     assert diff.max() == 0, f"{name}: max |Δ| {diff.max()} at {np.unravel_index(diff.argmax(), diff.shape)}"
+
+
+def test_trns_quirks_as_pillow():
+    """Pillow compares the low byte of a tRNS colour with its own 8-bit unpacking of each pixel."""
+    grey16 = np.array([[[0], [44], [300], [65535], [100]]], dtype=np.int64)
+    rgb16 = np.array([[[1, 2, 3], [256, 512, 768], [0, 0, 0]]], dtype=np.int64)
+    grey4 = np.array([[[0], [1], [5], [15]]], dtype=np.int64)
+    cases = [encode_png(grey16, 0, 16, trns=struct.pack(">H", t)) for t in (300, 255, 0, 44)]
+    cases += [encode_png(rgb16, 2, 16, trns=struct.pack(">HHH", *t)) for t in ((1, 2, 3), (256, 512, 768))]
+    cases += [encode_png(grey4, 0, 4, trns=struct.pack(">H", t)) for t in (0, 1, 5)]
+    for data in cases:
+        np.testing.assert_array_equal(images.decode(data), transformers_rgb(data))
 
 
 def pillow_png(mode: str, size=(23, 17), seed=0, **save) -> bytes:

@@ -14,9 +14,9 @@ enum {
     LR_IMAGE_NO_MEMORY = 3
 };
 
-/* A decoded image as the library delivers it. PNG: after expanding palettes, grey below 8 bits
- * and tRNS to full channels (1 grey, 2 grey+alpha, 3 RGB, 4 RGBA), 8 or 16 bits (big-endian
- * samples). JPEG: 1 (grey), 3 (RGB) or 4 (CMYK as stored, Adobe-inverted), 8 bits. */
+/* A decoded image as the library delivers it. PNG: after expanding palettes (with their tRNS alphas)
+ * and grey below 8 bits to full channels (1 grey, 2 grey+alpha, 3 RGB, 4 RGBA), 8 or 16 bits
+ * (big-endian samples); a grey or RGB tRNS colour is returned in png_trns, not applied. JPEG: 1 (grey), 3 (RGB) or 4 (CMYK as stored, Adobe-inverted), 8 bits. */
 typedef struct lr_raw_image {
     uint8_t *pixels;   /* malloc'd, height * width * channels * depth / 8 bytes, rows packed */
     int64_t width;
@@ -26,6 +26,7 @@ typedef struct lr_raw_image {
     int32_t png_color_type; /* PNG: the file's colour type; JPEG: -1 */
     int32_t png_bit_depth;  /* PNG: the file's bit depth; JPEG: 8 */
     int32_t png_has_trns;   /* PNG: a tRNS chunk was present */
+    int32_t png_trns[3];    /* PNG grey/RGB tRNS colour as stored (not applied); grey in [0] */
     int32_t jpeg_adobe;     /* JPEG: an Adobe APP14 marker was present */
     uint8_t *exif;          /* JPEG: malloc'd payload of the first APP1 "Exif\0\0" marker, or NULL */
     int64_t exif_len;

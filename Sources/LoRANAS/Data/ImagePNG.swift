@@ -4,8 +4,8 @@ import CImageIO
 enum PNGDecoder {
     static let signature: [UInt8] = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]
 
-    /// libpng expands palettes (with their tRNS alphas), grey below 8 bits (scaled as Pillow's
-    /// L;2 / L;4 / "1" unpackers scale: ×85, ×17, ×255) and tRNS colours to an alpha channel.
+    /// libpng expands palettes (with their tRNS alphas) and grey below 8 bits (scaled as Pillow's
+    /// L;2 / L;4 / "1" unpackers scale: ×85, ×17, ×255); grey and RGB tRNS follow Pillow's rule below.
     /// 16-bit samples follow Pillow: grey opens as "I;16" and `convert("RGB")` clips it to 255;
     /// grey+alpha, RGB and RGBA open through the ";16B" unpackers, which keep the high byte.
     static func decode(_ bytes: UnsafeRawBufferPointer, maxPixels: Int, alpha: AlphaHandling) throws -> RGBImage {
@@ -23,7 +23,33 @@ enum PNGDecoder {
             }
             samples = eight
         }
-        let rgb = PillowConvert.rgb(from: samples, channels: raw.channels, pixels: pixels, alpha: alpha)
+        var channels = raw.channels
+        if raw.hasTRNS && (raw.pngColorType == 0 || raw.pngColorType == 2) && alpha == .compositeOnWhite {
+            samples = pillowTransparency(samples, channels: channels, pixels: pixels, raw: raw)
+            channels += 1
+        }
+        let rgb = PillowConvert.rgb(from: samples, channels: channels, pixels: pixels, alpha: alpha)
         return RGBImage(unchecked: raw.width, raw.height, rgb)
+    }
+
+    /// Pillow's tRNS rule for grey and RGB (`convert_transparent`): a pixel is transparent when its
+    /// 8-bit value (after Pillow's own unpacking: grey 2/4-bit scaled, 16-bit grey clipped, 16-bit RGB
+    /// high byte) equals the stored tRNS value's low byte; a 1-bit tRNS of 1 means 255. Adds alpha.
+    static func pillowTransparency(_ samples: [UInt8], channels: Int, pixels: Int, raw: RawImage) -> [UInt8] {
+        var key = raw.trns.map { UInt8(truncatingIfNeeded: $0) }
+        if raw.pngColorType == 0 && raw.pngBitDepth == 1 {
+            key[0] = raw.trns[0] != 0 ? 255 : 0
+        }
+        var out = [UInt8](repeating: 0, count: pixels * (channels + 1))
+        for i in 0..<pixels {
+            var match = true
+            for c in 0..<channels {
+                let v = samples[i * channels + c]
+                out[i * (channels + 1) + c] = v
+                match = match && v == key[c]
+            }
+            out[i * (channels + 1) + channels] = match ? 0 : 255
+        }
+        return out
     }
 }

@@ -9,6 +9,10 @@ struct RawImage {
     let channels: Int
     let depth: Int
     let pngColorType: Int
+    let pngBitDepth: Int
+    let hasTRNS: Bool
+    /// The grey ([0]) or RGB tRNS colour as stored.
+    let trns: [Int]
     let exif: [UInt8]
 
     typealias Decoder = (UnsafePointer<UInt8>?, Int, Int64, UnsafeMutablePointer<lr_raw_image>?,
@@ -44,6 +48,8 @@ struct RawImage {
         }
         return RawImage(samples: samples, width: Int(raw.width), height: Int(raw.height),
                         channels: Int(raw.channels), depth: Int(raw.depth),
-                        pngColorType: Int(raw.png_color_type), exif: exif)
+                        pngColorType: Int(raw.png_color_type), pngBitDepth: Int(raw.png_bit_depth),
+                        hasTRNS: raw.png_has_trns != 0,
+                        trns: [Int(raw.png_trns.0), Int(raw.png_trns.1), Int(raw.png_trns.2)], exif: exif)
     }
 }
