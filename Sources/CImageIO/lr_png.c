@@ -87,7 +87,18 @@ static int decode(png_structp png, png_infop info, png_context *ctx, int64_t max
         ctx->rows[y] = ctx->pixels + (size_t)y * rowbytes;
     }
     png_read_image(png, ctx->rows);
-    png_read_end(png, NULL);
+    /* With info, chunks after the image data (an eXIf may follow IDAT) are read into it too. */
+    png_read_end(png, info);
+    png_uint_32 exif_len = 0;
+    png_bytep exif = NULL;
+    if (png_get_eXIf_1(png, info, &exif_len, &exif) && exif && exif_len > 0) {
+        out->exif = malloc(exif_len);
+        if (!out->exif) {
+            return LR_IMAGE_NO_MEMORY;
+        }
+        memcpy(out->exif, exif, exif_len);
+        out->exif_len = exif_len;
+    }
     out->pixels = ctx->pixels;
     ctx->pixels = NULL;
     out->width = width;
@@ -134,6 +145,7 @@ int lr_png_decode(const uint8_t *data, size_t size, int64_t max_pixels, lr_raw_i
     free(ctx.pixels);
     free(ctx.rows);
     if (status != LR_IMAGE_OK) {
+        free(out->exif);
         memset(out, 0, sizeof(*out));
     }
     return status;

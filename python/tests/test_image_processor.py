@@ -227,6 +227,23 @@ def test_exif_orientation(orientation, tmp_path):
     np.testing.assert_array_equal(images.decode(data, as_path=True), np.asarray(load_image(str(path))))
 
 
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_png_exif_orientation(orientation, tmp_path):
+    from transformers.image_utils import load_image
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(orientation).integers(0, 256, (9, 14, 3), dtype=np.uint8)).save(
+        buf, "PNG", exif=exif.tobytes())
+    data = buf.getvalue()
+    assert b"eXIf" in data
+    np.testing.assert_array_equal(images.decode(data), transformers_rgb(data))
+    path = tmp_path / "x.png"
+    path.write_bytes(data)
+    np.testing.assert_array_equal(images.decode(data, as_path=True), np.asarray(load_image(str(path))))
+
+
 def test_path_route_drops_alpha(tmp_path):
     from transformers.image_utils import load_image
 

@@ -28,7 +28,8 @@ typedef struct lr_raw_image {
     int32_t png_has_trns;   /* PNG: a tRNS chunk was present */
     int32_t png_trns[3];    /* PNG grey/RGB tRNS colour as stored (not applied); grey in [0] */
     int32_t jpeg_adobe;     /* JPEG: an Adobe APP14 marker was present */
-    uint8_t *exif;          /* JPEG: malloc'd payload of the first APP1 "Exif\0\0" marker, or NULL */
+    uint8_t *exif;          /* malloc'd TIFF-structured EXIF (JPEG: the first APP1 "Exif\0\0" payload;
+                               PNG: the eXIf chunk), or NULL */
     int64_t exif_len;
 } lr_raw_image;
 

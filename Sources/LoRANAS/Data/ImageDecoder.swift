@@ -1,7 +1,7 @@
 /// How to turn encoded bytes into RGB: which of transformers' two input routes to follow, and the
 /// pixel limit.
 public struct ImageDecodeOptions: Sendable {
-    /// Apply the EXIF orientation (Pillow's `ImageOps.exif_transpose`). JPEG only.
+    /// Apply the EXIF orientation (Pillow's `ImageOps.exif_transpose`) of a JPEG APP1 or PNG eXIf chunk.
     public var exifTranspose: Bool
     /// Composite alpha onto white, or drop it.
     public var alpha: AlphaHandling
@@ -43,7 +43,8 @@ public enum ImageDecoder {
     {
         try require(options.maxPixels >= 1, "maxPixels must be ≥ 1, got \(options.maxPixels)")
         if bytes.count >= 8 && Array(bytes.prefix(8)) == PNGDecoder.signature {
-            return try PNGDecoder.decode(bytes, maxPixels: options.maxPixels, alpha: options.alpha)
+            let (image, orientation) = try PNGDecoder.decode(bytes, maxPixels: options.maxPixels, alpha: options.alpha)
+            return options.exifTranspose ? ExifOrientation.apply(orientation, to: image) : image
         }
         if JPEGDecoder.isJPEG(bytes) {
             let (image, orientation) = try JPEGDecoder.decode(bytes, maxPixels: options.maxPixels)

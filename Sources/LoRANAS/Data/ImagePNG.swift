@@ -8,7 +8,10 @@ enum PNGDecoder {
     /// L;2 / L;4 / "1" unpackers scale: ×85, ×17, ×255); grey and RGB tRNS follow Pillow's rule below.
     /// 16-bit samples follow Pillow: grey opens as "I;16" and `convert("RGB")` clips it to 255;
     /// grey+alpha, RGB and RGBA open through the ";16B" unpackers, which keep the high byte.
-    static func decode(_ bytes: UnsafeRawBufferPointer, maxPixels: Int, alpha: AlphaHandling) throws -> RGBImage {
+    /// The RGB image and the EXIF orientation of an eXIf chunk (1 when absent).
+    static func decode(_ bytes: UnsafeRawBufferPointer, maxPixels: Int, alpha: AlphaHandling) throws
+        -> (RGBImage, Int)
+    {
         let raw = try RawImage.decode(bytes, maxPixels: maxPixels, format: "PNG", with: lr_png_decode)
         let pixels = raw.width * raw.height
         var samples = raw.samples
@@ -29,7 +32,7 @@ enum PNGDecoder {
             channels += 1
         }
         let rgb = PillowConvert.rgb(from: samples, channels: channels, pixels: pixels, alpha: alpha)
-        return RGBImage(unchecked: raw.width, raw.height, rgb)
+        return (RGBImage(unchecked: raw.width, raw.height, rgb), ExifOrientation.read(raw.exif))
     }
 
     /// Pillow's tRNS rule for grey and RGB (`convert_transparent`): a pixel is transparent when its
