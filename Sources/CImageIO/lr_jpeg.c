@@ -108,6 +108,7 @@ int lr_jpeg_decode(const uint8_t *data, size_t size, int64_t max_pixels, lr_raw_
         return LR_IMAGE_CORRUPT;
     }
     struct jpeg_decompress_struct cinfo;
+    memset(&cinfo, 0, sizeof(cinfo)); /* jpeg_destroy_decompress is then safe even if creation failed */
     jpeg_context ctx;
     memset(&ctx, 0, sizeof(ctx));
     ctx.msg = msg;

@@ -4,11 +4,12 @@ import CImageIO
 enum PNGDecoder {
     static let signature: [UInt8] = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]
 
+    /// The RGB image and the EXIF orientation of an eXIf chunk (1 when absent).
+    ///
     /// libpng expands palettes (with their tRNS alphas) and grey below 8 bits (scaled as Pillow's
     /// L;2 / L;4 / "1" unpackers scale: ×85, ×17, ×255); grey and RGB tRNS follow Pillow's rule below.
     /// 16-bit samples follow Pillow: grey opens as "I;16" and `convert("RGB")` clips it to 255;
     /// grey+alpha, RGB and RGBA open through the ";16B" unpackers, which keep the high byte.
-    /// The RGB image and the EXIF orientation of an eXIf chunk (1 when absent).
     static func decode(_ bytes: UnsafeRawBufferPointer, maxPixels: Int, alpha: AlphaHandling) throws
         -> (RGBImage, Int)
     {
