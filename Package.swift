@@ -42,7 +42,7 @@ let package = Package(
 // Build and run them with tools/fuzz.sh (scratch path .build-fuzz); see Tests/Fuzz/README.md.
 if Context.environment["LORANAS_FUZZ"] == "1" {
     package.targets.append(.target(name: "LoRANASFuzzDriver", path: "Tests/Fuzz/driver"))
-    for name in ["safetensors", "json", "config", "adapter-config", "run-state"] {
+    for name in ["safetensors", "json", "config", "adapter-config", "run-state", "image"] {
         package.targets.append(.executableTarget(name: "fuzz-\(name)", dependencies: ["LoRANAS", "LoRANASFuzzDriver"],
                                                  path: "Tests/Fuzz/\(name)"))
     }
