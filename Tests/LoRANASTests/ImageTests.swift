@@ -145,6 +145,33 @@ final class ImageTests: XCTestCase {
         }, 0)
     }
 
+    func testExifOrientationParsing() throws {
+        func tiff(bigEndian: Bool, type: UInt16, value: UInt32) -> [UInt8] {
+            func u16(_ v: UInt16) -> [UInt8] {
+                bigEndian ? [UInt8(v >> 8), UInt8(v & 0xff)] : [UInt8(v & 0xff), UInt8(v >> 8)]
+            }
+            func u32(_ v: UInt32) -> [UInt8] {
+                let b = [UInt8(v >> 24), UInt8((v >> 16) & 0xff), UInt8((v >> 8) & 0xff), UInt8(v & 0xff)]
+                return bigEndian ? b : b.reversed()
+            }
+            let field = type == 3 ? u16(UInt16(value)) + [0, 0] : u32(value)
+            return (bigEndian ? Array("MM".utf8) : Array("II".utf8)) + u16(42) + u32(8) + u16(1)
+                + u16(0x0112) + u16(type) + u32(1) + field + u32(0)
+        }
+        for big in [false, true] {
+            XCTAssertEqual(ExifOrientation.read(tiff(bigEndian: big, type: 3, value: 6)), 6)
+            XCTAssertEqual(ExifOrientation.read(tiff(bigEndian: big, type: 4, value: 8)), 8)
+            XCTAssertEqual(ExifOrientation.read(tiff(bigEndian: big, type: 3, value: 9)), 1)
+            XCTAssertEqual(ExifOrientation.read(Array(tiff(bigEndian: big, type: 3, value: 6).prefix(19))), 1)
+        }
+        XCTAssertEqual(ExifOrientation.read([]), 1)
+        // Orientation 6 is Pillow's ROTATE_270 (90° clockwise): a 3×2 image becomes 2×3.
+        let image = try RGBImage(width: 3, height: 2, pixels: (0..<6).flatMap { [UInt8($0), 0, 0] })
+        let turned = ExifOrientation.apply(6, to: image)
+        XCTAssertEqual([turned.width, turned.height], [2, 3])
+        XCTAssertEqual(stride(from: 0, to: 18, by: 3).map { turned.pixels[$0] }, [3, 0, 4, 1, 5, 2])
+    }
+
     private func crc32(_ bytes: [UInt8]) -> UInt32 {
         var crc: UInt32 = 0xffff_ffff
         for b in bytes {

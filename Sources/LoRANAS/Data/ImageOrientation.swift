@@ -30,7 +30,10 @@ enum ExifOrientation {
             let at = ifd + 2 + entry * 12
             guard let tag = u16(at) else { return 1 }
             if tag == 0x0112 {
-                guard u16(at + 2) == 3, let value = u16(at + 8), (1...8).contains(value) else { return 1 }
+                // SHORT as the standard says; Pillow reads a LONG the same way.
+                let type = u16(at + 2)
+                let value = type == 3 ? u16(at + 8) : type == 4 ? u32(at + 8) : nil
+                guard let value, (1...8).contains(value) else { return 1 }
                 return value
             }
         }
