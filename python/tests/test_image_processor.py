@@ -363,3 +363,25 @@ def test_processor_equals_transformers():
             assert diff == 0, f"{name} t={t} T={tiles}: max |Δ| {diff}"
             compared.add(name)
     assert len(compared) >= 200
+
+
+def test_processor_on_paths_equals_transformers(tmp_path):
+    """Paths go through transformers' load_image (EXIF transpose, alpha dropped): ``as_path=True``."""
+    pytest.importorskip("transformers")
+    from transformers.models.mllama.image_processing_pil_mllama import MllamaImageProcessorPil
+
+    proc = MllamaImageProcessorPil(size={"height": 56, "width": 56}, max_image_tiles=4, image_mean=list(CLIP_MEAN),
+                                   image_std=list(CLIP_STD))
+    files = []
+    for orientation in range(1, 9):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        files.append(("jpg", jpeg_bytes("RGB", (150, 40), orientation, quality=90, exif=exif.tobytes())))
+    files += [("png", pillow_png(mode, size=(70, 130), seed=i)) for i, mode in enumerate(["RGBA", "LA", "P"])]
+    for i, (ext, data) in enumerate(files):
+        path = tmp_path / f"{i}.{ext}"
+        path.write_bytes(data)
+        ref = proc(images=[[str(path)]], return_tensors="np")
+        got = images.process(data, tile_size=56, max_tiles=4, mean=CLIP_MEAN, std=CLIP_STD, as_path=True)
+        assert got["aspect_ratio_id"] == int(ref["aspect_ratio_ids"][0, 0]), path
+        np.testing.assert_array_equal(got["pixel_values"], ref["pixel_values"][0, 0], err_msg=str(path))
