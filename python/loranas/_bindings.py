@@ -8,7 +8,7 @@ Importing this module loads the library and refuses one whose ABI version differ
 
 from __future__ import annotations
 
-from ctypes import CFUNCTYPE, POINTER, Structure, c_char_p, c_float, c_int32, c_int64, c_void_p
+from ctypes import CFUNCTYPE, POINTER, Structure, c_char_p, c_double, c_float, c_int32, c_int64, c_uint8, c_void_p
 
 from ._lib import load_library
 
@@ -277,4 +277,37 @@ loranas_tokenizer_vocab_size = _bind("loranas_tokenizer_vocab_size", [loranas_to
 # int32_t loranas_tokenizer_token_to_id(const loranas_tokenizer *tok, const char *token, int64_t *out_id);
 loranas_tokenizer_token_to_id = _bind(
     "loranas_tokenizer_token_to_id", [loranas_tokenizer_p, c_char_p, c_int64_p], c_int32
+)
+
+# ---- images ------------------------------------------------------------------------------------
+
+# enum { LORANAS_IMAGE_EXIF_TRANSPOSE = 1, LORANAS_IMAGE_DROP_ALPHA = 2 };
+LORANAS_IMAGE_EXIF_TRANSPOSE = 1
+LORANAS_IMAGE_DROP_ALPHA = 2
+c_uint8_p = POINTER(c_uint8)
+c_double_p = POINTER(c_double)
+
+# int32_t loranas_image_decode(const uint8_t *bytes, int64_t n, int32_t flags, uint8_t *out_rgb, int64_t capacity,
+#                              int64_t *out_h, int64_t *out_w);
+loranas_image_decode = _bind(
+    "loranas_image_decode", [c_uint8_p, c_int64, c_int32, c_uint8_p, c_int64, c_int64_p, c_int64_p], c_int32
+)
+
+# int32_t loranas_image_resize_rgb(const uint8_t *rgb, int64_t rgb_count, int64_t h, int64_t w, int64_t out_h,
+#                                  int64_t out_w, uint8_t *out, int64_t out_count);
+loranas_image_resize_rgb = _bind(
+    "loranas_image_resize_rgb",
+    [c_uint8_p, c_int64, c_int64, c_int64, c_int64, c_int64, c_uint8_p, c_int64],
+    c_int32,
+)
+
+# int32_t loranas_image_process(const uint8_t *bytes, int64_t n, int32_t flags, int64_t tile_size,
+#                               int64_t max_tiles, const double *mean, const double *std, double rescale_factor,
+#                               float *pixel_values, int64_t pixel_values_count, int64_t *aspect_ratio_id,
+#                               int64_t *aspect_ratio_mask, int64_t mask_count);
+loranas_image_process = _bind(
+    "loranas_image_process",
+    [c_uint8_p, c_int64, c_int32, c_int64, c_int64, c_double_p, c_double_p, c_double, c_float_p, c_int64,
+     c_int64_p, c_int64_p, c_int64],
+    c_int32,
 )

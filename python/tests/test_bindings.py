@@ -65,7 +65,7 @@ def _ctype_for(c_decl: str):
     if base in _CALLBACKS and stars == 0:  # a function pointer typedef: the CFUNCTYPE of that name
         return getattr(B, base)
     if stars == 0:
-        return {"int32_t": ctypes.c_int32, "int64_t": ctypes.c_int64, "void": None}[base]
+        return {"int32_t": ctypes.c_int32, "int64_t": ctypes.c_int64, "double": ctypes.c_double, "void": None}[base]
     if base == "char" and stars == 1:
         return ctypes.c_char_p
     if base == "void" and stars == 1:
@@ -75,7 +75,8 @@ def _ctype_for(c_decl: str):
     if base == "loranas_batch" and stars == 1:
         return ctypes.POINTER(B.loranas_batch)
     return {"float": ctypes.POINTER(ctypes.c_float), "int64_t": ctypes.POINTER(ctypes.c_int64),
-            "int32_t": ctypes.POINTER(ctypes.c_int32)}[base]
+            "int32_t": ctypes.POINTER(ctypes.c_int32), "uint8_t": ctypes.POINTER(ctypes.c_uint8),
+            "double": ctypes.POINTER(ctypes.c_double)}[base]
 
 
 def test_every_header_function_is_bound(header):

@@ -190,6 +190,36 @@ int32_t loranas_evaluate(loranas_model *model, const loranas_dataset *dataset, i
 int32_t loranas_result_json(const loranas_result *result, char *buf, int64_t buf_len, int64_t *out_len);
 void loranas_result_free(loranas_result *result);
 
+/* ---- images ------------------------------------------------------------------------------ */
+/* Flags of the image functions. 0 treats the bytes as transformers treats a PIL image the caller
+   opened (no EXIF transpose; alpha and tRNS transparency composited onto white with Pillow's
+   integer alpha_composite). LORANAS_IMAGE_EXIF_TRANSPOSE | LORANAS_IMAGE_DROP_ALPHA is its route
+   for a path, URL or base64 string (load_image: ImageOps.exif_transpose, then convert("RGB")). */
+enum {
+    LORANAS_IMAGE_EXIF_TRANSPOSE = 1, /* apply the EXIF orientation (JPEG) */
+    LORANAS_IMAGE_DROP_ALPHA = 2      /* drop alpha instead of compositing onto white */
+};
+
+/* Decodes PNG or JPEG bytes (n bytes) to 8-bit RGB, (h, w, 3) row-major, as Pillow's
+   Image.open(...).convert("RGB") with transformers' alpha rule. *out_h and *out_w are always set on
+   success; out_rgb = NULL with capacity = 0 is a size query, otherwise capacity must hold h*w*3.
+   An unknown format, a corrupt or truncated file gives LORANAS_ERR_FORMAT; more than 178,956,970
+   pixels (Pillow's decompression-bomb error threshold) gives LORANAS_ERR_INVALID_ARGUMENT. */
+int32_t loranas_image_decode(const uint8_t *bytes, int64_t n, int32_t flags, uint8_t *out_rgb, int64_t capacity,
+                             int64_t *out_h, int64_t *out_w);
+/* Resizes an (h, w, 3) uint8 image to (out_h, out_w, 3) exactly as Pillow's
+   Image.resize((out_w, out_h), BILINEAR, reducing_gap=None). Sides are in 1...2^20. */
+int32_t loranas_image_resize_rgb(const uint8_t *rgb, int64_t rgb_count, int64_t h, int64_t w, int64_t out_h,
+                                 int64_t out_w, uint8_t *out, int64_t out_count);
+/* transformers' MllamaImageProcessor (Pillow path) on one image: canvas, resize, pad, rescale,
+   normalize, tiles. tile_size t in 1...4096, max_tiles T in 1...64, mean and std hold 3 values,
+   rescale_factor is usually 1/255. pixel_values gets (T, 3, t, t) float32 (unused tiles 0),
+   *aspect_ratio_id the id (1-based), aspect_ratio_mask (T) int64. */
+int32_t loranas_image_process(const uint8_t *bytes, int64_t n, int32_t flags, int64_t tile_size, int64_t max_tiles,
+                              const double *mean, const double *std, double rescale_factor, float *pixel_values,
+                              int64_t pixel_values_count, int64_t *aspect_ratio_id, int64_t *aspect_ratio_mask,
+                              int64_t mask_count);
+
 #ifdef __cplusplus
 }
 #endif
