@@ -22,7 +22,7 @@ from tokenizers import AddedToken, Regex, Tokenizer as HFTokenizer  # noqa: E402
 from tokenizers import models, normalizers, pre_tokenizers, processors, trainers  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-BUILDER = Path(os.environ.get("LORANAS_LLAMA3_BUILDER", REPO.parent / "shared" / "tools" / "build_llama3_tokenizer.py"))
+BUILDER = Path(os.environ.get("LORANAS_LLAMA3_BUILDER", REPO / "tools" / "build_llama3_tokenizer.py"))
 
 SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>", "<|image|>", "<|start_header_id|>",
             "<|end_header_id|>", "<|reserved_special_token_5|>"]
