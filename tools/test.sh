@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "== style (lines <= 120, one statement per line)"
-python3 tools/style_check.py Sources
+python3 tools/style_check.py Sources Tests bench/swift
 bash tools/setup.sh
 
 VENV="$(realpath -m "${LORANAS_VENV:-.venv-test}")"

@@ -23,8 +23,9 @@ def bpe() -> Tokenizer:
         pre_tokenizers.Split(Regex(LLAMA3_SPLIT), behavior="isolated"),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                                         show_progress=False))
+    trainer = trainers.BpeTrainer(vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tok.train_from_iterator(CORPUS, trainer)
     tok.add_special_tokens(["<s>", "<|image|>"])
     tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
                                                        special_tokens=[("<s>", tok.token_to_id("<s>"))])
@@ -51,4 +52,5 @@ for name, tok, strings in [("bpe", bpe(), BPE_STRINGS), ("wordlevel", word_level
     for s in strings:
         with_special = tok.encode(s).ids
         without = tok.encode(s, add_special_tokens=False).ids
-        print(f"({json.dumps(s)}, {with_special}, {without}, {json.dumps(tok.decode(without, skip_special_tokens=False))}),")
+        decoded = json.dumps(tok.decode(without, skip_special_tokens=False))
+        print(f"({json.dumps(s)}, {with_special}, {without}, {decoded}),")

@@ -37,13 +37,14 @@ final class BilevelTests: XCTestCase {
     }
 
     struct State {
-        var weights: [[Float]]   // A and B of every module
-        var alpha: [[Float]]     // α of every module
+        var weights: [[Float]]  // A and B of every module
+        var alpha: [[Float]]  // α of every module
     }
 
     func state() -> State {
         let s = model.supernetAdapters
-        return State(weights: s.flatMap { [$0.a.value.array, $0.b.value.array] }, alpha: s.map { $0.logits.value.array })
+        return State(
+            weights: s.flatMap { [$0.a.value.array, $0.b.value.array] }, alpha: s.map { $0.logits.value.array })
     }
 
     /// The bilevel algorithm from primitives, from the search's initial supernet.
@@ -55,12 +56,16 @@ final class BilevelTests: XCTestCase {
         let sn = model.supernetAdapters
         let weights = sn.flatMap { [$0.a, $0.b] }, arch = sn.map(\.logits)
         let wOpt = Adam(weights, AdamConfig(lr: o.lr, weightDecay: o.weightDecay))
-        let aOpt = Adam(arch, AdamConfig(lr: o.alphaLR, beta1: 0.5, beta2: 0.999, weightDecay: o.alphaWeightDecay,
-                                         decoupled: false))
+        let aOpt = Adam(
+            arch,
+            AdamConfig(
+                lr: o.alphaLR, beta1: 0.5, beta2: 0.999, weightDecay: o.alphaWeightDecay,
+                decoupled: false))
         let order = BatchOrder(seed: o.seed, count: train.count, batchSize: o.batchSize)
         let valOrder = BatchOrder(seed: o.seed, count: val.count, batchSize: o.batchSize)
         for step in 0..<steps {
-            let indices = order.batch(pass: step / order.batchesPerPass, index: step % order.batchesPerPass, label: "train")
+            let indices = order.batch(
+                pass: step / order.batchesPerPass, index: step % order.batchesPerPass, label: "train")
             for s in sn { s.train(weights: true, alpha: false) }
             try model.backward(try model.forward(train.batch(indices), keepForBackward: true))
             wOpt.step()
@@ -72,7 +77,8 @@ final class BilevelTests: XCTestCase {
         return state()
     }
 
-    func assertClose(_ a: [[Float]], _ b: [[Float]], _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+    func assertClose(_ a: [[Float]], _ b: [[Float]], _ what: String, file: StaticString = #filePath, line: UInt = #line)
+    {
         XCTAssertEqual(a.count, b.count, file: file, line: line)
         var worst: Float = 0
         for (x, y) in zip(a, b) {
@@ -101,7 +107,7 @@ final class BilevelTests: XCTestCase {
     /// Mistake 2: α moved by the weight optimizer (its decoupled decay, or α's gradient in the weight step).
     func testWeightOptimizerNeverMovesAlpha() throws {
         var o = options(steps: 3)
-        o.alphaLR = 1e-30   // α's own optimizer now barely moves it
+        o.alphaLR = 1e-30  // α's own optimizer now barely moves it
         o.alphaWeightDecay = 0
         let (r, got) = try searched(o)
         for row in got.alpha { for a in row { XCTAssertLessThan(abs(a), 1e-20, "α moved without its optimizer") } }
@@ -133,7 +139,7 @@ final class BilevelTests: XCTestCase {
     /// Mistake 5: ranks not derived as argmax α.
     func testRanksAreArgmaxAlpha() throws {
         var o = options(steps: 3)
-        o.alphaLR = 0.5   // a clear winner per module
+        o.alphaLR = 0.5  // a clear winner per module
         let (r, got) = try searched(o)
         let modules = model.supernetAdapters.map(\.module)
         for (m, alpha) in zip(modules, got.alpha) {

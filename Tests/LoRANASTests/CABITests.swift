@@ -5,20 +5,32 @@ import XCTest
 /// The header and the library agree: every function declared in loranas.h is exported by
 /// libloranas.so, and every exported loranas_ symbol is declared.
 final class CABITests: XCTestCase {
-    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
 
     func declaredFunctions() throws -> Set<String> {
-        let header = try String(contentsOf: Self.repo.appendingPathComponent("Sources/CLoRANAS/include/loranas.h"), encoding: .utf8)
+        let header = try String(
+            contentsOf: Self.repo.appendingPathComponent("Sources/CLoRANAS/include/loranas.h"), encoding: .utf8)
         let re = try NSRegularExpression(pattern: #"\b(loranas_[a-z0-9_]+)\s*\("#)
         let ns = header as NSString
-        return Set(re.matches(in: header, range: NSRange(location: 0, length: ns.length)).map { ns.substring(with: $0.range(at: 1)) })
+        return Set(
+            re.matches(in: header, range: NSRange(location: 0, length: ns.length)).map {
+                ns.substring(with: $0.range(at: 1))
+            })
     }
 
     func exportedSymbols() throws -> Set<String> {
-        let dir = URL(fileURLWithPath: Bundle.main.executablePath ?? CommandLine.arguments[0]).deletingLastPathComponent()
-        let candidates = [dir.appendingPathComponent("libloranas.so"), dir.deletingLastPathComponent().appendingPathComponent("libloranas.so")]
+        let dir = URL(fileURLWithPath: Bundle.main.executablePath ?? CommandLine.arguments[0])
+            .deletingLastPathComponent()
+        let candidates = [
+            dir.appendingPathComponent("libloranas.so"),
+            dir.deletingLastPathComponent().appendingPathComponent("libloranas.so"),
+        ]
         guard let lib = candidates.first(where: { FileManager.default.fileExists(atPath: $0.path) }) else {
-            XCTFail("libloranas.so not found beside the tests (\(candidates.map(\.path))); build it with `swift build --product loranas`")
+            XCTFail(
+                "libloranas.so not found beside the tests (\(candidates.map(\.path))); "
+                    + "build it with `swift build --product loranas`"
+            )
             return []
         }
         let p = Process()
@@ -30,11 +42,12 @@ final class CABITests: XCTestCase {
         let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
         XCTAssertEqual(p.terminationStatus, 0)
-        return Set(out.split(separator: "\n").compactMap { line in
-            let parts = line.split(separator: " ")
-            guard parts.count == 3, parts[1] == "T", parts[2].hasPrefix("loranas_") else { return nil }
-            return String(parts[2])
-        })
+        return Set(
+            out.split(separator: "\n").compactMap { line in
+                let parts = line.split(separator: " ")
+                guard parts.count == 3, parts[1] == "T", parts[2].hasPrefix("loranas_") else { return nil }
+                return String(parts[2])
+            })
     }
 
     func testHeaderAndExportsAgreeBothWays() throws {
@@ -45,7 +58,8 @@ final class CABITests: XCTestCase {
     }
 
     func testABIVersionMatchesHeader() throws {
-        let header = try String(contentsOf: Self.repo.appendingPathComponent("Sources/CLoRANAS/include/loranas.h"), encoding: .utf8)
+        let header = try String(
+            contentsOf: Self.repo.appendingPathComponent("Sources/CLoRANAS/include/loranas.h"), encoding: .utf8)
         XCTAssert(header.contains("#define LORANAS_ABI_VERSION \(loranas_abi_version())"))
     }
 
@@ -75,7 +89,9 @@ final class CABITests: XCTestCase {
         XCTAssertEqual(loranas_dataset_create(nil, &out), 1)
         XCTAssertEqual(loranas_dataset_add(nil, nil), 1)
         XCTAssertEqual(loranas_result_json(nil, nil, 0, nil), 1)
-        loranas_result_free(nil); loranas_dataset_free(nil); loranas_model_free(nil)
+        loranas_result_free(nil)
+        loranas_dataset_free(nil)
+        loranas_model_free(nil)
 
         var model: OpaquePointer?
         XCTAssertEqual(loranas_model_load(MllamaFixtureTests.path("tiles4_gqa"), &model), 0)
@@ -107,7 +123,8 @@ final class CABITests: XCTestCase {
             other.text = String(cString: loranas_last_error())
             done.signal()
         }
-        t2.start(); done.wait()
+        t2.start()
+        done.wait()
         XCTAssert(other.text.contains("/other/thread/path"))
         XCTAssertEqual(String(cString: loranas_last_error()), mine)
     }

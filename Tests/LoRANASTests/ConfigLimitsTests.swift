@@ -27,8 +27,10 @@ final class ConfigLimitsTests: XCTestCase {
     }
 
     /// Loading the model from `edits` of the fixture config throws an error mentioning every needle.
-    func assertModelRefused(_ edits: [(String, String)], mentions needles: [String],
-                            file: StaticString = #filePath, line: UInt = #line) throws {
+    func assertModelRefused(
+        _ edits: [(String, String)], mentions needles: [String],
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         let path = try writeConfig(edits, file: file, line: line)
         XCTAssertThrowsError(try MllamaModel(path: path), file: file, line: line) { e in
             print("refused: \(e)")
@@ -39,47 +41,63 @@ final class ConfigLimitsTests: XCTestCase {
     }
 
     func testHugeVocabSize() throws {
-        try assertModelRefused([("\"vocab_size\": 96", "\"vocab_size\": 1000000000000")],
-                               mentions: ["text_config.vocab_size", "1000000000000"])
+        try assertModelRefused(
+            [("\"vocab_size\": 96", "\"vocab_size\": 1000000000000")],
+            mentions: ["text_config.vocab_size", "1000000000000"])
     }
 
     func testHugeMaxNumTiles() throws {
-        try assertModelRefused([("\"max_num_tiles\": 4", "\"max_num_tiles\": 1000000000")],
-                               mentions: ["vision_config.max_num_tiles", "1000000000"])
+        try assertModelRefused(
+            [("\"max_num_tiles\": 4", "\"max_num_tiles\": 1000000000")],
+            mentions: ["vision_config.max_num_tiles", "1000000000"])
     }
 
     func testHugeNumHiddenLayers() throws {
-        try assertModelRefused([("\"num_hidden_layers\": 5", "\"num_hidden_layers\": 1000000000")],
-                               mentions: ["text_config.num_hidden_layers", "1000000000"])
+        try assertModelRefused(
+            [("\"num_hidden_layers\": 5", "\"num_hidden_layers\": 1000000000")],
+            mentions: ["text_config.num_hidden_layers", "1000000000"])
     }
 
     /// 3·2³¹: q_proj alone would have (3·2³¹)² elements, past Int.max.
     func testHiddenSizeOverflowingInt() throws {
-        try assertModelRefused([("\"hidden_size\": 32", "\"hidden_size\": 6442450944")],
-                               mentions: ["text_config.hidden_size", "6442450944"])
+        try assertModelRefused(
+            [("\"hidden_size\": 32", "\"hidden_size\": 6442450944")],
+            mentions: ["text_config.hidden_size", "6442450944"])
     }
 
     /// 2⁴⁰ pixels a side (a multiple of the patch size): the patch count (2³⁶)² overflows Int.
     func testVisionImageSizeOverflowingInt() throws {
-        try assertModelRefused([("\"image_size\": 12", "\"image_size\": 1099511627776"),
-                                ("\"patch_size\": 3", "\"patch_size\": 16")],
-                               mentions: ["vision_config.image_size", "1099511627776"])
+        try assertModelRefused(
+            [
+                ("\"image_size\": 12", "\"image_size\": 1099511627776"),
+                ("\"patch_size\": 3", "\"patch_size\": 16"),
+            ],
+            mentions: ["vision_config.image_size", "1099511627776"])
     }
 
     /// Every size within its limit, but 2 × 10⁸ × 65536 floats of embeddings and LM head (52 TB).
     func testParametersBeyondAvailableMemory() throws {
-        try assertModelRefused([("\"vocab_size\": 96", "\"vocab_size\": 100000000"),
-                                ("\"hidden_size\": 32", "\"hidden_size\": 65536")],
-                               mentions: ["TB of parameters", "embed_tokens.weight [100000008, 65536]",
-                                          "are available"])
+        try assertModelRefused(
+            [
+                ("\"vocab_size\": 96", "\"vocab_size\": 100000000"),
+                ("\"hidden_size\": 32", "\"hidden_size\": 65536"),
+            ],
+            mentions: [
+                "TB of parameters", "embed_tokens.weight [100000008, 65536]",
+                "are available",
+            ])
     }
 
     /// Python's json (and so transformers) keeps the last of duplicated keys.
     func testDuplicatedKeyTakesTheLastValue() throws {
-        let path = try writeConfig([("\"vocab_size\": 96", "\"vocab_size\": 50, \"vocab_size\": 96"),
-                                    ("\"hidden_act\": \"silu\"", "\"hidden_act\": \"relu\", \"hidden_act\": \"silu\""),
-                                    ("\"model_type\": \"mllama\",",
-                                     "\"model_type\": \"llava\", \"model_type\": \"mllama\",")])
+        let path = try writeConfig([
+            ("\"vocab_size\": 96", "\"vocab_size\": 50, \"vocab_size\": 96"),
+            ("\"hidden_act\": \"silu\"", "\"hidden_act\": \"relu\", \"hidden_act\": \"silu\""),
+            (
+                "\"model_type\": \"mllama\",",
+                "\"model_type\": \"llava\", \"model_type\": \"mllama\","
+            ),
+        ])
         let config = try MllamaConfig(contentsOf: path)
         XCTAssertEqual(config.text.vocabSize, 96)
         let json = try JSON.parse(Data(#"{"a": 1, "b": 2, "a": 3}"#.utf8), rejectDuplicateKeys: false)

@@ -13,8 +13,10 @@ final class HardeningTests: XCTestCase {
     }
     override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: dir) }
 
-    func assertInvalid(_ body: @autoclosure () throws -> Any, contains text: String,
-                       file: StaticString = #filePath, line: UInt = #line) {
+    func assertInvalid(
+        _ body: @autoclosure () throws -> Any, contains text: String,
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
         XCTAssertThrowsError(try body(), file: file, line: line) { e in
             XCTAssert("\(e)".contains(text), "\(e)", file: file, line: line)
         }
@@ -25,7 +27,7 @@ final class HardeningTests: XCTestCase {
         let d = try Dataset.synthetic(config: model.config, count: 2, seqLen: 6, seed: 1, withImages: false)
         let ids = [1, 2, 3, 4]
         var labels = [Int](repeating: CrossEntropy.ignoreIndex, count: 4)
-        labels[0] = 5   // the first label is never a target
+        labels[0] = 5  // the first label is never a target
         assertInvalid(try d.append(Sample(inputIds: ids, labels: labels)), contains: "sample 2 has no target tokens")
         XCTAssertEqual(d.count, 2)
         labels[3] = 7
@@ -60,16 +62,19 @@ final class HardeningTests: XCTestCase {
     /// Defect 7: a negative seed, non-integer or huge rank_pattern values, and damaged run states
     /// are errors, not traps.
     func testOptionsAndAdapterConfigsThatUsedToTrap() throws {
-        assertInvalid(try OptionsJSON.finetune(JSON.parse(#"{"ranks": {"random": 1000, "seed": -1}}"#)),
-                      contains: "seed must be non-negative")
+        assertInvalid(
+            try OptionsJSON.finetune(JSON.parse(#"{"ranks": {"random": 1000, "seed": -1}}"#)),
+            contains: "seed must be non-negative")
         assertInvalid(try OptionsJSON.search(JSON.parse(#"{"seed": -5}"#)), contains: "seed must be non-negative")
         for bad in ["1e300", "2.5", "-3", "0"] {
-            assertInvalid(try AdapterConfig(json: JSON.parse(#"{"r": 4, "rank_pattern": {"q_proj": \#(bad)}}"#)),
-                          contains: "is not a rank")
+            assertInvalid(
+                try AdapterConfig(json: JSON.parse(#"{"r": 4, "rank_pattern": {"q_proj": \#(bad)}}"#)),
+                contains: "is not a rank")
         }
         for bad in ["1e300", "-1", "0"] {
-            assertInvalid(try AdapterConfig(json: JSON.parse(#"{"r": 4, "lora_alpha": \#(bad)}"#)),
-                          contains: "lora_alpha must be a positive number")
+            assertInvalid(
+                try AdapterConfig(json: JSON.parse(#"{"r": 4, "lora_alpha": \#(bad)}"#)),
+                contains: "lora_alpha must be a positive number")
         }
         // PEFT's LoraConfig default for a missing lora_alpha is 8, not r.
         XCTAssertEqual(try AdapterConfig(json: JSON.parse(#"{"r": 4}"#)).loraAlpha, 8)
@@ -101,8 +106,9 @@ final class HardeningTests: XCTestCase {
         // A state without its loop.
         var state = try JSON.parse(stateText)
         if case .object(let kv) = state { state = .object(kv.filter { $0.0 != "loop" }) }
-        try SafeTensorsWriter.write([("x", .f32(Tensor(zeros: [1])))], metadata: ["loranas_state": state.serialized],
-                                    to: RunState.path(dir))
+        try SafeTensorsWriter.write(
+            [("x", .f32(Tensor(zeros: [1])))], metadata: ["loranas_state": state.serialized],
+            to: RunState.path(dir))
         assertInvalid(try model.search(train: d, validation: d, options: o), contains: "has no loop")
     }
 
@@ -117,8 +123,9 @@ final class HardeningTests: XCTestCase {
 
     /// Defect 8: NaN adapter weights are refused on load.
     func testNonFiniteAdapterWeightsAreRefused() throws {
-        try model.attachLoRA(ranks: ["language_model.model.layers.0.self_attn.q_proj": 2],
-                             loraAlpha: { _, _ in 4 }, seed: 0)
+        try model.attachLoRA(
+            ranks: ["language_model.model.layers.0.self_attn.q_proj": 2],
+            loraAlpha: { _, _ in 4 }, seed: 0)
         try PEFTAdapter.save(model.loraAdapters, to: dir)
         let f = try SafeTensorsFile(path: dir + "/adapter_model.safetensors")
         var tensors = try f.names.map { ($0, SafeTensorsWriter.Payload.f32(try f.tensor($0))) }
@@ -137,10 +144,11 @@ final class HardeningTests: XCTestCase {
         try Data("notes".utf8).write(to: URL(fileURLWithPath: dir + "/README.md"))
         let oldConfig = try Data(contentsOf: URL(fileURLWithPath: dir + "/adapter_config.json"))
         // A write that dies after the weights: nothing of it reaches the directory.
-        XCTAssertThrowsError(try AtomicDirectory.write(dir) { staging in
-            try Data("torn".utf8).write(to: URL(fileURLWithPath: staging + "/adapter_model.safetensors"))
-            throw LoRANASError.io("killed")
-        })
+        XCTAssertThrowsError(
+            try AtomicDirectory.write(dir) { staging in
+                try Data("torn".utf8).write(to: URL(fileURLWithPath: staging + "/adapter_model.safetensors"))
+                throw LoRANASError.io("killed")
+            })
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir + "/adapter_config.json")), oldConfig)
         XCTAssertEqual(try model.loadPEFTAdapter(dir).first?.loraAlpha, 16)
         // A new adapter with another alpha replaces both files together.

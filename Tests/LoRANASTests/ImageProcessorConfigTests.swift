@@ -24,8 +24,11 @@ final class ImageProcessorConfigTests: XCTestCase {
     }
 
     func testPublishedFlatFile() throws {
-        let s = try MllamaImageProcessorSettings.load(directory: directory(["preprocessor_config.json": Self.published,
-                                                                            "config.json": Self.config]))
+        let s = try MllamaImageProcessorSettings.load(
+            directory: directory([
+                "preprocessor_config.json": Self.published,
+                "config.json": Self.config,
+            ]))
         XCTAssertEqual(s.tileSize, 560)
         XCTAssertEqual(s.maxImageTiles, 4)
         XCTAssertEqual(s.imageMean, [0.48145466, 0.4578275, 0.40821073])
@@ -52,12 +55,27 @@ final class ImageProcessorConfigTests: XCTestCase {
         let contradiction = #"{"vision_config": {"image_size": 448, "max_num_tiles": 4}}"#
         let cases: [([String: String], String)] = [
             (["preprocessor_config.json": Self.published, "config.json": contradiction], "contradicts"),
-            (["preprocessor_config.json": Self.published.replacingOccurrences(of: "\"do_pad\": true",
-                                                                                with: "\"do_pad\": false")], "do_pad"),
-            (["preprocessor_config.json": Self.published.replacingOccurrences(of: "\"width\": 560",
-                                                                                with: "\"width\": 280")], "width"),
-            (["preprocessor_config.json": Self.published.replacingOccurrences(of: "\"resample\": 2",
-                                                                                with: "\"resample\": 3")], "resample"),
+            (
+                [
+                    "preprocessor_config.json": Self.published.replacingOccurrences(
+                        of: "\"do_pad\": true",
+                        with: "\"do_pad\": false")
+                ], "do_pad"
+            ),
+            (
+                [
+                    "preprocessor_config.json": Self.published.replacingOccurrences(
+                        of: "\"width\": 560",
+                        with: "\"width\": 280")
+                ], "width"
+            ),
+            (
+                [
+                    "preprocessor_config.json": Self.published.replacingOccurrences(
+                        of: "\"resample\": 2",
+                        with: "\"resample\": 3")
+                ], "resample"
+            ),
             (["preprocessor_config.json": "{\"image_mean\": [1, 2]}"], "image_mean"),
             (["preprocessor_config.json": "{not json"], "preprocessor_config.json"),
             ([:], "no preprocessor_config.json"),

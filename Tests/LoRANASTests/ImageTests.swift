@@ -14,17 +14,19 @@ final class ImageTests: XCTestCase {
         174, 66, 96, 130,
     ]
     /// An 8×8 baseline JPEG written by Pillow (quality 90).
-    static let jpeg = [UInt8](Data(base64Encoded: [
-        "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAMCAgMCAgMDAwMEAwMEBQgFBQQEBQoHBwYIDAoMDAsKCwsNDhIQDQ4RDgsLEBYQERMU",
-        "FRUVDA8XGBYUGBIUFRT/2wBDAQMEBAUEBQkFBQkUDQsNFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQU",
-        "FBQUFBQUFBT/wAARCAAIAAgDASIAAhEBAxEB/8QAHwAAAQUBAQEBAQEAAAAAAAAAAAECAwQFBgcICQoL/8QAtRAAAgEDAwIEAwUF",
-        "BAQAAAF9AQIDAAQRBRIhMUEGE1FhByJxFDKBkaEII0KxwRVS0fAkM2JyggkKFhcYGRolJicoKSo0NTY3ODk6Q0RFRkdISUpTVFVW",
-        "V1hZWmNkZWZnaGlqc3R1dnd4eXqDhIWGh4iJipKTlJWWl5iZmqKjpKWmp6ipqrKztLW2t7i5usLDxMXGx8jJytLT1NXW19jZ2uHi",
-        "4+Tl5ufo6erx8vP09fb3+Pn6/8QAHwEAAwEBAQEBAQEBAQAAAAAAAAECAwQFBgcICQoL/8QAtREAAgECBAQDBAcFBAQAAQJ3AAEC",
-        "AxEEBSExBhJBUQdhcRMiMoEIFEKRobHBCSMzUvAVYnLRChYkNOEl8RcYGRomJygpKjU2Nzg5OkNERUZHSElKU1RVVldYWVpjZGVm",
-        "Z2hpanN0dXZ3eHl6goOEhYaHiImKkpOUlZaXmJmaoqOkpaanqKmqsrO0tba3uLm6wsPExcbHyMnK0tPU1dbX2Nna4uPk5ebn6Onq",
-        "8vP09fb3+Pn6/9oADAMBAAIRAxEAPwDyjRP2JPu/6B/45RRRVkH/2Q==",
-    ].joined())!)
+    static let jpeg = [UInt8](
+        Data(
+            base64Encoded: [
+                "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAMCAgMCAgMDAwMEAwMEBQgFBQQEBQoHBwYIDAoMDAsKCwsNDhIQDQ4RDgsLEBYQERMU",
+                "FRUVDA8XGBYUGBIUFRT/2wBDAQMEBAUEBQkFBQkUDQsNFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQU",
+                "FBQUFBQUFBT/wAARCAAIAAgDASIAAhEBAxEB/8QAHwAAAQUBAQEBAQEAAAAAAAAAAAECAwQFBgcICQoL/8QAtRAAAgEDAwIEAwUF",
+                "BAQAAAF9AQIDAAQRBRIhMUEGE1FhByJxFDKBkaEII0KxwRVS0fAkM2JyggkKFhcYGRolJicoKSo0NTY3ODk6Q0RFRkdISUpTVFVW",
+                "V1hZWmNkZWZnaGlqc3R1dnd4eXqDhIWGh4iJipKTlJWWl5iZmqKjpKWmp6ipqrKztLW2t7i5usLDxMXGx8jJytLT1NXW19jZ2uHi",
+                "4+Tl5ufo6erx8vP09fb3+Pn6/8QAHwEAAwEBAQEBAQEBAQAAAAAAAAECAwQFBgcICQoL/8QAtREAAgECBAQDBAcFBAQAAQJ3AAEC",
+                "AxEEBSExBhJBUQdhcRMiMoEIFEKRobHBCSMzUvAVYnLRChYkNOEl8RcYGRomJygpKjU2Nzg5OkNERUZHSElKU1RVVldYWVpjZGVm",
+                "Z2hpanN0dXZ3eHl6goOEhYaHiImKkpOUlZaXmJmaoqOkpaanqKmqsrO0tba3uLm6wsPExcbHyMnK0tPU1dbX2Nna4uPk5ebn6Onq",
+                "8vP09fb3+Pn6/9oADAMBAAIRAxEAPwDyjRP2JPu/6B/45RRRVkH/2Q==",
+            ].joined())!)
 
     func testPNGAlphaCompositedOntoWhiteAsTransformers() throws {
         let image = try ImageDecoder.decode(Self.png)
@@ -87,16 +89,22 @@ final class ImageTests: XCTestCase {
     func testResizeExactAgainstPillow() throws {
         let src = try RGBImage(width: 3, height: 1, pixels: [0, 100, 255, 255, 50, 0, 10, 20, 30])
         let up = try PillowResample.resize(src, width: 5, height: 2)
-        XCTAssertEqual(up.pixels, [0, 100, 255, 102, 80, 153, 255, 50, 0, 108, 32, 18, 10, 20, 30,
-                                   0, 100, 255, 102, 80, 153, 255, 50, 0, 108, 32, 18, 10, 20, 30])
+        XCTAssertEqual(
+            up.pixels,
+            [
+                0, 100, 255, 102, 80, 153, 255, 50, 0, 108, 32, 18, 10, 20, 30,
+                0, 100, 255, 102, 80, 153, 255, 50, 0, 108, 32, 18, 10, 20, 30,
+            ])
         let down = try PillowResample.resize(src, width: 2, height: 1)
         XCTAssertEqual(down.pixels, [96, 81, 159, 102, 31, 19])
     }
 
     func testCanvasAndResizeTargetExamplesFromTheSpec() {
         // W×H → aspect ratio id with t = 560, T = 4 (mllama-processor.md §1.3).
-        let cases: [(Int, Int, Int)] = [(640, 480, 2), (480, 640, 5), (1920, 1080, 6), (300, 300, 1),
-                                        (2000, 500, 4), (1200, 300, 3), (561, 561, 6)]
+        let cases: [(Int, Int, Int)] = [
+            (640, 480, 2), (480, 640, 5), (1920, 1080, 6), (300, 300, 1),
+            (2000, 500, 4), (1200, 300, 3), (561, 561, 6),
+        ]
         for (w, h, id) in cases {
             let index = MllamaCanvas.choose(height: h, width: w, tileSize: 560, maxTiles: 4)
             XCTAssertEqual(index + 1, id, "\(w)×\(h)")
@@ -130,19 +138,22 @@ final class ImageTests: XCTestCase {
         var h: Int64 = 0
         var w: Int64 = 0
         XCTAssertNotEqual(loranas_image_decode(nil, 10, 0, nil, 0, &h, &w), 0)
-        XCTAssertNotEqual(Self.png.withUnsafeBufferPointer {
-            loranas_image_decode($0.baseAddress, 10, 99, nil, 0, &h, &w)
-        }, 0)
-        XCTAssertEqual(Self.png.withUnsafeBufferPointer {
-            loranas_image_decode($0.baseAddress, Int64($0.count), 0, nil, 0, &h, &w)
-        }, 0)
+        XCTAssertNotEqual(
+            Self.png.withUnsafeBufferPointer {
+                loranas_image_decode($0.baseAddress, 10, 99, nil, 0, &h, &w)
+            }, 0)
+        XCTAssertEqual(
+            Self.png.withUnsafeBufferPointer {
+                loranas_image_decode($0.baseAddress, Int64($0.count), 0, nil, 0, &h, &w)
+            }, 0)
         XCTAssertEqual([h, w], [2, 2])
         var small = [UInt8](repeating: 0, count: 5)
-        XCTAssertNotEqual(Self.png.withUnsafeBufferPointer { src in
-            small.withUnsafeMutableBufferPointer {
-                loranas_image_decode(src.baseAddress, Int64(src.count), 0, $0.baseAddress, 5, &h, &w)
-            }
-        }, 0)
+        XCTAssertNotEqual(
+            Self.png.withUnsafeBufferPointer { src in
+                small.withUnsafeMutableBufferPointer {
+                    loranas_image_decode(src.baseAddress, Int64(src.count), 0, $0.baseAddress, 5, &h, &w)
+                }
+            }, 0)
     }
 
     func testExifOrientationParsing() throws {

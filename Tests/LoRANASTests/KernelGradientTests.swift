@@ -15,7 +15,9 @@ final class KernelGradientTests: XCTestCase {
                 return y
             } backward: { dy in
                 let dx = Tensor(zeros: x.shape), dw = Tensor(zeros: w.shape), db = Tensor(zeros: b.shape)
-                Linear.backward(dx: dx.ptr, dw: dw.ptr, db: useBias ? db.ptr : nil, dy: dy.ptr, x: x.ptr, w: w.ptr, n: n, c: c, oc: oc)
+                Linear.backward(
+                    dx: dx.ptr, dw: dw.ptr, db: useBias ? db.ptr : nil, dy: dy.ptr, x: x.ptr, w: w.ptr, n: n, c: c,
+                    oc: oc)
                 return useBias ? [dx, dw, db] : [dx, dw]
             }
         }
@@ -30,7 +32,8 @@ final class KernelGradientTests: XCTestCase {
         let once = [dx.copy(), dw.copy(), db.copy()]
         Linear.backward(dx: dx.ptr, dw: dw.ptr, db: db.ptr, dy: dy.ptr, x: x.ptr, w: w.ptr, n: n, c: c, oc: oc)
         for (twice, one) in zip([dx, dw, db], once) {
-            let doubled = one.copy(); for i in 0..<doubled.count { doubled.ptr[i] *= 2 }
+            let doubled = one.copy()
+            for i in 0..<doubled.count { doubled.ptr[i] *= 2 }
             assertClose(twice, doubled, rtol: 1e-6)
         }
     }
@@ -60,13 +63,17 @@ final class KernelGradientTests: XCTestCase {
         let mean = Tensor(zeros: [n]), rstd = Tensor(zeros: [n])
         checkGradients("layernorm", inputs: [x, w, b], eps: 5e-3) {
             let y = Tensor(zeros: [n, c])
-            LayerNorm.forward(y: y.ptr, mean: mean.ptr, rstd: rstd.ptr, x: x.ptr, w: w.ptr, b: b.ptr, n: n, c: c, eps: 1e-5)
+            LayerNorm.forward(
+                y: y.ptr, mean: mean.ptr, rstd: rstd.ptr, x: x.ptr, w: w.ptr, b: b.ptr, n: n, c: c, eps: 1e-5)
             return y
         } backward: { dy in
             let y = Tensor(zeros: [n, c])
-            LayerNorm.forward(y: y.ptr, mean: mean.ptr, rstd: rstd.ptr, x: x.ptr, w: w.ptr, b: b.ptr, n: n, c: c, eps: 1e-5)
+            LayerNorm.forward(
+                y: y.ptr, mean: mean.ptr, rstd: rstd.ptr, x: x.ptr, w: w.ptr, b: b.ptr, n: n, c: c, eps: 1e-5)
             let dx = Tensor(zeros: x.shape), dw = Tensor(zeros: w.shape), db = Tensor(zeros: b.shape)
-            LayerNorm.backward(dx: dx.ptr, dw: dw.ptr, db: db.ptr, dy: dy.ptr, x: x.ptr, w: w.ptr, mean: mean.ptr, rstd: rstd.ptr, n: n, c: c)
+            LayerNorm.backward(
+                dx: dx.ptr, dw: dw.ptr, db: db.ptr, dy: dy.ptr, x: x.ptr, w: w.ptr, mean: mean.ptr, rstd: rstd.ptr,
+                n: n, c: c)
             return [dx, dw, db]
         }
     }
@@ -111,14 +118,18 @@ final class KernelGradientTests: XCTestCase {
         }
         let z = rng.tensor([37], -3, 3)
         checkGradients("gelu", inputs: [z], eps: 1e-3) {
-            let y = Tensor(zeros: z.shape); GELU.forward(y: y.ptr, x: z.ptr, n: z.count); return y
+            let y = Tensor(zeros: z.shape)
+            GELU.forward(y: y.ptr, x: z.ptr, n: z.count)
+            return y
         } backward: { dy in
-            let dx = Tensor(zeros: z.shape); GELU.backward(dx: dx.ptr, dy: dy.ptr, x: z.ptr, n: z.count); return [dx]
+            let dx = Tensor(zeros: z.shape)
+            GELU.backward(dx: dx.ptr, dy: dy.ptr, x: z.ptr, n: z.count)
+            return [dx]
         }
     }
 
     func testSiLU() {
-        let x = rng.tensor([41], -4, 4)   // 41: exercises the SIMD body and the scalar tail
+        let x = rng.tensor([41], -4, 4)  // 41: exercises the SIMD body and the scalar tail
         let y = Tensor(zeros: x.shape)
         SiLU.forward(y: y.ptr, x: x.ptr, n: x.count)
         for i in 0..<x.count {
@@ -126,16 +137,22 @@ final class KernelGradientTests: XCTestCase {
             XCTAssertEqual(Double(y.ptr[i]), v / (1 + exp(-v)), accuracy: 2e-6 * max(1, abs(v)))
         }
         checkGradients("silu", inputs: [x], eps: 1e-3) {
-            let y = Tensor(zeros: x.shape); SiLU.forward(y: y.ptr, x: x.ptr, n: x.count); return y
+            let y = Tensor(zeros: x.shape)
+            SiLU.forward(y: y.ptr, x: x.ptr, n: x.count)
+            return y
         } backward: { dy in
-            let dx = Tensor(zeros: x.shape); SiLU.backward(dx: dx.ptr, dy: dy.ptr, x: x.ptr, n: x.count); return [dx]
+            let dx = Tensor(zeros: x.shape)
+            SiLU.backward(dx: dx.ptr, dy: dy.ptr, x: x.ptr, n: x.count)
+            return [dx]
         }
     }
 
     func testSwiGLU() {
         let g = rng.tensor([35], -4, 4), u = rng.tensor([35], -2, 2)
         checkGradients("swiglu", inputs: [g, u], eps: 1e-3) {
-            let m = Tensor(zeros: g.shape); SwiGLU.forward(m: m.ptr, gate: g.ptr, up: u.ptr, n: g.count); return m
+            let m = Tensor(zeros: g.shape)
+            SwiGLU.forward(m: m.ptr, gate: g.ptr, up: u.ptr, n: g.count)
+            return m
         } backward: { dm in
             let dg = Tensor(zeros: g.shape), du = Tensor(zeros: u.shape)
             SwiGLU.backward(dgate: dg.ptr, dup: du.ptr, dm: dm.ptr, gate: g.ptr, up: u.ptr, n: g.count)
@@ -146,7 +163,9 @@ final class KernelGradientTests: XCTestCase {
     func testTanhGate() {
         let a = rng.tensor([13]), base = rng.tensor([13]), gate = Tensor([0.7], shape: [1])
         checkGradients("tanh gate", inputs: [a, gate], eps: 1e-3) {
-            let y = base.copy(); TanhGate.forward(y: y.ptr, a: a.ptr, gate: gate.ptr[0], n: a.count); return y
+            let y = base.copy()
+            TanhGate.forward(y: y.ptr, a: a.ptr, gate: gate.ptr[0], n: a.count)
+            return y
         } backward: { dy in
             let da = Tensor(zeros: a.shape)
             let dg = TanhGate.backward(da: da.ptr, dy: dy.ptr, a: a.ptr, gate: gate.ptr[0], n: a.count)
@@ -158,12 +177,18 @@ final class KernelGradientTests: XCTestCase {
         let (n, c) = (3, 21)
         let x = rng.tensor([n, c], -3, 3)
         checkGradients("softmax", inputs: [x], eps: 1e-3) {
-            let y = Tensor(zeros: x.shape); Softmax.forward(y: y.ptr, x: x.ptr, n: n, c: c); return y
+            let y = Tensor(zeros: x.shape)
+            Softmax.forward(y: y.ptr, x: x.ptr, n: n, c: c)
+            return y
         } backward: { dy in
-            let y = Tensor(zeros: x.shape); Softmax.forward(y: y.ptr, x: x.ptr, n: n, c: c)
-            let dx = Tensor(zeros: x.shape); Softmax.backward(dx: dx.ptr, dy: dy.ptr, y: y.ptr, n: n, c: c); return [dx]
+            let y = Tensor(zeros: x.shape)
+            Softmax.forward(y: y.ptr, x: x.ptr, n: n, c: c)
+            let dx = Tensor(zeros: x.shape)
+            Softmax.backward(dx: dx.ptr, dy: dy.ptr, y: y.ptr, n: n, c: c)
+            return [dx]
         }
-        let y = Tensor(zeros: x.shape); Softmax.forward(y: y.ptr, x: x.ptr, n: n, c: c)
+        let y = Tensor(zeros: x.shape)
+        Softmax.forward(y: y.ptr, x: x.ptr, n: n, c: c)
         for i in 0..<n { XCTAssertEqual(y[row: i].array.reduce(0, +), 1, accuracy: 1e-6) }
     }
 
@@ -179,17 +204,24 @@ final class KernelGradientTests: XCTestCase {
 
     func testRope() {
         let (b, s, h, hd) = (2, 5, 3, 8)
-        let inv = Rope.inverseFrequencies(headDim: hd, theta: 1e4,
-                                          llama3: Llama3RopeScaling(factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 16))
+        let inv = Rope.inverseFrequencies(
+            headDim: hd, theta: 1e4,
+            llama3: Llama3RopeScaling(factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 16)
+        )
         let (cos, sin) = Rope.tables(positions: s, invFreq: inv)
         let x = rng.tensor([b * s, h, hd])
         checkGradients("rope", inputs: [x], eps: 1e-3) {
-            let y = x.copy(); Rope.forward(y.ptr, cos: cos, sin: sin, rows: b * s, seq: s, heads: h, headDim: hd); return y
+            let y = x.copy()
+            Rope.forward(y.ptr, cos: cos, sin: sin, rows: b * s, seq: s, heads: h, headDim: hd)
+            return y
         } backward: { dy in
-            let dx = dy.copy(); Rope.backward(dx.ptr, cos: cos, sin: sin, rows: b * s, seq: s, heads: h, headDim: hd); return [dx]
+            let dx = dy.copy()
+            Rope.backward(dx.ptr, cos: cos, sin: sin, rows: b * s, seq: s, heads: h, headDim: hd)
+            return [dx]
         }
         // Position 0 is the identity; a rotation keeps each pair's norm.
-        let y = x.copy(); Rope.forward(y.ptr, cos: cos, sin: sin, rows: b * s, seq: s, heads: h, headDim: hd)
+        let y = x.copy()
+        Rope.forward(y.ptr, cos: cos, sin: sin, rows: b * s, seq: s, heads: h, headDim: hd)
         assertClose(y[row: 0], x[row: 0], rtol: 0, atol: 0)
         XCTAssertEqual(y.norm, x.norm, accuracy: 1e-5 * x.norm)
     }
@@ -213,15 +245,19 @@ final class KernelGradientTests: XCTestCase {
             return Tensor([Float(s / Double(c))], shape: [1])
         } backward: { dy in
             let d = Tensor(zeros: logits.shape)
-            CrossEntropy.backward(dlogits: d.ptr, logits: logits.ptr, targets: targets, n: n, v: v, scale: dy.ptr[0] / Float(count))
+            CrossEntropy.backward(
+                dlogits: d.ptr, logits: logits.ptr, targets: targets, n: n, v: v, scale: dy.ptr[0] / Float(count))
             return [d]
         }
     }
 
     // MARK: attention
 
-    private func attentionCheck(_ name: String, _ d: Attention.Dims, mask: AttentionMask, maskedRowsZero: [(b: Int, q: Int)] = []) {
-        let q = rng.tensor([d.b, d.sq, d.nh * d.hd]), k = rng.tensor([d.b, d.sk, d.nkv * d.hd]), v = rng.tensor([d.b, d.sk, d.nkv * d.hd])
+    private func attentionCheck(
+        _ name: String, _ d: Attention.Dims, mask: AttentionMask, maskedRowsZero: [(b: Int, q: Int)] = []
+    ) {
+        let q = rng.tensor([d.b, d.sq, d.nh * d.hd]), k = rng.tensor([d.b, d.sk, d.nkv * d.hd]),
+            v = rng.tensor([d.b, d.sk, d.nkv * d.hd])
         let lse = Tensor(zeros: [d.b, d.nh, d.sq])
         func fwd() -> Tensor {
             let o = Tensor(zeros: q.shape)
@@ -231,28 +267,45 @@ final class KernelGradientTests: XCTestCase {
         checkGradients(name, inputs: [q, k, v], eps: 3e-3, forward: fwd) { dout in
             _ = fwd()
             let dq = Tensor(zeros: q.shape), dk = Tensor(zeros: k.shape), dv = Tensor(zeros: v.shape)
-            Attention.backward(dq: dq.ptr, dk: dk.ptr, dv: dv.ptr, dout: dout.ptr, q: q.ptr, k: k.ptr, v: v.ptr, lse: lse.ptr, mask: mask, d)
+            Attention.backward(
+                dq: dq.ptr, dk: dk.ptr, dv: dv.ptr, dout: dout.ptr, q: q.ptr, k: k.ptr, v: v.ptr, lse: lse.ptr,
+                mask: mask, d)
             return [dq, dk, dv]
         }
         // Independent reference: explicit per-head softmax(q kᵀ/√hd) v in Double.
         let o = fwd()
-        for b in 0..<d.b { for h in 0..<d.nh { for i in 0..<d.sq {
-            let kv = h / (d.nh / d.nkv)
-            let keys = (0..<d.sk).filter { mask.allowed(b, i, $0, sq: d.sq, sk: d.sk) }
-            var ref = [Double](repeating: 0, count: d.hd)
-            if !keys.isEmpty {
-                let scores = keys.map { j -> Double in
-                    (0..<d.hd).reduce(0.0) { $0 + Double(q.ptr[(b * d.sq + i) * d.nh * d.hd + h * d.hd + $1]) * Double(k.ptr[(b * d.sk + j) * d.nkv * d.hd + kv * d.hd + $1]) } / Double(d.hd).squareRoot()
+        for b in 0..<d.b {
+            for h in 0..<d.nh {
+                for i in 0..<d.sq {
+                    let kv = h / (d.nh / d.nkv)
+                    let keys = (0..<d.sk).filter { mask.allowed(b, i, $0, sq: d.sq, sk: d.sk) }
+                    var ref = [Double](repeating: 0, count: d.hd)
+                    if !keys.isEmpty {
+                        let scores = keys.map { j -> Double in
+                            (0..<d.hd).reduce(0.0) {
+                                $0 + Double(q.ptr[(b * d.sq + i) * d.nh * d.hd + h * d.hd + $1])
+                                    * Double(k.ptr[(b * d.sk + j) * d.nkv * d.hd + kv * d.hd + $1])
+                            } / Double(d.hd).squareRoot()
+                        }
+                        let m = scores.max()!, e = scores.map { exp($0 - m) }, z = e.reduce(0, +)
+                        for (jj, j) in keys.enumerated() {
+                            for c in 0..<d.hd {
+                                ref[c] += e[jj] / z * Double(v.ptr[(b * d.sk + j) * d.nkv * d.hd + kv * d.hd + c])
+                            }
+                        }
+                    }
+                    for c in 0..<d.hd {
+                        XCTAssertEqual(
+                            Double(o.ptr[(b * d.sq + i) * d.nh * d.hd + h * d.hd + c]), ref[c], accuracy: 1e-5,
+                            "\(name) b\(b) h\(h) q\(i)")
+                    }
                 }
-                let m = scores.max()!, e = scores.map { exp($0 - m) }, z = e.reduce(0, +)
-                for (jj, j) in keys.enumerated() { for c in 0..<d.hd { ref[c] += e[jj] / z * Double(v.ptr[(b * d.sk + j) * d.nkv * d.hd + kv * d.hd + c]) } }
             }
-            for c in 0..<d.hd {
-                XCTAssertEqual(Double(o.ptr[(b * d.sq + i) * d.nh * d.hd + h * d.hd + c]), ref[c], accuracy: 1e-5, "\(name) b\(b) h\(h) q\(i)")
-            }
-        } } }
+        }
         for (b, i) in maskedRowsZero {
-            for c in 0..<(d.nh * d.hd) { XCTAssertEqual(o.ptr[(b * d.sq + i) * d.nh * d.hd + c], 0, "\(name): fully masked row is zero") }
+            for c in 0..<(d.nh * d.hd) {
+                XCTAssertEqual(o.ptr[(b * d.sq + i) * d.nh * d.hd + c], 0, "\(name): fully masked row is zero")
+            }
         }
     }
 
@@ -261,42 +314,57 @@ final class KernelGradientTests: XCTestCase {
         // Sample 1 is left-padded by 2: its first two query rows see no key (zeros, like SDPA).
         let valid: [UInt8] = [1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1]
         valid.withUnsafeBufferPointer { p in
-            attentionCheck("self-attention causal+pad+GQA", d, mask: .causal(keyValid: p.baseAddress!), maskedRowsZero: [(1, 0), (1, 1)])
+            attentionCheck(
+                "self-attention causal+pad+GQA", d, mask: .causal(keyValid: p.baseAddress!),
+                maskedRowsZero: [(1, 0), (1, 1)])
         }
     }
 
     func testAttentionCausalMQA() {
-        attentionCheck("self-attention causal MQA", Attention.Dims(b: 1, sq: 5, sk: 5, nh: 3, nkv: 1, hd: 6), mask: .causal(keyValid: nil))
+        attentionCheck(
+            "self-attention causal MQA", Attention.Dims(b: 1, sq: 5, sk: 5, nh: 3, nkv: 1, hd: 6),
+            mask: .causal(keyValid: nil))
     }
 
     func testCrossAttentionWithDenseMaskAndFullyMaskedRow() {
         let d = Attention.Dims(b: 2, sq: 4, sk: 7, nh: 2, nkv: 1, hd: 4)
         var allowed = [UInt8](repeating: 0, count: d.b * d.sq * d.sk)
-        for b in 0..<d.b { for q in 0..<d.sq { for k in 0..<d.sk { allowed[(b * d.sq + q) * d.sk + k] = (k + q + b) % 3 == 0 ? 0 : 1 } } }
-        for k in 0..<d.sk { allowed[(1 * d.sq + 2) * d.sk + k] = 0 }   // sample 1, query 2 sees nothing
+        for b in 0..<d.b {
+            for q in 0..<d.sq {
+                for k in 0..<d.sk { allowed[(b * d.sq + q) * d.sk + k] = (k + q + b) % 3 == 0 ? 0 : 1 }
+            }
+        }
+        for k in 0..<d.sk { allowed[(1 * d.sq + 2) * d.sk + k] = 0 }  // sample 1, query 2 sees nothing
         allowed.withUnsafeBufferPointer { p in
-            attentionCheck("cross-attention dense mask", d, mask: .dense(allowed: p.baseAddress!), maskedRowsZero: [(1, 2)])
+            attentionCheck(
+                "cross-attention dense mask", d, mask: .dense(allowed: p.baseAddress!), maskedRowsZero: [(1, 2)])
         }
     }
 
     func testVisionOuterMask() {
         let d = Attention.Dims(b: 1, sq: 6, sk: 6, nh: 2, nkv: 2, hd: 4)
         let invalid: [UInt8] = [0, 0, 1, 0, 1, 1]
-        invalid.withUnsafeBufferPointer { p in attentionCheck("vision outer mask", d, mask: .outer(invalid: p.baseAddress!)) }
+        invalid.withUnsafeBufferPointer { p in
+            attentionCheck("vision outer mask", d, mask: .outer(invalid: p.baseAddress!))
+        }
     }
 
     /// Backward from kept probabilities equals backward that recomputes them.
     func testKeptProbabilitiesGiveTheRecomputedGradients() {
         let d = Attention.Dims(b: 2, sq: 5, sk: 7, nh: 4, nkv: 2, hd: 4)
-        let q = rng.tensor([d.b, d.sq, d.nh * d.hd]), k = rng.tensor([d.b, d.sk, d.nkv * d.hd]), v = rng.tensor([d.b, d.sk, d.nkv * d.hd])
+        let q = rng.tensor([d.b, d.sq, d.nh * d.hd]), k = rng.tensor([d.b, d.sk, d.nkv * d.hd]),
+            v = rng.tensor([d.b, d.sk, d.nkv * d.hd])
         let dout = rng.tensor(q.shape), lse = Tensor(zeros: [d.b, d.nh, d.sq]), probs = Attention.probsBuffer(d)!
         var grads: [[Tensor]] = []
         for keep in [false, true] {
             let o = Tensor(zeros: q.shape)
-            Attention.forward(out: o.ptr, lse: lse.ptr, q: q.ptr, k: k.ptr, v: v.ptr, mask: .causal(keyValid: nil), d, probs: keep ? probs.ptr : nil)
+            Attention.forward(
+                out: o.ptr, lse: lse.ptr, q: q.ptr, k: k.ptr, v: v.ptr, mask: .causal(keyValid: nil), d,
+                probs: keep ? probs.ptr : nil)
             let g = [Tensor(zeros: q.shape), Tensor(zeros: k.shape), Tensor(zeros: v.shape)]
-            Attention.backward(dq: g[0].ptr, dk: g[1].ptr, dv: g[2].ptr, dout: dout.ptr, q: q.ptr, k: k.ptr, v: v.ptr, lse: lse.ptr,
-                               mask: .causal(keyValid: nil), d, probs: keep ? UnsafePointer(probs.ptr) : nil)
+            Attention.backward(
+                dq: g[0].ptr, dk: g[1].ptr, dv: g[2].ptr, dout: dout.ptr, q: q.ptr, k: k.ptr, v: v.ptr, lse: lse.ptr,
+                mask: .causal(keyValid: nil), d, probs: keep ? UnsafePointer(probs.ptr) : nil)
             grads.append(g)
         }
         for (a, b) in zip(grads[0], grads[1]) { assertClose(b, a, rtol: 1e-5, atol: 1e-6) }

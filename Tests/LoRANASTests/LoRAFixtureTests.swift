@@ -20,7 +20,9 @@ final class LoRAFixtureTests: XCTestCase {
         let ranks = Dictionary(grouping: adapters, by: \.rank).mapValues(\.count)
         XCTAssertEqual(ranks, [4: 52, 2: 7, 8: 6])
         let o3 = adapters.first { $0.module == "language_model.model.layers.3.cross_attn.o_proj" }!
-        XCTAssertEqual(o3.rank, 8); XCTAssertEqual(o3.loraAlpha, 32); XCTAssertEqual(o3.scaling, 4)
+        XCTAssertEqual(o3.rank, 8)
+        XCTAssertEqual(o3.loraAlpha, 32)
+        XCTAssertEqual(o3.scaling, 4)
     }
 
     func testLogitsLossAndLoRAGradientsMatchPEFT() throws {
@@ -69,10 +71,15 @@ final class LoRAFixtureTests: XCTestCase {
         XCTAssertEqual(again.map(\.name), adapters.map(\.module))
         XCTAssertEqual(again.map(\.rank), adapters.map(\.rank))
         XCTAssertEqual(again.map(\.loraAlpha), adapters.map(\.loraAlpha))
-        for (m, a) in zip(again, adapters) { XCTAssertEqual(m.a.array, a.a.value.array); XCTAssertEqual(m.b.array, a.b.value.array) }
+        for (m, a) in zip(again, adapters) {
+            XCTAssertEqual(m.a.array, a.a.value.array)
+            XCTAssertEqual(m.b.array, a.b.value.array)
+        }
         // A rank_pattern that disagrees with the tensors is refused, naming the module.
         var cfg = try String(contentsOfFile: dir + "/adapter_config.json", encoding: .utf8)
-        cfg = cfg.replacingOccurrences(of: "\"rank_pattern\":{", with: "\"rank_pattern\":{\"model\\\\.language_model\\\\.layers\\\\.0\\\\.self_attn\\\\.q_proj\":16,")
+        cfg = cfg.replacingOccurrences(
+            of: "\"rank_pattern\":{",
+            with: "\"rank_pattern\":{\"model\\\\.language_model\\\\.layers\\\\.0\\\\.self_attn\\\\.q_proj\":16,")
         try cfg.write(toFile: dir + "/adapter_config.json", atomically: true, encoding: .utf8)
         XCTAssertThrowsError(try PEFTAdapter.load(dir)) { XCTAssert("\($0)".contains("size mismatch"), "\($0)") }
         _ = model

@@ -30,20 +30,32 @@ final class MllamaErrorTests: XCTestCase {
         XCTAssertEqual(c.vision.tokensPerTile, 17)
         XCTAssertEqual(c.vision.paddedTokensPerTile, 24)
         XCTAssertEqual(c.text.crossAttentionLayers, [1, 3])
-        XCTAssertEqual(c.text.ropeScaling, Llama3RopeScaling(factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 64))
+        XCTAssertEqual(
+            c.text.ropeScaling,
+            Llama3RopeScaling(factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 64))
         XCTAssertEqual(c.vision.numAspectRatios, 8)
     }
 
     func testUnsupportedRopeType() {
-        assertThrows("rope type \"yarn\"") { _ = try config { $0.replacingOccurrences(of: "\"llama3\"", with: "\"yarn\"") } }
+        assertThrows("rope type \"yarn\"") {
+            _ = try config { $0.replacingOccurrences(of: "\"llama3\"", with: "\"yarn\"") }
+        }
     }
 
     func testWrongModelType() {
-        assertThrows("model_type \"llava\"") { _ = try config { $0.replacingOccurrences(of: "\"model_type\": \"mllama\"", with: "\"model_type\": \"llava\"") } }
+        assertThrows("model_type \"llava\"") {
+            _ = try config {
+                $0.replacingOccurrences(of: "\"model_type\": \"mllama\"", with: "\"model_type\": \"llava\"")
+            }
+        }
     }
 
     func testInconsistentVisionOutputDim() {
-        assertThrows("vision_output_dim 99") { _ = try config { $0.replacingOccurrences(of: "\"vision_output_dim\": 72", with: "\"vision_output_dim\": 99") } }
+        assertThrows("vision_output_dim 99") {
+            _ = try config {
+                $0.replacingOccurrences(of: "\"vision_output_dim\": 72", with: "\"vision_output_dim\": 99")
+            }
+        }
     }
 
     func testBadFieldType() {
@@ -54,13 +66,16 @@ final class MllamaErrorTests: XCTestCase {
 
     func testHeadsNotDividingHidden() {
         assertThrows("not a multiple of num_key_value_heads") {
-            _ = try config { $0.replacingOccurrences(of: "\"num_key_value_heads\": 2", with: "\"num_key_value_heads\": 3") }
+            _ = try config {
+                $0.replacingOccurrences(of: "\"num_key_value_heads\": 2", with: "\"num_key_value_heads\": 3")
+            }
         }
     }
 
     func testMissingConfigAndMalformedJSON() throws {
         assertThrows("no config.json") { _ = try MllamaConfig(contentsOf: dir.path) }
-        try "{\"model_type\": \"mllama\",".write(to: dir.appendingPathComponent("config.json"), atomically: true, encoding: .utf8)
+        try "{\"model_type\": \"mllama\",".write(
+            to: dir.appendingPathComponent("config.json"), atomically: true, encoding: .utf8)
         assertThrows("malformed JSON") { _ = try MllamaConfig(contentsOf: dir.path) }
     }
 
@@ -73,18 +88,23 @@ final class MllamaErrorTests: XCTestCase {
             out.append((name, .f32(name == reshape ? t.reshaped([t.count]) : t)))
         }
         try SafeTensorsWriter.write(out, to: dir.appendingPathComponent("model.safetensors").path)
-        try FileManager.default.copyItem(at: fixture.appendingPathComponent("config.json"), to: dir.appendingPathComponent("config.json"))
+        try FileManager.default.copyItem(
+            at: fixture.appendingPathComponent("config.json"), to: dir.appendingPathComponent("config.json"))
         return dir.path
     }
 
     func testMissingTensorIsNamed() throws {
         let path = try brokenCheckpoint(drop: "language_model.model.layers.3.cross_attn.k_norm.weight")
-        assertThrows("has no tensor language_model.model.layers.3.cross_attn.k_norm.weight") { _ = try MllamaModel(path: path) }
+        assertThrows("has no tensor language_model.model.layers.3.cross_attn.k_norm.weight") {
+            _ = try MllamaModel(path: path)
+        }
     }
 
     func testMisShapedTensorIsNamed() throws {
         let path = try brokenCheckpoint(reshape: "vision_model.transformer.layers.1.mlp.fc1.weight")
-        assertThrows("tensor vision_model.transformer.layers.1.mlp.fc1.weight has shape [1152]") { _ = try MllamaModel(path: path) }
+        assertThrows("tensor vision_model.transformer.layers.1.mlp.fc1.weight has shape [1152]") {
+            _ = try MllamaModel(path: path)
+        }
     }
 
     func testBadInputs() throws {
@@ -93,17 +113,24 @@ final class MllamaErrorTests: XCTestCase {
         var b = good
         b.inputIds[3] = 10_000
         assertThrows("input_ids contains 10000") { _ = try model.forward(b) }
-        b = good; b.labels![2] = 96
+        b = good
+        b.labels![2] = 96
         assertThrows("labels contains 96") { _ = try model.forward(b) }
-        b = good; b.crossAttentionMask = nil
+        b = good
+        b.crossAttentionMask = nil
         assertThrows("cross_attention_mask is required") { _ = try model.forward(b) }
-        b = good; b.aspectRatioIds![0] = 9
+        b = good
+        b.aspectRatioIds![0] = 9
         assertThrows("aspect_ratio_ids contains 9") { _ = try model.forward(b) }
-        b = good; b.pixelValues = Tensor(zeros: [3, 2, 4, 3, 12, 11])
+        b = good
+        b.pixelValues = Tensor(zeros: [3, 2, 4, 3, 12, 11])
         assertThrows("pixel_values has shape") { _ = try model.forward(b) }
-        b = good; b.pixelValues = good.pixelValues!.copy(); b.pixelValues!.ptr[5] = .nan
+        b = good
+        b.pixelValues = good.pixelValues!.copy()
+        b.pixelValues!.ptr[5] = .nan
         assertThrows("NaN") { _ = try model.forward(b) }
-        b = good; b.attentionMask = [1]
+        b = good
+        b.attentionMask = [1]
         assertThrows("attention_mask has 1 values") { _ = try model.forward(b) }
     }
 

@@ -14,11 +14,16 @@ final class RankDerivationTests: XCTestCase {
                 let total = zip(modules, choice).reduce(0) { $0 + $1.0.costs[$1.1] }
                 let score = zip(modules, choice).reduce(0.0) { $0 + $1.0.scores[$1.1] }
                 let within = RankDerivation.inBand(total, budget)
-                guard let b = best else { best = (score, total, within); return }
+                guard let b = best else {
+                    best = (score, total, within)
+                    return
+                }
                 let better: Bool
-                if within != b.within { better = within }
-                else if within { better = score > b.score }
-                else {
+                if within != b.within {
+                    better = within
+                } else if within {
+                    better = score > b.score
+                } else {
                     let gap = abs(total - budget), bGap = abs(b.total - budget)
                     better = gap < bGap || (gap == bGap && score > b.score)
                 }
@@ -37,8 +42,9 @@ final class RankDerivationTests: XCTestCase {
     func randomModules(_ rng: inout TestRNG, count: Int, space: [Int]) -> [RankDerivation.Module] {
         (0..<count).map { _ in
             let width = 8 * Int(1 + rng.next() % 40)
-            return RankDerivation.Module(costs: space.map { $0 * width },
-                                         scores: space.map { _ in Double(rng.uniform(-3, 0)) })
+            return RankDerivation.Module(
+                costs: space.map { $0 * width },
+                scores: space.map { _ in Double(rng.uniform(-3, 0)) })
         }
     }
 
@@ -57,7 +63,8 @@ final class RankDerivationTests: XCTestCase {
             if want.within {
                 XCTAssertEqual(score, want.score, accuracy: 1e-9, "trial \(trial): not the best score in the band")
             } else {
-                XCTAssertEqual(abs(got.total - budget), abs(want.total - budget), "trial \(trial): not the closest total")
+                XCTAssertEqual(
+                    abs(got.total - budget), abs(want.total - budget), "trial \(trial): not the closest total")
             }
         }
     }
@@ -75,8 +82,9 @@ final class RankDerivationTests: XCTestCase {
         let modules = (0..<400).map { _ in
             let width = 4096 + Int(rng.next() % 20_000)
             // The largest rank scores best everywhere, so argmax (the uniform maximum) misses the budget.
-            return RankDerivation.Module(costs: [4, 8, 16, 32, 64].map { $0 * width },
-                                         scores: (0..<5).map { k in Double(k) + Double(rng.uniform(-0.5, 0)) })
+            return RankDerivation.Module(
+                costs: [4, 8, 16, 32, 64].map { $0 * width },
+                scores: (0..<5).map { k in Double(k) + Double(rng.uniform(-0.5, 0)) })
         }
         let maxTotal = modules.reduce(0) { $0 + ($1.costs.last ?? 0) }
         XCTAssertFalse(RankDerivation.inBand(maxTotal, maxTotal * 2 / 5), "the DP must run")

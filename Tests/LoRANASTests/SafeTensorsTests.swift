@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 @testable import LoRANAS
 
@@ -27,9 +27,12 @@ final class SafeTensorsTests: XCTestCase {
         return p
     }
 
-    func assertFormatError(_ path: String, contains needle: String, file: StaticString = #filePath, line: UInt = #line) {
+    func assertFormatError(_ path: String, contains needle: String, file: StaticString = #filePath, line: UInt = #line)
+    {
         XCTAssertThrowsError(try SafeTensorsFile(path: path), file: file, line: line) { e in
-            guard case .format(let m) = e as? LoRANASError else { return XCTFail("expected a format error, got \(e)", file: file, line: line) }
+            guard case .format(let m) = e as? LoRANASError else {
+                return XCTFail("expected a format error, got \(e)", file: file, line: line)
+            }
             XCTAssert(m.contains(needle), "message '\(m)' should mention '\(needle)'", file: file, line: line)
         }
     }
@@ -37,22 +40,29 @@ final class SafeTensorsTests: XCTestCase {
     func testRoundTripF32AndI64WithMetadata() throws {
         var rng = TestRNG(1)
         let a = rng.tensor([3, 5]), path = dir.appendingPathComponent("x.safetensors").path
-        try SafeTensorsWriter.write([("a", .f32(a)), ("ids", .i64([1, -2, 3], shape: [3]))], metadata: ["format": "pt"], to: path)
+        try SafeTensorsWriter.write(
+            [("a", .f32(a)), ("ids", .i64([1, -2, 3], shape: [3]))], metadata: ["format": "pt"], to: path)
         let f = try SafeTensorsFile(path: path)
         XCTAssertEqual(f.names, ["a", "ids"])
         XCTAssertEqual(f.metadata, ["format": "pt"])
         XCTAssertEqual(try f.tensor("a").array, a.array)
         XCTAssertEqual(try f.ints("ids"), [1, -2, 3])
-        XCTAssertThrowsError(try f.tensor("missing")) { XCTAssertEqual($0 as? LoRANASError, .notFound("tensor missing in \(path)")) }
+        XCTAssertThrowsError(try f.tensor("missing")) {
+            XCTAssertEqual($0 as? LoRANASError, .notFound("tensor missing in \(path)"))
+        }
     }
 
     func testBF16AndF16ConvertToF32() throws {
         // bf16 0x3FC0 = 1.5, 0xC020 = -2.5; f16 0x3C00 = 1.0, 0xC500 = -5.0
         var d = Data()
-        let h = #"{"b":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]},"h":{"dtype":"F16","shape":[2],"data_offsets":[4,8]}}"#
+        let h =
+            #"{"b":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]},"#
+                + #""h":{"dtype":"F16","shape":[2],"data_offsets":[4,8]}}"#
         withUnsafeBytes(of: UInt64(h.utf8.count).littleEndian) { d.append(contentsOf: $0) }
         d.append(contentsOf: Array(h.utf8))
-        for v: UInt16 in [0x3FC0, 0xC020, 0x3C00, 0xC500] { withUnsafeBytes(of: v.littleEndian) { d.append(contentsOf: $0) } }
+        for v: UInt16 in [0x3FC0, 0xC020, 0x3C00, 0xC500] {
+            withUnsafeBytes(of: v.littleEndian) { d.append(contentsOf: $0) }
+        }
         let p = dir.appendingPathComponent("half.safetensors").path
         FileManager.default.createFile(atPath: p, contents: d)
         let f = try SafeTensorsFile(path: p)
@@ -65,7 +75,8 @@ final class SafeTensorsTests: XCTestCase {
         try SafeTensorsWriter.write([("a", .f32(a))], to: dir.appendingPathComponent("m-1.safetensors").path)
         try SafeTensorsWriter.write([("b", .f32(b))], to: dir.appendingPathComponent("m-2.safetensors").path)
         let index = #"{"metadata":{"total_size":12},"weight_map":{"a":"m-1.safetensors","b":"m-2.safetensors"}}"#
-        try index.write(to: dir.appendingPathComponent("model.safetensors.index.json"), atomically: true, encoding: .utf8)
+        try index.write(
+            to: dir.appendingPathComponent("model.safetensors.index.json"), atomically: true, encoding: .utf8)
         for path in [dir.path, dir.appendingPathComponent("model.safetensors.index.json").path] {
             let c = try Checkpoint(path: path)
             XCTAssertEqual(Set(c.names), ["a", "b"])
@@ -99,7 +110,9 @@ final class SafeTensorsTests: XCTestCase {
     }
 
     func testOverlappingTensors() {
-        let h = #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#
+        let h =
+            #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"#
+                + #""b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#
         assertFormatError(file("overlap.safetensors", header: h, dataBytes: 12), contains: "overlap")
     }
 
@@ -119,17 +132,22 @@ final class SafeTensorsTests: XCTestCase {
     }
 
     func testMalformedJSON() {
-        assertFormatError(file("json.safetensors", header: #"{"a":{"dtype":"F32","shape":[1]"#), contains: "malformed JSON")
+        assertFormatError(
+            file("json.safetensors", header: #"{"a":{"dtype":"F32","shape":[1]"#), contains: "malformed JSON")
         assertFormatError(file("notobj.safetensors", header: "[1,2]"), contains: "not a JSON object")
     }
 
     func testDuplicateNames() {
-        let h = #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#
+        let h =
+            #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"#
+                + #""a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#
         assertFormatError(file("dup.safetensors", header: h, dataBytes: 8), contains: "duplicate key \"a\"")
     }
 
     func testJSONNonFiniteNumbersRoundTripAsPythonWritesThem() throws {
-        let j = JSON.object([("a", .number(.infinity)), ("b", .number(-.infinity)), ("c", .number(.nan)), ("d", .number(1.5))])
+        let j = JSON.object([
+            ("a", .number(.infinity)), ("b", .number(-.infinity)), ("c", .number(.nan)), ("d", .number(1.5)),
+        ])
         XCTAssertEqual(j.serialized, #"{"a":Infinity,"b":-Infinity,"c":NaN,"d":1.5}"#)
         let back = try JSON.parse(j.serialized)
         XCTAssertEqual(back["a"]?.double, .infinity)
@@ -219,9 +237,9 @@ final class SafeTensorsTests: XCTestCase {
         let dead = child.processIdentifier
         let prefix = AtomicFile.tempPrefix("out.safetensors")
         let stale = prefix + "\(dead)-12345"
-        let mine = prefix + "\(getpid())-777"         // a write in progress on another thread
-        let live = prefix + "1-42"                       // pid 1 is alive
-        let other = AtomicFile.tempPrefix("other.safetensors") + "\(dead)-5"   // another target's
+        let mine = prefix + "\(getpid())-777"  // a write in progress on another thread
+        let live = prefix + "1-42"  // pid 1 is alive
+        let other = AtomicFile.tempPrefix("other.safetensors") + "\(dead)-5"  // another target's
         let odd = prefix + "notapid"
         for name in [stale, mine, live, other, odd] {
             let path = dir.appendingPathComponent(name).path

@@ -19,7 +19,13 @@ final class SearchTests: XCTestCase {
 
     func options(steps: Int = 4) -> SearchOptions {
         var o = SearchOptions()
-        o.space = [2, 4, 8]; o.batchSize = 3; o.epochs = 2; o.lr = 3e-3; o.alphaLR = 5e-2; o.seed = 5; o.maxSteps = steps
+        o.space = [2, 4, 8]
+        o.batchSize = 3
+        o.epochs = 2
+        o.lr = 3e-3
+        o.alphaLR = 5e-2
+        o.seed = 5
+        o.maxSteps = steps
         return o
     }
 
@@ -51,7 +57,8 @@ final class SearchTests: XCTestCase {
         _ = try model.search(train: train, validation: val, options: o)
         XCTAssertEqual(model.supernetAdapters.map { $0.a.value.array + $0.b.value.array }, a1)
         XCTAssertNotEqual(model.supernetAdapters.map { $0.logits.value.array }, alpha1)
-        o.alphaLR = 5e-2; o.lr = 0.3
+        o.alphaLR = 5e-2
+        o.lr = 0.3
         _ = try model.search(train: train, validation: val, options: o)
         XCTAssertNotEqual(model.supernetAdapters.map { $0.a.value.array + $0.b.value.array }, a1)
     }
@@ -79,14 +86,18 @@ final class SearchTests: XCTestCase {
         let copy = dir + "-kill"
         defer { try? FileManager.default.removeItem(atPath: copy) }
         _ = try model.search(train: train, validation: val, options: o) { e in
-            if e.kind == .step && e.step == 5 { try? FileManager.default.copyItem(atPath: self.dir, toPath: copy); return .stop }
+            if e.kind == .step && e.step == 5 {
+                try? FileManager.default.copyItem(atPath: self.dir, toPath: copy)
+                return .stop
+            }
             return .more
         }
         var resumed = o
         resumed.checkpointDir = copy
         let fresh = try MllamaModel(path: MllamaFixtureTests.path("tiles4_gqa"))
         let r = try fresh.search(train: train, validation: val, options: resumed)
-        XCTAssertEqual(fresh.supernetAdapters.flatMap { $0.a.value.array + $0.b.value.array + $0.logits.value.array }, fullState)
+        XCTAssertEqual(
+            fresh.supernetAdapters.flatMap { $0.a.value.array + $0.b.value.array + $0.logits.value.array }, fullState)
         XCTAssertEqual(r.ranks.map(\.1), full.ranks.map(\.1))
         XCTAssertEqual(r.alphaHistory, full.alphaHistory)
         XCTAssertEqual(r.trainLosses, full.trainLosses)
@@ -97,17 +108,22 @@ final class SearchTests: XCTestCase {
         o.checkpointDir = dir
         _ = try model.search(train: train, validation: val, options: o)
         o.space = [2, 4]
-        XCTAssertThrowsError(try model.search(train: train, validation: val, options: o)) { XCTAssert("\($0)".contains("different run")) }
+        XCTAssertThrowsError(try model.search(train: train, validation: val, options: o)) {
+            XCTAssert("\($0)".contains("different run"))
+        }
     }
 
     func testNonFiniteLossStopsWithClearErrorAndKeepsLastCheckpoint() throws {
         var o = options(steps: 6)
-        o.checkpointDir = dir; o.checkpointEvery = 2
+        o.checkpointDir = dir
+        o.checkpointEvery = 2
         let w = model.params["language_model.model.norm.weight"]
-        XCTAssertThrowsError(try model.search(train: train, validation: val, options: o) { e in
-            if e.step == 3 { w.ptr[0] = .nan }
-            return .more
-        }) { e in
+        XCTAssertThrowsError(
+            try model.search(train: train, validation: val, options: o) { e in
+                if e.step == 3 { w.ptr[0] = .nan }
+                return .more
+            }
+        ) { e in
             guard case .numeric(let m) = e as? LoRANASError else { return XCTFail("\(e)") }
             XCTAssert(m.contains("step 4"), m)
         }
@@ -122,7 +138,11 @@ final class SearchTests: XCTestCase {
         // Output of the supernet restricted to each module's kept slice…
         let supernets = model.supernetAdapters
         var f = FinetuneOptions()
-        f.ranks = .perModule(r.rankMap); f.initialization = .warm; f.epochs = 1; f.maxSteps = 2; f.batchSize = 3
+        f.ranks = .perModule(r.rankMap)
+        f.initialization = .warm
+        f.epochs = 1
+        f.maxSteps = 2
+        f.batchSize = 3
         let s0 = supernets[0]
         let rank = r.rankMap[s0.module]!
         let range = s0.slices.range(rank: rank, maxRank: s0.maxRank)
@@ -130,15 +150,19 @@ final class SearchTests: XCTestCase {
         let inp = TestRNG(3).tensorCopy([2, s0.inFeatures])
         let expected = Tensor(zeros: [2, s0.outFeatures])
         // Σ_{j ∈ slice} σ_j · B_j A_j x
-        for i in 0..<2 { for o2 in 0..<s0.outFeatures {
-            var acc: Float = 0
-            for j in range {
-                var ax: Float = 0
-                for c in 0..<s0.inFeatures { ax += s0.a.value.ptr[j * s0.inFeatures + c] * inp.ptr[i * s0.inFeatures + c] }
-                acc += sigma[j] * s0.b.value.ptr[o2 * s0.maxRank + j] * ax
+        for i in 0..<2 {
+            for o2 in 0..<s0.outFeatures {
+                var acc: Float = 0
+                for j in range {
+                    var ax: Float = 0
+                    for c in 0..<s0.inFeatures {
+                        ax += s0.a.value.ptr[j * s0.inFeatures + c] * inp.ptr[i * s0.inFeatures + c]
+                    }
+                    acc += sigma[j] * s0.b.value.ptr[o2 * s0.maxRank + j] * ax
+                }
+                expected.ptr[i * s0.outFeatures + o2] = acc
             }
-            expected.ptr[i * s0.outFeatures + o2] = acc
-        } }
+        }
         f.maxSteps = 0
         let result = try model.finetune(train: train, validation: val, options: f)
         let lora = model.loraAdapters.first { $0.module == s0.module }!
@@ -151,10 +175,17 @@ final class SearchTests: XCTestCase {
 
     func testFinetuneFreshImprovesAndResumesBitExactly() throws {
         var f = FinetuneOptions()
-        f.ranks = .uniform(4); f.epochs = 2; f.batchSize = 3; f.lr = 1e-2; f.seed = 3; f.dropout = 0.1; f.checkpointEvery = 3
+        f.ranks = .uniform(4)
+        f.epochs = 2
+        f.batchSize = 3
+        f.lr = 1e-2
+        f.seed = 3
+        f.dropout = 0.1
+        f.checkpointEvery = 3
         let full = try model.finetune(train: train, validation: val, options: f)
         XCTAssertEqual(full.evaluations.count, 2)
-        XCTAssertLessThan(full.evaluations.last!.loss, full.initialEvaluation.loss, "training lowers the validation loss")
+        XCTAssertLessThan(
+            full.evaluations.last!.loss, full.initialEvaluation.loss, "training lowers the validation loss")
         XCTAssertEqual(full.loraParameters, model.loraAdapters.reduce(0) { $0 + $1.parameterCount })
         let bits = model.loraAdapters.flatMap { $0.a.value.array + $0.b.value.array }
 
@@ -163,7 +194,10 @@ final class SearchTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: copy) }
         let m2 = try MllamaModel(path: MllamaFixtureTests.path("tiles4_gqa"))
         _ = try m2.finetune(train: train, validation: val, options: f) { e in
-            if e.kind == .step && e.step == 5 { try? FileManager.default.copyItem(atPath: self.dir, toPath: copy); return .stop }
+            if e.kind == .step && e.step == 5 {
+                try? FileManager.default.copyItem(atPath: self.dir, toPath: copy)
+                return .stop
+            }
             return .more
         }
         f.checkpointDir = copy
@@ -176,7 +210,8 @@ final class SearchTests: XCTestCase {
 
     func testRandomRanksHitTheirParameterCount() throws {
         let ranks = try model.resolveRanks(.random(parameters: 20_000, space: [2, 4, 8, 16], seed: 4), targets: .all)
-        let sizes = Dictionary(uniqueKeysWithValues: model.targetableLinears.map { ($0.name, $0.inFeatures + $0.outFeatures) })
+        let sizes = Dictionary(
+            uniqueKeysWithValues: model.targetableLinears.map { ($0.name, $0.inFeatures + $0.outFeatures) })
         let total = ranks.reduce(0) { $0 + $1.1 * sizes[$1.0]! }
         XCTAssertEqual(Double(total), 20_000, accuracy: 400)
         XCTAssertGreaterThan(Set(ranks.map(\.1)).count, 1)
@@ -184,5 +219,8 @@ final class SearchTests: XCTestCase {
 }
 
 extension TestRNG {
-    func tensorCopy(_ shape: [Int]) -> Tensor { var r = self; return r.tensor(shape) }
+    func tensorCopy(_ shape: [Int]) -> Tensor {
+        var r = self
+        return r.tensor(shape)
+    }
 }

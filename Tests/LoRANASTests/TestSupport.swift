@@ -24,18 +24,25 @@ struct TestRNG {
 }
 
 /// Checks shape first, then max |a − b| ≤ atol + rtol·max|b|; reports the worst element and where.
-func assertClose(_ a: Tensor, _ b: Tensor, rtol: Float = 1e-5, atol: Float = 1e-6, _ what: String = "",
-                 file: StaticString = #filePath, line: UInt = #line) {
+func assertClose(
+    _ a: Tensor, _ b: Tensor, rtol: Float = 1e-5, atol: Float = 1e-6, _ what: String = "",
+    file: StaticString = #filePath, line: UInt = #line
+) {
     XCTAssertEqual(a.count, b.count, "\(what): \(a.shape) vs \(b.shape)", file: file, line: line)
     guard a.count == b.count else { return }
     var worst: Float = 0, at = 0, scale: Float = 0
     for i in 0..<a.count {
         scale = max(scale, abs(b.ptr[i]))
         let d = abs(a.ptr[i] - b.ptr[i])
-        if !(d <= worst) { worst = d; at = i }
+        if !(d <= worst) {
+            worst = d
+            at = i
+        }
     }
-    XCTAssert(worst <= atol + rtol * scale,
-              "\(what): max |Δ| = \(worst) at \(at) (\(a.ptr[at]) vs \(b.ptr[at])), max|ref| = \(scale)", file: file, line: line)
+    XCTAssert(
+        worst <= atol + rtol * scale,
+        "\(what): max |Δ| = \(worst) at \(at) (\(a.ptr[at]) vs \(b.ptr[at])), max|ref| = \(scale)", file: file,
+        line: line)
 }
 
 /// ‖a − b‖ / ‖b‖, accumulated in Double.
@@ -44,7 +51,8 @@ func relativeError(_ a: Tensor, _ b: Tensor) -> Double {
     var num = 0.0, den = 0.0
     for i in 0..<a.count {
         let d = Double(a.ptr[i]) - Double(b.ptr[i])
-        num += d * d; den += Double(b.ptr[i]) * Double(b.ptr[i])
+        num += d * d
+        den += Double(b.ptr[i]) * Double(b.ptr[i])
     }
     return (num / max(den, 1e-300)).squareRoot()
 }
@@ -54,10 +62,12 @@ func relativeError(_ a: Tensor, _ b: Tensor) -> Double {
 /// The forward runs in Float32, so a difference quotient carries ~1e-7·|L|/eps of rounding plus
 /// O(eps²) truncation: the defaults (eps 1e-2, rtol 2e-2, atol 1e-3) sit well above both and far
 /// below what a wrong term produces (a broken attention backward fails by 15% or more).
-func checkGradients(_ name: String, inputs: [Tensor], eps: Float = 1e-2, rtol: Double = 2e-2, atol: Double = 1e-3,
-                    samples: Int = 64, seed: UInt64 = 7,
-                    forward: () -> Tensor, backward: (Tensor) -> [Tensor],
-                    file: StaticString = #filePath, line: UInt = #line) {
+func checkGradients(
+    _ name: String, inputs: [Tensor], eps: Float = 1e-2, rtol: Double = 2e-2, atol: Double = 1e-3,
+    samples: Int = 64, seed: UInt64 = 7,
+    forward: () -> Tensor, backward: (Tensor) -> [Tensor],
+    file: StaticString = #filePath, line: UInt = #line
+) {
     var rng = TestRNG(seed)
     let y0 = forward()
     let r = rng.tensor(y0.shape)
@@ -77,13 +87,17 @@ func checkGradients(_ name: String, inputs: [Tensor], eps: Float = 1e-2, rtol: D
         for i in 0..<g.count { scale = max(scale, Double(abs(g.ptr[i]))) }
         for i in idx {
             let keep = x.ptr[i]
-            x.ptr[i] = keep + eps; let lp = loss()
-            x.ptr[i] = keep - eps; let lm = loss()
+            x.ptr[i] = keep + eps
+            let lp = loss()
+            x.ptr[i] = keep - eps
+            let lm = loss()
             x.ptr[i] = keep
             let fd = (lp - lm) / (2 * Double(eps))
             let err = abs(fd - Double(g.ptr[i]))
             if err > atol + rtol * max(scale, abs(fd)) {
-                XCTFail("\(name): d/d input\(k)[\(i)]: finite difference \(fd) vs analytic \(g.ptr[i])", file: file, line: line)
+                XCTFail(
+                    "\(name): d/d input\(k)[\(i)]: finite difference \(fd) vs analytic \(g.ptr[i])", file: file,
+                    line: line)
                 return
             }
             worst = max(worst, err)

@@ -21,7 +21,8 @@ final class TokenizerTests: XCTestCase {
 
     func check(_ tok: Tokenizer, _ cases: [Case], file: StaticString = #filePath, line: UInt = #line) throws {
         for c in cases {
-            XCTAssertEqual(try tok.encode(c.text), c.special, "encode \(c.text.debugDescription)", file: file, line: line)
+            XCTAssertEqual(
+                try tok.encode(c.text), c.special, "encode \(c.text.debugDescription)", file: file, line: line)
             XCTAssertEqual(
                 try tok.encode(c.text, addSpecialTokens: false), c.plain, "encode \(c.text.debugDescription)",
                 file: file, line: line)
@@ -36,15 +37,23 @@ final class TokenizerTests: XCTestCase {
             tok,
             [
                 ("the cat", [300, 257, 260, 258], [257, 260, 258], "the cat"),
-                ("hello  world\n\n", [300, 268, 220, 220, 293, 282, 198, 198], [268, 220, 220, 293, 282, 198, 198],
-                 "hello  world\n\n"),
-                ("na\u{ef}ve 12345", [300, 286, 295, 220, 273, 18, 19, 20], [286, 295, 220, 273, 18, 19, 20],
-                 "na\u{ef}ve 12345"),
-                ("<s>the<|image|>dog's", [300, 300, 257, 301, 262, 70, 270], [300, 257, 301, 262, 70, 270],
-                 "<s>the<|image|>dog's"),
+                (
+                    "hello  world\n\n", [300, 268, 220, 220, 293, 282, 198, 198], [268, 220, 220, 293, 282, 198, 198],
+                    "hello  world\n\n"
+                ),
+                (
+                    "na\u{ef}ve 12345", [300, 286, 295, 220, 273, 18, 19, 20], [286, 295, 220, 273, 18, 19, 20],
+                    "na\u{ef}ve 12345"
+                ),
+                (
+                    "<s>the<|image|>dog's", [300, 300, 257, 301, 262, 70, 270], [300, 257, 301, 262, 70, 270],
+                    "<s>the<|image|>dog's"
+                ),
                 ("", [300], [], ""),
-                ("\u{ff}\u{1F600} x", [300, 127, 123, 172, 253, 246, 222, 220, 87],
-                 [127, 123, 172, 253, 246, 222, 220, 87], "\u{ff}\u{1F600} x"),
+                (
+                    "\u{ff}\u{1F600} x", [300, 127, 123, 172, 253, 246, 222, 220, 87],
+                    [127, 123, 172, 253, 246, 222, 220, 87], "\u{ff}\u{1F600} x"
+                ),
                 ("CAT'S the", [300, 34, 32, 51, 6, 50, 265], [34, 32, 51, 6, 50, 265], "CAT'S the"),
             ])
         XCTAssertEqual(try tok.encode("the cat", pair: "cat"), [300, 257, 260, 258, 300, 66, 258])
@@ -105,7 +114,9 @@ final class TokenizerTests: XCTestCase {
         file: StaticString = #filePath, line: UInt = #line
     ) {
         XCTAssertThrowsError(try body(), file: file, line: line) { e in
-            guard let e = e as? LoRANASError else { return XCTFail("\(e) is not a LoRANASError", file: file, line: line) }
+            guard let e = e as? LoRANASError else {
+                return XCTFail("\(e) is not a LoRANASError", file: file, line: line)
+            }
             XCTAssertTrue(expected(e), "unexpected error kind: \(e)", file: file, line: line)
             XCTAssertTrue(e.description.contains(text), "\(e) does not name \(text)", file: file, line: line)
         }
@@ -138,7 +149,9 @@ final class TokenizerTests: XCTestCase {
         assertError(isUnsupported, "WordPiece") { try loadEdited { $0["decoder"] = ["type": "WordPiece"] } }
         assertError(isUnsupported, "Sideways") {
             try loadEdited {
-                $0["pre_tokenizer"] = ["type": "Split", "pattern": ["Regex": "a"], "behavior": "Sideways", "invert": false]
+                $0["pre_tokenizer"] = [
+                    "type": "Split", "pattern": ["Regex": "a"], "behavior": "Sideways", "invert": false,
+                ]
             }
         }
         assertError(isUnsupported, "byte_fallback") {
@@ -162,7 +175,8 @@ final class TokenizerTests: XCTestCase {
                 }
             }
         }
-        assertError(isFormat, "names \"zz\", which is not in the vocabulary", editModel { $0["merges"] = [["zz", "a"]] })
+        assertError(
+            isFormat, "names \"zz\", which is not in the vocabulary", editModel { $0["merges"] = [["zz", "a"]] })
         assertError(isFormat, "model.merges[1] makes \"ab\"", editModel { $0["merges"] = [["h", "e"], ["a", "b"]] })
         assertError(isFormat, "model.merges[0] must name two tokens", editModel { $0["merges"] = ["a b c"] })
         assertError(isFormat, "model.merges must be an array", editModel { $0["merges"] = 3 })

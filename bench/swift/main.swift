@@ -3,18 +3,26 @@
 import Foundation
 import LoRANAS
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
-func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2 }
+func median(_ xs: [Double]) -> Double {
+    let s = xs.sorted()
+    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+}
 
 func time(_ reps: Int, warmup: Int = 1, _ body: () throws -> Void) rethrows -> [Double] {
     for _ in 0..<warmup { try body() }
-    return try (0..<reps).map { _ in let t = Date(); try body(); return Date().timeIntervalSince(t) }
+    return try (0..<reps).map { _ in
+        let t = Date()
+        try body()
+        return Date().timeIntervalSince(t)
+    }
 }
 
 func peakRSSMiB() -> Double {
-    var u = rusage(); getrusage(RUSAGE_SELF.rawValue, &u)
+    var u = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &u)
     return Double(u.ru_maxrss) / 1024
 }
 
@@ -35,8 +43,10 @@ func sgemmCeiling(n: Int, reps: Int) -> [Double] {
 /// Prints the ceiling as one JSON line (bench/run.py reads it).
 func ceiling(n: Int, reps: Int) {
     let all = sgemmCeiling(n: n, reps: reps)
-    let fields: [(String, JSON)] = [("threads", .number(Double(Engine.threads))), ("n", .number(Double(n))),
-                                    ("gflops_median", .number(median(all))), ("gflops_all", .array(all.map { .number($0) }))]
+    let fields: [(String, JSON)] = [
+        ("threads", .number(Double(Engine.threads))), ("n", .number(Double(n))),
+        ("gflops_median", .number(median(all))), ("gflops_all", .array(all.map { .number($0) })),
+    ]
     print(JSON.object(fields).serialized)
 }
 
@@ -49,28 +59,47 @@ func kernels() {
         Engine.threads = threads
         let peak = median(sgemmCeiling(n: 2048, reps: 5))
         print(String(format: "sgemm ceiling 2048³, %d thread(s): %6.1f GFLOP/s", threads, peak))
-        for (m, n, k, what) in [(1024, 1024, 1024, "square"), (512, 64, 1024, "LoRA down x·Aᵀ r=64"), (512, 1024, 64, "LoRA up t·Bᵀ r=64"),
-                                (512, 8, 1024, "LoRA down r=8")] {
+        for (m, n, k, what) in [
+            (1024, 1024, 1024, "square"), (512, 64, 1024, "LoRA down x·Aᵀ r=64"), (512, 1024, 64, "LoRA up t·Bᵀ r=64"),
+            (512, 8, 1024, "LoRA down r=8"),
+        ] {
             let a = Tensor(zeros: [m, k]), b = Tensor(zeros: [n, k]), c = Tensor(zeros: [m, n])
             for i in 0..<a.count { a.ptr[i] = Float(i % 7) * 0.1 }
             for i in 0..<b.count { b.ptr[i] = Float(i % 5) * 0.1 }
             let reps = max(3, 200_000_000 / (2 * m * n * k))
             let t = median(time(reps) { gemm(false, true, m: m, n: n, k: k, a: a.ptr, b: b.ptr, c: c.ptr) })
-            print(String(format: "gemm %-22@ %4d×%4d×%4d  %d thread(s): %6.1f GFLOP/s", what as NSString, m, n, k, threads, 2.0 * Double(m * n * k) / t / 1e9))
+            print(
+                String(
+                    format: "gemm %-22@ %4d×%4d×%4d  %d thread(s): %6.1f GFLOP/s", what as NSString, m, n, k, threads,
+                    2.0 * Double(m * n * k) / t / 1e9))
         }
         let n = 1 << 23
         let g = Tensor(zeros: [n]), u = Tensor(zeros: [n]), out = Tensor(zeros: [n])
-        for i in 0..<n { g.ptr[i] = Float(i % 13) * 0.1 - 0.6; u.ptr[i] = 0.5 }
+        for i in 0..<n {
+            g.ptr[i] = Float(i % 13) * 0.1 - 0.6
+            u.ptr[i] = 0.5
+        }
         let t = median(time(5) { SwiGLU.forward(m: out.ptr, gate: g.ptr, up: u.ptr, n: n) })
-        print(String(format: "swiglu forward %d elements, %d thread(s): %6.1f GB/s (12 bytes/element)", n, threads, 12.0 * Double(n) / t / 1e9))
+        print(
+            String(
+                format: "swiglu forward %d elements, %d thread(s): %6.1f GB/s (12 bytes/element)", n, threads,
+                12.0 * Double(n) / t / 1e9))
         let rows = 8192, c = 1024
-        let x = Tensor(zeros: [rows, c]), y = Tensor(zeros: [rows, c]), w = Tensor(zeros: [c]), r = Tensor(zeros: [rows])
+        let x = Tensor(zeros: [rows, c]), y = Tensor(zeros: [rows, c]), w = Tensor(zeros: [c]),
+            r = Tensor(zeros: [rows])
         for i in 0..<x.count { x.ptr[i] = Float(i % 11) * 0.1 }
         for i in 0..<c { w.ptr[i] = 1 }
-        let t2 = median(time(5) { RMSNorm.forward(y: y.ptr, rstd: r.ptr, x: x.ptr, w: w.ptr, n: rows, c: c, eps: 1e-5) })
-        print(String(format: "rmsnorm forward %d×%d, %d thread(s): %6.1f GB/s (8 bytes/element)", rows, c, threads, 8.0 * Double(rows * c) / t2 / 1e9))
+        let t2 = median(
+            time(5) { RMSNorm.forward(y: y.ptr, rstd: r.ptr, x: x.ptr, w: w.ptr, n: rows, c: c, eps: 1e-5) })
+        print(
+            String(
+                format: "rmsnorm forward %d×%d, %d thread(s): %6.1f GB/s (8 bytes/element)", rows, c, threads,
+                8.0 * Double(rows * c) / t2 / 1e9))
         let t3 = median(time(5) { Softmax.forward(y: y.ptr, x: x.ptr, n: rows, c: c) })
-        print(String(format: "softmax rows %d×%d, %d thread(s): %6.1f GB/s (8 bytes/element)", rows, c, threads, 8.0 * Double(rows * c) / t3 / 1e9))
+        print(
+            String(
+                format: "softmax rows %d×%d, %d thread(s): %6.1f GB/s (8 bytes/element)", rows, c, threads,
+                8.0 * Double(rows * c) / t3 / 1e9))
     }
     Engine.threads = saved
 }
@@ -78,25 +107,35 @@ func kernels() {
 // MARK: training steps
 
 /// The benchmark batch: B = 4, 128 text tokens starting with the image token, one 2×2 image of 4 tiles.
-func benchBatch(_ c: MllamaConfig, seed: UInt64, batch b: Int = 4, seq s: Int = 128, images: Bool = true) -> MllamaBatch {
+func benchBatch(_ c: MllamaConfig, seed: UInt64, batch b: Int = 4, seq s: Int = 128, images: Bool = true) -> MllamaBatch
+{
     var rng = SplitMix64(seed: seed)
     let v = c.vision
     var ids = [Int](), labels = [Int]()
     for _ in 0..<b {
-        ids.append(c.text.vocabSize); labels.append(-100)
-        for _ in 1..<s { let t = Int(rng.next() % UInt64(c.text.vocabSize)); ids.append(t); labels.append(t) }
+        ids.append(c.text.vocabSize)
+        labels.append(-100)
+        for _ in 1..<s {
+            let t = Int(rng.next() % UInt64(c.text.vocabSize))
+            ids.append(t)
+            labels.append(t)
+        }
     }
     let px = Tensor(zeros: [b, 1, v.maxNumTiles, v.numChannels, v.imageSize, v.imageSize])
     for i in 0..<px.count { px.ptr[i] = rng.uniform(-1, 1) }
-    if !images { return MllamaBatch(inputIds: ids.map { min($0, c.text.vocabSize - 1) }, batchSize: b, seqLen: s, labels: labels) }
-    return MllamaBatch(inputIds: ids, batchSize: b, seqLen: s, labels: labels, pixelValues: px, numImages: 1,
-                       aspectRatioIds: [Int](repeating: min(6, v.numAspectRatios), count: b),
-                       aspectRatioMask: [Int](repeating: 1, count: b * v.maxNumTiles),
-                       crossAttentionMask: [Int](repeating: 1, count: b * s * v.maxNumTiles))
+    if !images {
+        return MllamaBatch(inputIds: ids.map { min($0, c.text.vocabSize - 1) }, batchSize: b, seqLen: s, labels: labels)
+    }
+    return MllamaBatch(
+        inputIds: ids, batchSize: b, seqLen: s, labels: labels, pixelValues: px, numImages: 1,
+        aspectRatioIds: [Int](repeating: min(6, v.numAspectRatios), count: b),
+        aspectRatioMask: [Int](repeating: 1, count: b * v.maxNumTiles),
+        crossAttentionMask: [Int](repeating: 1, count: b * s * v.maxNumTiles))
 }
 
 func step(size: String, mode: String, steps: Int, warmup: Int, batch: Int, seq: Int, images: Bool) throws {
-    let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("configs/\(size)").path
+    let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("configs/\(size)").path
     let config = try MllamaConfig(contentsOf: dir)
     let model = try MllamaModel(config: config)
     model.initializeRandomly(seed: 0)
@@ -107,31 +146,44 @@ func step(size: String, mode: String, steps: Int, warmup: Int, batch: Int, seq: 
     switch mode {
     case "lora":
         for l in targets {
-            let a = LoRAAdapter(module: l.name, inFeatures: l.inFeatures, outFeatures: l.outFeatures, rank: 64, loraAlpha: 128, rng: &rng)
+            let a = LoRAAdapter(
+                module: l.name, inFeatures: l.inFeatures, outFeatures: l.outFeatures, rank: 64, loraAlpha: 128,
+                rng: &rng)
             for i in 0..<a.b.value.count { a.b.value.ptr[i] = 1e-3 }
-            l.adapter = a; trainables += a.parameters
+            l.adapter = a
+            trainables += a.parameters
         }
     case "supernet":
         for l in targets {
-            let s = SupernetAdapter(module: l.name, inFeatures: l.inFeatures, outFeatures: l.outFeatures, space: [4, 8, 16, 32, 64], loraAlpha: 128, rng: &rng)
+            let s = SupernetAdapter(
+                module: l.name, inFeatures: l.inFeatures, outFeatures: l.outFeatures, space: [4, 8, 16, 32, 64],
+                loraAlpha: 128, rng: &rng)
             s.trainAlpha = false
-            l.adapter = s; trainables += [s.a, s.b]
+            l.adapter = s
+            trainables += [s.a, s.b]
         }
     case "forward": break
     default: throw LoRANASError.invalidArgument("mode must be lora, supernet or forward")
     }
     let opt = Adam(trainables, AdamConfig(lr: 1e-4, weightDecay: 0.01))
     let times = try time(steps, warmup: warmup) {
-        if mode == "forward" { _ = try model.forward(inputs); return }
+        if mode == "forward" {
+            _ = try model.forward(inputs)
+            return
+        }
         let pass = try model.forward(inputs, keepForBackward: true)
         try model.backward(pass)
         opt.step()
     }
     let lora = trainables.reduce(0) { $0 + $1.value.count }
-    print(JSON.object([("size", .string(size)), ("mode", .string(mode)), ("threads", .number(Double(Engine.threads))),
-                       ("step_ms_median", .number(1000 * median(times))), ("step_ms_all", .array(times.map { .number(1000 * $0) })),
-                       ("peak_rss_mib", .number(peakRSSMiB())), ("params", .number(Double(model.parameterCount))),
-                       ("trainable_params", .number(Double(lora)))]).serialized)
+    print(
+        JSON.object([
+            ("size", .string(size)), ("mode", .string(mode)), ("threads", .number(Double(Engine.threads))),
+            ("step_ms_median", .number(1000 * median(times))),
+            ("step_ms_all", .array(times.map { .number(1000 * $0) })),
+            ("peak_rss_mib", .number(peakRSSMiB())), ("params", .number(Double(model.parameterCount))),
+            ("trainable_params", .number(Double(lora))),
+        ]).serialized)
 }
 
 let args = CommandLine.arguments
@@ -144,12 +196,17 @@ do {
     switch args.count > 1 ? args[1] : "" {
     case "kernels": kernels()
     case "ceiling": ceiling(n: Int(option("n", "2048")) ?? 2048, reps: Int(option("reps", "5")) ?? 5)
-    case "step": try step(size: option("size", "tiny"), mode: option("mode", "lora"), steps: Int(option("steps", "6"))!, warmup: Int(option("warmup", "2"))!,
-                          batch: Int(option("batch", "4"))!, seq: Int(option("seq", "128"))!, images: option("images", "1") != "0")
+    case "step":
+        try step(
+            size: option("size", "tiny"), mode: option("mode", "lora"), steps: Int(option("steps", "6"))!,
+            warmup: Int(option("warmup", "2"))!,
+            batch: Int(option("batch", "4"))!, seq: Int(option("seq", "128"))!, images: option("images", "1") != "0")
     default:
-        print("usage: loranas-bench kernels | ceiling [--n 2048] [--reps 5] [--threads N]\n"
-              + "       loranas-bench step --size tiny|small|medium --mode lora|supernet|forward [--steps N] [--warmup N]\n"
-              + "                          [--threads N] [--batch B] [--seq S] [--images 0|1]")
+        print(
+            "usage: loranas-bench kernels | ceiling [--n 2048] [--reps 5] [--threads N]\n"
+                + "       loranas-bench step --size tiny|small|medium --mode lora|supernet|forward\n"
+                + "                          [--steps N] [--warmup N]\n"
+                + "                          [--threads N] [--batch B] [--seq S] [--images 0|1]")
         exit(2)
     }
 } catch {

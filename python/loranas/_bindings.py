@@ -263,7 +263,8 @@ loranas_tokenizer_encode = _bind(
     c_int32,
 )
 
-# int32_t loranas_tokenizer_decode(const loranas_tokenizer *tok, const int64_t *ids, int64_t count, int32_t skip_special,
+# int32_t loranas_tokenizer_decode(const loranas_tokenizer *tok, const int64_t *ids, int64_t count,
+#                                  int32_t skip_special,
 #                                  char *buf, int64_t buf_len, int64_t *out_len);
 loranas_tokenizer_decode = _bind(
     "loranas_tokenizer_decode",

@@ -67,7 +67,8 @@ class Tokenizer(OwnedHandle):
         values = [int(i) for i in ids]
         bad = [i for i in values if not 0 <= i < 2**32]
         if bad:
-            raise InvalidArgumentError(f"token ids must be in 0...2^32-1, got {bad[0]}", context="loranas_tokenizer_decode")
+            raise InvalidArgumentError(f"token ids must be in 0...2^32-1, got {bad[0]}",
+                                       context="loranas_tokenizer_decode")
         array = (ctypes.c_int64 * max(len(values), 1))(*values)
         context = "loranas_tokenizer_decode"
         needed = ctypes.c_int64(-1)

@@ -70,7 +70,8 @@ def test_killed_save_leaves_old_or_new_adapter_never_a_mix(tmp_path):
     assert abs(ppl_a - ppl_b) > 1e-3 * ppl_a, "A and B must be told apart"
 
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(loranas.__file__).resolve().parent.parent), env.get("PYTHONPATH", "")])
+    package_parent = str(Path(loranas.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join([package_parent, env.get("PYTHONPATH", "")])
     env["LORANAS_LIBRARY"] = loranas.library_path()
     rng = random.Random(0)
     seen = {"a": 0, "b": 0}

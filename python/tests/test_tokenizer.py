@@ -48,7 +48,8 @@ SAMPLES = [
 ]
 
 POOL = (list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") * 3 + list("0123456789") * 2
-        + list(" " * 12) + ["\n", "\t", "\r\n", "\r", "  ", "\u00a0", "\u3000"] + list("'.,;:!?-_()[]{}<>/\\\"#$%&*+=@^`|~")
+        + list(" " * 12) + ["\n", "\t", "\r\n", "\r", "  ", "\u00a0", "\u3000"]
+        + list("'.,;:!?-_()[]{}<>/\\\"#$%&*+=@^`|~")
         + ["'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'S", "'LL"] + list("éèêëàâäçñøåæœßÉÀÇÑ")
         + list("абвгдежзийклмнопрстуфхцчшщъыьэюя") + list("αβγδεζηθικλμνξοπρστυφχψω") + list("中文字符日本語한국어")
         + list("ひらがなカタカナ") + ["😀", "👍🏽", "👨‍👩‍👧", "🇫🇷", "❤️", "🦀"] + list("١٢٣٤٥٦٧٨٩") + ["e\u0301", "\u0301", "\u200d"]
@@ -193,8 +194,10 @@ def test_llama3_with_bos_template(llama3_dir):
             "type": "TemplateProcessing",
             "single": [{"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 0}},
                        {"Sequence": {"id": "A", "type_id": 0}}],
-            "pair": [{"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
-                     {"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 1}}, {"Sequence": {"id": "B", "type_id": 1}}],
+            "pair": [{"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 0}},
+                     {"Sequence": {"id": "A", "type_id": 0}},
+                     {"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 1}},
+                     {"Sequence": {"id": "B", "type_id": 1}}],
             "special_tokens": {"<|begin_of_text|>": bos},
         }
     path = variant(llama3_dir, "bos", change)
@@ -234,7 +237,8 @@ def test_added_token_flags_and_nfc(llama3_dir):
     pieces = [" <mask> ", "<mask>", "  <mask>", "new york", " new york ", "new yorker", "e\u0301!", "\u00e9!", " [L] ",
               "\t[L]", "[R]  x", "[R]\n\n", "  ",
               "_new york", "\u2467new york", "new york\u200d", "new york\u0301", "\u00bdnew york_"]
-    strings = [s + rng.choice(pieces) + rng.choice(SAMPLES) + rng.choice(pieces) for s in make_strings(seed=6, count=3000)]
+    strings = [s + rng.choice(pieces) + rng.choice(SAMPLES) + rng.choice(pieces)
+               for s in make_strings(seed=6, count=3000)]
     assert_same(compare(ours, hf, strings))
     assert ours.vocab_size == 128262
 
@@ -247,7 +251,8 @@ def word_level(tmp_path: Path, pre_tokenizer, name: str, corpus: list[str],
     hf = HFTokenizer(models.WordLevel(unk_token="[UNK]"))
     hf.normalizer = normalizer or normalizers.Sequence([normalizers.NFC()])
     hf.pre_tokenizer = pre_tokenizer
-    hf.train_from_iterator(corpus, trainers.WordLevelTrainer(vocab_size=3000, special_tokens=["[UNK]", "[CLS]", "[SEP]"]))
+    trainer = trainers.WordLevelTrainer(vocab_size=3000, special_tokens=["[UNK]", "[CLS]", "[SEP]"])
+    hf.train_from_iterator(corpus, trainer)
     hf.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[("[CLS]", hf.token_to_id("[CLS]")), ("[SEP]", hf.token_to_id("[SEP]"))])
@@ -311,7 +316,8 @@ def test_errors_and_buffers(tmp_path, llama3_dir):
         assert status == B.LORANAS_ERR_BUFFER_TOO_SMALL
         assert b"ids holds 1 elements" in B.loranas_last_error()
         invalid = b"\xff\xfe"
-        assert B.loranas_tokenizer_encode(h, invalid, 2, 1, None, 0, ctypes.byref(count)) == B.LORANAS_ERR_INVALID_ARGUMENT
+        status = B.loranas_tokenizer_encode(h, invalid, 2, 1, None, 0, ctypes.byref(count))
+        assert status == B.LORANAS_ERR_INVALID_ARGUMENT
     assert tok.decode(tok.encode("a\x00b")) == "a\x00b"
     assert tok.decode([]) == ""
     for bad_id in (-1, 2**32, 2**70):

@@ -16,7 +16,8 @@ enum {
 
 /* A decoded image as the library delivers it. PNG: after expanding palettes (with their tRNS alphas)
  * and grey below 8 bits to full channels (1 grey, 2 grey+alpha, 3 RGB, 4 RGBA), 8 or 16 bits
- * (big-endian samples); a grey or RGB tRNS colour is returned in png_trns, not applied. JPEG: 1 (grey), 3 (RGB) or 4 (CMYK as stored, Adobe-inverted), 8 bits. */
+ * (big-endian samples); a grey or RGB tRNS colour is returned in png_trns, not applied.
+ * JPEG: 1 (grey), 3 (RGB) or 4 (CMYK as stored, Adobe-inverted), 8 bits. */
 typedef struct lr_raw_image {
     uint8_t *pixels;   /* malloc'd, height * width * channels * depth / 8 bytes, rows packed */
     int64_t width;

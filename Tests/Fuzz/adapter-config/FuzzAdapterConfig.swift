@@ -12,8 +12,9 @@ let adapterDir: String = {
     let a = Tensor(zeros: [2, 4])
     let b = Tensor(zeros: [4, 2])
     do {
-        try SafeTensorsWriter.write([(module + ".lora_A.weight", .f32(a)), (module + ".lora_B.weight", .f32(b))],
-                                    to: dir + "/adapter_model.safetensors")
+        try SafeTensorsWriter.write(
+            [(module + ".lora_A.weight", .f32(a)), (module + ".lora_B.weight", .f32(b))],
+            to: dir + "/adapter_model.safetensors")
     } catch {
         fatalError("cannot write the fuzz adapter: \(error)")
     }

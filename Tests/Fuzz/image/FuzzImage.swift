@@ -8,8 +8,10 @@ import LoRANASFuzzDriver
 public func fuzzImage(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let bytes = UnsafeRawBufferPointer(start: data, count: size)
     // A small pixel limit keeps allocations far below the fuzzer's RSS limit.
-    let options = [ImageDecodeOptions(maxPixels: 1 << 18),
-                   ImageDecodeOptions(exifTranspose: true, alpha: .drop, maxPixels: 1 << 18)]
+    let options = [
+        ImageDecodeOptions(maxPixels: 1 << 18),
+        ImageDecodeOptions(exifTranspose: true, alpha: .drop, maxPixels: 1 << 18),
+    ]
     for option in options {
         guard let image = try? ImageDecoder.decode(bytes, options: option) else { continue }
         guard image.pixels.count == image.width * image.height * 3 else {
@@ -18,10 +20,10 @@ public func fuzzImage(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         let w = 1 + (size * 7) % 64
         let h = 1 + (size * 13) % 64
         guard let resized = try? PillowResample.resize(image, width: w, height: h),
-              resized.pixels.count == w * h * 3
+            resized.pixels.count == w * h * 3
         else { fatalError("resize to \(w)×\(h) failed") }
         guard let processor = try? MllamaImageProcessor(settings: .init(tileSize: 8, maxImageTiles: 4)),
-              let out = try? processor.process(image), out.pixelValues.count == 4 * 3 * 8 * 8
+            let out = try? processor.process(image), out.pixelValues.count == 4 * 3 * 8 * 8
         else { fatalError("processing a decoded image failed") }
     }
     return 0
