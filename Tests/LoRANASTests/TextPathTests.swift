@@ -131,6 +131,11 @@ final class TextPathTests: XCTestCase {
         XCTAssertThrowsError(try p.encode(["<|image|>x"], numTiles: [[1, 1]]))
         XCTAssertThrowsError(try p.encode(["<|image|>x"], numTiles: [[5]]))
         XCTAssertThrowsError(try p.encode([], numTiles: []))
+        let many = String(repeating: "<|image|>", count: 20_000)
+        let big = try MllamaTextProcessor(tokenizer: tok, padTokenId: pad, maxImageTiles: 1024)
+        XCTAssertThrowsError(try big.encode([many], numTiles: [Array(repeating: 1, count: 20_000)])) {
+            XCTAssert("\($0)".contains("elements"), "\($0)")
+        }
     }
 
     func testLabelsAreTheAnswersAndTheirEndOfTurn() throws {
@@ -208,8 +213,8 @@ final class TextPathTests: XCTestCase {
         var inputIds = [Int64](repeating: 0, count: Int(b * s))
         var attention = inputIds
         var cross = [Int64](repeating: 0, count: Int(b * s * i * 4))
-        XCTAssertEqual(loranas_text_encode_prompts(handle, prompts, "[[1], []]", 4, Int64(pad), 1, &inputIds, &attention,
-                                                   b * s, &cross, b * s * i * 4, &b, &s, &i), 0)
+        XCTAssertEqual(loranas_text_encode_prompts(handle, prompts, "[[1], []]", 4, Int64(pad), 1, &inputIds,
+                                                   &attention, b * s, &cross, b * s * i * 4, &b, &s, &i), 0)
         let first = try tok.value.encode("<|image|><|begin_of_text|>the").map { Int64($0) }
         XCTAssertEqual(Array(inputIds[(Int(s) - first.count)..<Int(s)]), first, "left padding")
         XCTAssertEqual(attention[0..<Int(s)].reduce(0, +), Int64(first.count))

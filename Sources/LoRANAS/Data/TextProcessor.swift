@@ -40,6 +40,9 @@ public struct MllamaTextProcessor: Sendable {
     /// T, the image processor's `max_image_tiles` (the tile dimension of the cross-attention mask).
     public var maxImageTiles: Int
 
+    /// The most elements a `cross_attention_mask` may have (2 GiB of int64); a larger batch is an error.
+    public static let maxMaskElements = 1 << 28
+
     /// A processor over `tokenizer`; a tokenizer without `<|image|>` is an error.
     public init(tokenizer: Tokenizer, padTokenId: Int, paddingSide: PaddingSide = .right, maxImageTiles: Int = 4)
         throws
@@ -143,6 +146,14 @@ public struct MllamaTextProcessor: Sendable {
         let s = samples.map(\.count).max() ?? 0
         let iMax = numTiles.map(\.count).max() ?? 0
         let t = maxImageTiles
+        let cells = [samples.count, s, iMax, t].reduce((1, false)) { acc, d in
+            let (v, o) = acc.0.multipliedReportingOverflow(by: d)
+            return (v, acc.1 || o)
+        }
+        guard !cells.1 && cells.0 <= Self.maxMaskElements else {
+            throw LoRANASError.invalidArgument(
+                "cross_attention_mask of \(samples.count)×\(s)×\(iMax)×\(t) is over \(Self.maxMaskElements) elements")
+        }
         var out = MllamaTextBatch(
             batchSize: samples.count, sequenceLength: s, maxImages: iMax, maxTiles: t, inputIds: [], attentionMask: [],
             crossAttentionMask: [Int64](repeating: 0, count: samples.count * s * iMax * t), labels: [])
