@@ -2,13 +2,17 @@ import Foundation
 
 /// One part of a message's list content: an image (rendered as `<|image|>`) or text.
 public enum ChatPart: Sendable, Equatable {
+    /// `{"type": "image"}`, rendered as `<|image|>`.
     case image
+    /// `{"type": "text", "text": ...}`, copied verbatim.
     case text(String)
 }
 
 /// A message's content: a plain string, or a list of parts (HF's `[{"type": "image"}, {"type": "text", ...}]`).
 public enum ChatContent: Sendable, Equatable {
+    /// String content, copied verbatim.
     case string(String)
+    /// List content, rendered part by part.
     case parts([ChatPart])
 }
 

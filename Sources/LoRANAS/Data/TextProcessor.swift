@@ -2,7 +2,9 @@ import Foundation
 
 /// Which end of a sequence the pads go to.
 public enum PaddingSide: String, Sendable {
+    /// Pads after the tokens (transformers' default).
     case right
+    /// Pads before the tokens.
     case left
 }
 
