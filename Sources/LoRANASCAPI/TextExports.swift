@@ -56,7 +56,7 @@ private func copy(_ values: [Int64], to dst: UnsafeMutablePointer<Int64>?, _ nam
 @_cdecl("loranas_text_encode_record")
 public func loranas_text_encode_record(
     _ h: OpaquePointer?, _ recordJSON: UnsafePointer<CChar>?, _ date: UnsafePointer<CChar>?,
-    _ numTiles: UnsafePointer<Int64>?, _ numTilesCount: Int64, _ maxImageTiles: Int64,
+    _ numTiles: UnsafePointer<Int64>?, _ numTilesCount: Int64, _ maxImageTiles: Int64, _ maxLength: Int64,
     _ ids: UnsafeMutablePointer<Int64>?, _ labels: UnsafeMutablePointer<Int64>?, _ capacity: Int64,
     _ crossMask: UnsafeMutablePointer<Int64>?, _ maskCount: Int64, _ outLen: UnsafeMutablePointer<Int64>?
 ) -> Int32 {
@@ -64,6 +64,7 @@ public func loranas_text_encode_record(
         let tokenizer = try TokenizerHandle.borrow(h, "tok").value
         let outLen = try arg(outLen, "out_len")
         try require(maxImageTiles >= 1 && maxImageTiles <= 1024, "max_image_tiles must be in 1...1024")
+        try require(maxLength >= 0, "max_length must be non-negative (0: no limit), got \(maxLength)")
         let tiles = try int64s(numTiles, numTilesCount, "num_tiles")
         let record = try CauldronRecord(json: try string(recordJSON, "record_json"))
         try require(tiles.count == record.imageCount,
@@ -71,7 +72,11 @@ public func loranas_text_encode_record(
         let chat = try ChatFormat.render(record.messages, dateString: try dateArgument(date))
         let processor = try MllamaTextProcessor(
             tokenizer: tokenizer, padTokenId: 0, maxImageTiles: Int(maxImageTiles))
-        let out = try processor.encode(chats: [chat], numTiles: [tiles])
+        let limit = maxLength == 0 ? nil : Int(clamping: maxLength)
+        guard let out = try processor.encode(chat: chat, numTiles: tiles, maxLength: limit) else {
+            outLen.pointee = 0
+            return
+        }
         outLen.pointee = Int64(out.sequenceLength)
         if ids == nil && labels == nil && crossMask == nil && capacity == 0 && maskCount == 0 { return }
         try copy(out.inputIds, to: ids, "ids", count: capacity)

@@ -164,6 +164,24 @@ final class TextPathTests: XCTestCase {
         }
     }
 
+    func testTruncationKeepsImagesAndSkipsSamplesWithoutAnswers() throws {
+        let tok = try chatTokenizer(template: false)
+        let p = try MllamaTextProcessor(tokenizer: tok, padTokenId: pad, maxImageTiles: 4)
+        let chat = try ChatFormat.render(try record(2, [("the", "the cat the cat")]).messages)
+        guard let full = try p.encode(chat: chat, numTiles: [1, 3]) else { return XCTFail("not skipped") }
+        let firstLabel = try XCTUnwrap(full.labels.firstIndex { $0 != -100 })
+        XCTAssertNil(try p.encode(chat: chat, numTiles: [1, 3], maxLength: firstLabel), "no answer left")
+        let cut = try XCTUnwrap(try p.encode(chat: chat, numTiles: [1, 3], maxLength: firstLabel + 1))
+        XCTAssertEqual(cut.inputIds, Array(full.inputIds[...firstLabel]))
+        XCTAssertEqual(cut.labels, Array(full.labels[...firstLabel]))
+        XCTAssertEqual(cut.crossAttentionMask, Array(full.crossAttentionMask[..<((firstLabel + 1) * 8)]))
+        let expected = try p.encode(chats: [chat], numTiles: [[1, 3]])
+        XCTAssertEqual(try p.encode(chat: chat, numTiles: [1, 3], maxLength: full.sequenceLength), expected)
+        let images = try XCTUnwrap(full.inputIds.lastIndex(of: Int64(image)))
+        XCTAssertNil(try p.encode(chat: chat, numTiles: [1, 3], maxLength: images), "an image token would be cut")
+        XCTAssertThrowsError(try p.encode(chat: chat, numTiles: [1, 3], maxLength: 0))
+    }
+
     func testLabelsRefuseATokenizerThatDoesNotSpellTheText() throws {
         let tok = try Tokenizer(path: TokenizerTests.fixtures.appendingPathComponent("wordlevel.json").path)
         let chat = RenderedChat(text: "hello world", assistantSpans: [0..<5])
@@ -190,18 +208,26 @@ final class TextPathTests: XCTestCase {
         let tok = try TokenizerHandle.borrow(handle)
         let tiles: [Int64] = [2]
         var len: Int64 = 0
-        XCTAssertEqual(loranas_text_encode_record(handle, recordJSON, nil, tiles, 1, 4, nil, nil, 0, nil, 0, &len), 0)
+        XCTAssertEqual(
+            loranas_text_encode_record(handle, recordJSON, nil, tiles, 1, 4, 0, nil, nil, 0, nil, 0, &len), 0)
         XCTAssertGreaterThan(len, 0)
         var ids = [Int64](repeating: 0, count: Int(len))
         var labels = ids
         var mask = [Int64](repeating: 0, count: Int(len) * 4)
-        XCTAssertEqual(loranas_text_encode_record(handle, recordJSON, nil, tiles, 1, 4, &ids, &labels, len - 1, &mask,
-                                                  len * 4, &len), Int32(LORANAS_ERR_BUFFER_TOO_SMALL))
-        XCTAssertEqual(loranas_text_encode_record(handle, recordJSON, nil, tiles, 1, 4, &ids, &labels, len, &mask,
-                                                  len * 4, &len), 0)
+        XCTAssertEqual(
+            loranas_text_encode_record(handle, recordJSON, nil, tiles, 1, 4, 0, &ids, &labels, len - 1, &mask, len * 4,
+                                       &len), Int32(LORANAS_ERR_BUFFER_TOO_SMALL))
+        XCTAssertEqual(
+            loranas_text_encode_record(handle, recordJSON, nil, tiles, 1, 4, 0, &ids, &labels, len, &mask, len * 4,
+                                       &len), 0)
         XCTAssertEqual(ids.last, Int64(eot))
         XCTAssertEqual(labels.last, Int64(eot))
-        XCTAssertEqual(loranas_text_encode_record(handle, recordJSON, nil, tiles, 0, 4, nil, nil, 0, nil, 0, &len), 1)
+        XCTAssertEqual(
+            loranas_text_encode_record(handle, recordJSON, nil, tiles, 0, 4, 0, nil, nil, 0, nil, 0, &len), 1)
+        // max_length 3 cuts every answer away: skipped, *out_len = 0.
+        XCTAssertEqual(
+            loranas_text_encode_record(handle, recordJSON, nil, tiles, 1, 4, 3, nil, nil, 0, nil, 0, &len), 0)
+        XCTAssertEqual(len, 0)
 
         var b: Int64 = 0
         var s: Int64 = 0

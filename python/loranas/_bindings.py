@@ -295,12 +295,12 @@ loranas_chat_render_messages = _bind(
 
 # int32_t loranas_text_encode_record(const loranas_tokenizer *tok, const char *record_json, const char *date_string,
 #                                    const int64_t *num_tiles, int64_t num_tiles_count, int64_t max_image_tiles,
-#                                    int64_t *ids, int64_t *labels, int64_t capacity, int64_t *cross_attention_mask,
-#                                    int64_t mask_count, int64_t *out_len);
+#                                    int64_t max_length, int64_t *ids, int64_t *labels, int64_t capacity,
+#                                    int64_t *cross_attention_mask, int64_t mask_count, int64_t *out_len);
 loranas_text_encode_record = _bind(
     "loranas_text_encode_record",
-    [loranas_tokenizer_p, c_char_p, c_char_p, c_int64_p, c_int64, c_int64, c_int64_p, c_int64_p, c_int64,
-     c_int64_p, c_int64, c_int64_p],
+    [loranas_tokenizer_p, c_char_p, c_char_p, c_int64_p, c_int64, c_int64, c_int64, c_int64_p, c_int64_p,
+     c_int64, c_int64_p, c_int64, c_int64_p],
     c_int32,
 )
 

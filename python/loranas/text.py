@@ -85,9 +85,15 @@ def _int64s(values: Sequence[int]):
 
 
 def encode_record(tokenizer: Tokenizer, record: dict, num_tiles: Sequence[int], max_image_tiles: int = 4,
-                  date_string: str | None = None) -> dict[str, np.ndarray]:
+                  date_string: str | None = None, max_length: int | None = None) -> dict[str, np.ndarray] | None:
     """One training sample: ``input_ids`` (S,), ``labels`` (S,) (-100 except the answers and their
-    ``<|eot_id|>``) and ``cross_attention_mask`` (S, I, max_image_tiles); ``num_tiles[j]`` is image j's tile count."""
+    ``<|eot_id|>``) and ``cross_attention_mask`` (S, I, max_image_tiles); ``num_tiles[j]`` is image j's tile count.
+
+    ``max_length`` cuts the sample to its first ``max_length`` tokens; a sample whose cut would remove an
+    ``<|image|>`` token or every labelled token is skipped: the result is None (count it)."""
+    if max_length is not None and max_length < 1:
+        raise ValueError(f"max_length must be at least 1, got {max_length}")
+    limit = 0 if max_length is None else int(max_length)
     payload = _record_json(record)
     tiles = [int(t) for t in num_tiles]
     tiles_arr = _int64s(tiles)
@@ -95,14 +101,16 @@ def encode_record(tokenizer: Tokenizer, record: dict, num_tiles: Sequence[int], 
     n = ctypes.c_int64()
     with tokenizer._use() as handle:
         check(B.loranas_text_encode_record(handle, payload, _date(date_string), tiles_arr, len(tiles),
-                                           max_image_tiles, None, None, 0, None, 0, ctypes.byref(n)), context)
+                                           max_image_tiles, limit, None, None, 0, None, 0, ctypes.byref(n)), context)
         s = n.value
+        if s == 0:
+            return None
         ids = np.zeros(s, dtype=np.int64)
         labels = np.zeros(s, dtype=np.int64)
         mask = np.zeros((s, len(tiles), max_image_tiles), dtype=np.int64)
         p = ctypes.POINTER(ctypes.c_int64)
         check(B.loranas_text_encode_record(handle, payload, _date(date_string), tiles_arr, len(tiles),
-                                           max_image_tiles, ids.ctypes.data_as(p), labels.ctypes.data_as(p), s,
+                                           max_image_tiles, limit, ids.ctypes.data_as(p), labels.ctypes.data_as(p), s,
                                            mask.ctypes.data_as(p), mask.size, ctypes.byref(n)), context)
     return {"input_ids": ids, "labels": labels, "cross_attention_mask": mask}
 

@@ -285,3 +285,30 @@ def test_image_count_mismatch_is_an_error(llama3_dir):
         T.encode_prompts(tok, ["<|image|><|image|>x"], [[1]])
     with pytest.raises(loranas.InvalidArgumentError, match="tiles, outside"):
         T.encode_prompts(tok, ["<|image|>x"], [[5]], max_image_tiles=4)
+
+
+def test_max_length_cuts_the_end_and_skips_samples_without_answers(llama3_dir):
+    tok = loranas.Tokenizer(llama3_dir / "tokenizer.json")
+    skipped = kept = 0
+    for record in _records(5, 80):
+        tiles = [1 + (j % 4) for j in range(len(record["images"]))]
+        full = T.encode_record(tok, record, tiles, date_string=DATE)
+        n = len(full["input_ids"])
+        assert T.encode_record(tok, record, tiles, date_string=DATE, max_length=n)["input_ids"].tolist() == \
+            full["input_ids"].tolist()
+        for limit in (n // 2, n // 4 + 1, n - 1):
+            if limit < 1:
+                continue
+            got = T.encode_record(tok, record, tiles, date_string=DATE, max_length=limit)
+            images = [i for i, t in enumerate(full["input_ids"]) if t == 128256]
+            no_answer = bool((full["labels"][:limit] == -100).all())
+            if no_answer or (images and images[-1] >= limit):
+                assert got is None
+                skipped += 1
+                continue
+            kept += 1
+            for key in ("input_ids", "labels", "cross_attention_mask"):
+                assert np.array_equal(got[key], full[key][:limit]), key
+    assert skipped > 0 and kept > 0
+    with pytest.raises(ValueError):
+        T.encode_record(tok, _records(5, 1)[0], [1] * len(_records(5, 1)[0]["images"]), max_length=0)

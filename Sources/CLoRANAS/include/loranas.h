@@ -120,13 +120,15 @@ int32_t loranas_chat_render_messages(const char *messages_json, int32_t add_gene
 /* One training sample from a Cauldron record: the rendered chat tokenized as MllamaProcessor does (BOS
    rule, the tokenizer's special tokens), labels (-100 except the assistant answers and their <|eot_id|>),
    and cross_attention_mask (len, I, max_image_tiles) with I = num_tiles_count, the record's number of
-   images; num_tiles[j] is image j's tile count (1...max_image_tiles). *out_len gets len. ids and labels
-   hold capacity elements, cross_attention_mask mask_count; all NULL with capacity and mask_count 0 only
-   sets *out_len; a smaller buffer gives LORANAS_ERR_BUFFER_TOO_SMALL. */
+   images; num_tiles[j] is image j's tile count (1...max_image_tiles). max_length > 0 cuts the sample to
+   its first max_length tokens; a sample whose cut would remove an <|image|> token or every labelled token
+   is skipped: *out_len = 0 and nothing is written (the caller counts it). *out_len gets len. ids and
+   labels hold capacity elements, cross_attention_mask mask_count; all NULL with capacity and mask_count 0
+   only sets *out_len; a smaller buffer gives LORANAS_ERR_BUFFER_TOO_SMALL. */
 int32_t loranas_text_encode_record(const loranas_tokenizer *tok, const char *record_json, const char *date_string,
                                    const int64_t *num_tiles, int64_t num_tiles_count, int64_t max_image_tiles,
-                                   int64_t *ids, int64_t *labels, int64_t capacity, int64_t *cross_attention_mask,
-                                   int64_t mask_count, int64_t *out_len);
+                                   int64_t max_length, int64_t *ids, int64_t *labels, int64_t capacity,
+                                   int64_t *cross_attention_mask, int64_t mask_count, int64_t *out_len);
 /* MllamaProcessor(text=prompts, images=..., padding=True)'s text outputs. prompts_json is a JSON array of
    B strings; num_tiles_json a JSON array of B arrays, the tile count of each image of each sample (a
    sample's <|image|> count must equal its number of images). Pads (pad_token_id) go right, or left when

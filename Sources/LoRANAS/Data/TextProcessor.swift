@@ -126,6 +126,28 @@ public struct MllamaTextProcessor: Sendable {
         return try batch(samples, labels: labels, prompts: chats.map(\.text), numTiles: numTiles)
     }
 
+    /// One training sample from a rendered chat, as a batch of one (no padding), cut to `maxLength` tokens.
+    ///
+    /// Truncation rule: the sequence is cut at the end to its first `maxLength` tokens (rows of the
+    /// cross-attention mask included; they equal the mask of the cut ids, since every image token is kept). The
+    /// sample is skipped (nil; the caller counts it) when the cut would remove an `<|image|>` token, or would
+    /// leave no labelled token, i.e. cut every answer away entirely. A partly cut answer is kept.
+    public func encode(chat: RenderedChat, numTiles: [Int], maxLength: Int? = nil) throws -> MllamaTextBatch? {
+        let full = try encode(chats: [chat], numTiles: [numTiles])
+        guard let maxLength, full.sequenceLength > maxLength else { return full }
+        guard maxLength >= 1 else { throw LoRANASError.invalidArgument("max_length must be at least 1") }
+        if full.inputIds[maxLength...].contains(Int64(imageTokenId)) { return nil }
+        if !full.labels[..<maxLength].contains(where: { $0 != Int64(Labels.ignoreIndex) }) { return nil }
+        var out = full
+        let row = full.maxImages * full.maxTiles
+        out.sequenceLength = maxLength
+        out.inputIds = Array(full.inputIds[..<maxLength])
+        out.attentionMask = Array(full.attentionMask[..<maxLength])
+        out.labels = Array(full.labels[..<maxLength])
+        out.crossAttentionMask = Array(full.crossAttentionMask[..<(maxLength * row)])
+        return out
+    }
+
     private func batch(_ samples: [[Int]], labels: [[Int]]?, prompts: [String], numTiles: [[Int]]) throws
         -> MllamaTextBatch
     {
