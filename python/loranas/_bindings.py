@@ -280,6 +280,43 @@ loranas_tokenizer_token_to_id = _bind(
     "loranas_tokenizer_token_to_id", [loranas_tokenizer_p, c_char_p, c_int64_p], c_int32
 )
 
+# ---- text --------------------------------------------------------------------------------------
+
+# int32_t loranas_chat_render_record(const char *record_json, int32_t add_generation_prompt, const char *date_string,
+#                                    char *buf, int64_t buf_len, int64_t *out_len);
+loranas_chat_render_record = _bind(
+    "loranas_chat_render_record", [c_char_p, c_int32, c_char_p, c_char_p, c_int64, c_int64_p], c_int32
+)
+
+# int32_t loranas_chat_render_messages(const char *messages_json, int32_t add_generation_prompt,
+#                                      const char *date_string, char *buf, int64_t buf_len, int64_t *out_len);
+loranas_chat_render_messages = _bind(
+    "loranas_chat_render_messages", [c_char_p, c_int32, c_char_p, c_char_p, c_int64, c_int64_p], c_int32
+)
+
+# int32_t loranas_text_encode_record(const loranas_tokenizer *tok, const char *record_json, const char *date_string,
+#                                    const int64_t *num_tiles, int64_t num_tiles_count, int64_t max_image_tiles,
+#                                    int64_t max_length, int64_t *ids, int64_t *labels, int64_t capacity,
+#                                    int64_t *cross_attention_mask, int64_t mask_count, int64_t *out_len);
+loranas_text_encode_record = _bind(
+    "loranas_text_encode_record",
+    [loranas_tokenizer_p, c_char_p, c_char_p, c_int64_p, c_int64, c_int64, c_int64, c_int64_p, c_int64_p,
+     c_int64, c_int64_p, c_int64, c_int64_p],
+    c_int32,
+)
+
+# int32_t loranas_text_encode_prompts(const loranas_tokenizer *tok, const char *prompts_json,
+#                                     const char *num_tiles_json, int64_t max_image_tiles, int64_t pad_token_id,
+#                                     int32_t padding_left, int64_t *input_ids, int64_t *attention_mask,
+#                                     int64_t ids_count, int64_t *cross_attention_mask, int64_t mask_count,
+#                                     int64_t *out_batch, int64_t *out_seq_len, int64_t *out_max_images);
+loranas_text_encode_prompts = _bind(
+    "loranas_text_encode_prompts",
+    [loranas_tokenizer_p, c_char_p, c_char_p, c_int64, c_int64, c_int32, c_int64_p, c_int64_p, c_int64,
+     c_int64_p, c_int64, c_int64_p, c_int64_p, c_int64_p],
+    c_int32,
+)
+
 # ---- images ------------------------------------------------------------------------------------
 
 # enum { LORANAS_IMAGE_EXIF_TRANSPOSE = 1, LORANAS_IMAGE_DROP_ALPHA = 2 };

@@ -103,6 +103,44 @@ int32_t loranas_tokenizer_vocab_size(const loranas_tokenizer *tok, int64_t *out_
 /* The id of a token string (added tokens first, then the model's vocabulary); -1 when none. */
 int32_t loranas_tokenizer_token_to_id(const loranas_tokenizer *tok, const char *token, int64_t *out_id);
 
+/* ---- text: the Llama-3.2-Vision chat format, labels and the Mllama processor's text path ------- */
+/* Renders a Cauldron record ({"images": [...], "texts": [{"user": ..., "assistant": ...}, ...]}, other
+   keys ignored) as the published Llama-3.2-Vision-Instruct chat template does: per turn a user message
+   (the record's images first, as <|image|>, in the first one) and an assistant message. A turn without
+   a string assistant is LORANAS_ERR_FORMAT naming it. date_string is the "Today Date" of the system
+   block a chat without images gets (NULL: today, as strftime_now("%d %b %Y")). add_generation_prompt
+   non-zero appends the assistant header. Same buffer protocol as loranas_checkpoint_name. */
+int32_t loranas_chat_render_record(const char *record_json, int32_t add_generation_prompt, const char *date_string,
+                                   char *buf, int64_t buf_len, int64_t *out_len);
+/* The same for Hugging Face messages JSON: [{"role": ..., "content": "..." or [{"type": "image"},
+   {"type": "text", "text": ...}]}]; equals transformers' apply_chat_template(tokenize=False) with the
+   published template. A system message with images is an error; tools are not supported. */
+int32_t loranas_chat_render_messages(const char *messages_json, int32_t add_generation_prompt,
+                                     const char *date_string, char *buf, int64_t buf_len, int64_t *out_len);
+/* One training sample from a Cauldron record: the rendered chat tokenized as MllamaProcessor does (BOS
+   rule, the tokenizer's special tokens), labels (-100 except the assistant answers and their <|eot_id|>),
+   and cross_attention_mask (len, I, max_image_tiles) with I = num_tiles_count, the record's number of
+   images; num_tiles[j] is image j's tile count (1...max_image_tiles). max_length > 0 cuts the sample to
+   its first max_length tokens; a sample whose cut would remove an <|image|> token or every labelled token
+   is skipped: *out_len = 0 and nothing is written (the caller counts it). *out_len gets len. ids and
+   labels hold capacity elements, cross_attention_mask mask_count; all NULL with capacity and mask_count 0
+   only sets *out_len; a smaller buffer gives LORANAS_ERR_BUFFER_TOO_SMALL. */
+int32_t loranas_text_encode_record(const loranas_tokenizer *tok, const char *record_json, const char *date_string,
+                                   const int64_t *num_tiles, int64_t num_tiles_count, int64_t max_image_tiles,
+                                   int64_t max_length, int64_t *ids, int64_t *labels, int64_t capacity,
+                                   int64_t *cross_attention_mask, int64_t mask_count, int64_t *out_len);
+/* MllamaProcessor(text=prompts, images=..., padding=True)'s text outputs. prompts_json is a JSON array of
+   B strings; num_tiles_json a JSON array of B arrays, the tile count of each image of each sample (a
+   sample's <|image|> count must equal its number of images). Pads (pad_token_id) go right, or left when
+   padding_left is non-zero. Sets *out_batch = B, *out_seq_len = S and *out_max_images = I; fills
+   input_ids and attention_mask (B, S) (ids_count elements each) and cross_attention_mask
+   (B, S, I, max_image_tiles) (mask_count elements). All outputs NULL with counts 0 only sets the sizes. */
+int32_t loranas_text_encode_prompts(const loranas_tokenizer *tok, const char *prompts_json, const char *num_tiles_json,
+                                    int64_t max_image_tiles, int64_t pad_token_id, int32_t padding_left,
+                                    int64_t *input_ids, int64_t *attention_mask, int64_t ids_count,
+                                    int64_t *cross_attention_mask, int64_t mask_count, int64_t *out_batch,
+                                    int64_t *out_seq_len, int64_t *out_max_images);
+
 /* ---- kernels ----------------------------------------------------------------------------- */
 /* C (m, n) = op(A) (m, k) · op(B) (k, n); A is (m, k) or (k, m) when trans_a, B is (k, n) or (n, k)
    when trans_b. a_count, b_count and c_count are the buffers' element counts (at least m·k, k·n
