@@ -25,11 +25,16 @@ public enum Memory {
         return limits.min() ?? Double(ProcessInfo.processInfo.physicalMemory)
     }
 
+    /// Below this many bytes a request is not checked: every forward asks, and reading
+    /// /proc/meminfo each time would cost more than the allocation.
+    static let unchecked = 64 << 20
+
     /// Throws when `bytes` (nil: the count overflowed) exceeds what is available.
     public static func require(_ bytes: Int?, for what: String) throws {
         guard let bytes else {
             throw LoRANASError.invalidArgument("\(what) needs more memory than a 64-bit count holds")
         }
+        guard bytes >= unchecked else { return }
         let available = availableBytes
         guard Double(bytes) > available else { return }
         throw LoRANASError.invalidArgument(
