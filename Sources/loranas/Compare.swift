@@ -126,7 +126,8 @@ struct Compare: ParsableCommand {
         o.seed = seed
         return try m.search(train: trainSet, validation: valSet, options: o) { e in
             if e.kind == .epoch && !json {
-                print("search epoch \(e.epoch + 1): train loss \(e.trainLoss), α-step loss \(e.validationLoss ?? .nan)")
+                let alphaLoss = e.validationLoss ?? .nan
+                print("search epoch \(e.epoch + 1): train loss \(e.trainLoss), α-step loss \(alphaLoss)")
             }
             return .more
         }

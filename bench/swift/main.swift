@@ -53,14 +53,16 @@ func ceiling(n: Int, reps: Int) {
 // MARK: kernels
 
 func kernels() {
-    print("memory ceiling (../shared/perf-limits.md) ≈ 25-33 GB/s; sgemm ceiling measured below (2048³, median of 5)")
+    print("memory ceiling (../shared/perf-limits.md) ≈ 25-33 GB/s; "
+        + "sgemm ceiling measured below (2048³, median of 5)")
     let saved = Engine.threads
     for threads in [1, 2] {
         Engine.threads = threads
         let peak = median(sgemmCeiling(n: 2048, reps: 5))
         print(String(format: "sgemm ceiling 2048³, %d thread(s): %6.1f GFLOP/s", threads, peak))
         for (m, n, k, what) in [
-            (1024, 1024, 1024, "square"), (512, 64, 1024, "LoRA down x·Aᵀ r=64"), (512, 1024, 64, "LoRA up t·Bᵀ r=64"),
+            (1024, 1024, 1024, "square"), (512, 64, 1024, "LoRA down x·Aᵀ r=64"),
+            (512, 1024, 64, "LoRA up t·Bᵀ r=64"),
             (512, 8, 1024, "LoRA down r=8"),
         ] {
             let a = Tensor(zeros: [m, k]), b = Tensor(zeros: [n, k]), c = Tensor(zeros: [m, n])

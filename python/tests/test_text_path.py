@@ -6,12 +6,9 @@ records, with the real Llama-3 tokenizer (no BOS post-processor, as published) a
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +17,9 @@ import pytest
 import loranas
 from loranas import text as T
 
-REPO = Path(__file__).resolve().parents[2]
-BUILDER = Path(os.environ.get("LORANAS_LLAMA3_BUILDER", REPO / "tools" / "build_llama3_tokenizer.py"))
-TEMPLATE = Path(os.environ.get("LORANAS_CHAT_TEMPLATE", "/work/shared/llama32-vision-chat-template.jinja"))
+# The published Llama-3.2-Vision chat template (a copy of ../shared's), the reference the renderer is checked against.
+TEMPLATE = Path(os.environ.get("LORANAS_CHAT_TEMPLATE",
+                               Path(__file__).parent / "fixtures" / "llama32-vision-chat-template.jinja"))
 DATE = "26 Jul 2024"
 N_RECORDS = 300
 
@@ -51,7 +48,8 @@ GENERATION_TEMPLATE = (
 PIECES = [
     "What is in the image?", "Describe it.", "A cat.", " leading space", "  two spaces", "\nleading newline",
     "trailing newline\n", "line one\nline two", "\n\n", "", " ", "tabs\tand\rreturns", "Ünïcödé façade",
-    "日本語のテキスト", "emoji 🙂🚀 and 👩‍👩‍👧", "numbers 1234567 3.14", "code: `x = f(y)`", "Ωμέγα", "ثلاثة",
+    "日本語のテキスト", "emoji 🙂🚀 and 👩‍👩‍👧", "numbers 1234567 3.14",
+    "code: `x = f(y)`", "Ωμέγα", "ثلاثة",
     "mixed\u00a0nbsp", "  \n  ", "'s 're 'll", "<|eot_id|> inside text", "end.", "Yes", "No!", "1", "a" * 40,
 ]
 
@@ -79,15 +77,9 @@ def _messages(record: dict) -> list[dict]:
 
 
 @pytest.fixture(scope="session")
-def llama3_dir(tmp_path_factory) -> Path:
-    if importlib.util.find_spec("quicktok") is None or importlib.util.find_spec("tiktoken") is None:
-        pytest.skip("quicktok-v1 and tiktoken are not installed: they hold the Llama-3 ranks")
-    if importlib.util.find_spec("transformers") is None:
-        pytest.skip("transformers is not installed")
-    if not BUILDER.is_file():
-        pytest.skip(f"{BUILDER} not found (set LORANAS_LLAMA3_BUILDER)")
-    out = tmp_path_factory.mktemp("llama3")
-    subprocess.run([sys.executable, str(BUILDER), str(out)], check=True, capture_output=True)
+def llama3_dir(llama3_tokenizer_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("llama3-text")
+    (out / "tokenizer.json").write_bytes((llama3_tokenizer_dir / "tokenizer.json").read_bytes())
     # A variant whose post-processor prepends BOS (text Llama-3's): the processor then gives a double BOS.
     data = json.loads((out / "tokenizer.json").read_text())
     bos = {"id": "<|begin_of_text|>", "type_id": 0}

@@ -5,12 +5,8 @@ runs, digits, special tokens inside text, and random Unicode)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,8 +17,6 @@ tokenizers = pytest.importorskip("tokenizers")
 from tokenizers import AddedToken, Regex, Tokenizer as HFTokenizer  # noqa: E402
 from tokenizers import models, normalizers, pre_tokenizers, processors, trainers  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
-BUILDER = Path(os.environ.get("LORANAS_LLAMA3_BUILDER", REPO / "tools" / "build_llama3_tokenizer.py"))
 
 SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>", "<|image|>", "<|start_header_id|>",
             "<|end_header_id|>", "<|reserved_special_token_5|>"]
@@ -31,10 +25,14 @@ SAMPLES = [
     "", " ", "  ", "\n", "\n\n\n", "\r\n", " \r\n \t", "\t\t", "a", "Hello, world!", "Hello  world", "  leading",
     "trailing  ", "I'm here, you're there, it's fine; we'll see, they'd've", "DON'T SHOUT'S 'LL 'Ve",
     "The quick brown fox jumps over the lazy dog.", "1", "12", "123", "1234", "1234567890", "3.14159 2,718 -42 1e10",
-    "Ünïcödé façade naïve café résumé", "Straße größer Übermaß", "Привет, как дела? Ёжик в тумане.",
-    "Γειά σου Κόσμε· ἀρχή", "你好，世界。我爱自然语言处理！", "こんにちは世界、カタカナとひらがな。", "안녕하세요 세계",
-    "مرحبا بالعالم ١٢٣", "שלום עולם", "नमस्ते दुनिया १२३", "สวัสดีชาวโลก", "Xin chào thế giới", "ሰላም ልዑል",
-    "😀😃😄 👍🏽 👨‍👩‍👧‍👦 🇫🇷🇯🇵 ❤️", "e\u0301 vs \u00e9 and a\u030a\u0301", "zero\u200bwidth\u200djoiner\u2060",
+    "Ünïcödé façade naïve café résumé",
+    "Straße größer Übermaß", "Привет, как дела? Ёжик в тумане.",
+    "Γειά σου Κόσμε· ἀρχή", "你好，世界。我爱自然语言处理！",
+    "こんにちは世界、カタカナとひらがな。", "안녕하세요 세계",
+    "مرحبا بالعالم ١٢٣", "שלום עולם", "नमस्ते दुनिया १२३",
+    "สวัสดีชาวโลก", "Xin chào thế giới", "ሰላም ልዑል",
+    "😀😃😄 👍🏽 👨‍👩‍👧‍👦 🇫🇷🇯🇵 ❤️",
+    "e\u0301 vs \u00e9 and a\u030a\u0301", "zero\u200bwidth\u200djoiner\u2060",
     "nbsp\u00a0here\u2003em\u3000ideo", "line\u2028sep\u2029para\u0085nel", "tab\there\vvt\fff", "nul\x00byte",
     "def f(x):\n    return x ** 2  # square\n", "for (int i = 0; i < n; ++i) { a[i] += b[i]; }",
     "<html><body class=\"x\">&amp;</body></html>", "SELECT * FROM t WHERE id = 'x';", "https://example.com/a?b=c&d=e#f",
@@ -43,7 +41,8 @@ SAMPLES = [
     "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>", "<|image|", "<|image |>", "x <|image|> y",
     "<|reserved_special_token_5|>!", "   <|image|>   ", "\n<|eot_id|>\n", "<|begin_of_text|><|begin_of_text|>",
     "!!!???...,,,;;;", "----====____", "'''\"\"\"```", "a'b'c'd", "'s's's", "x'S", "word's", "ca'n't",
-    "ǅungla ǈ ǋ ſs Kelvin K Å", "ÀÁÂ ŸŹ ĀāĂă", "ꙮ 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 𝟙𝟚𝟛", "½ ⅓ ² ³ Ⅻ ⑧", "١٢٣٤٥ ۱۲۳ ߁߂",
+    "ǅungla ǈ ǋ ſs Kelvin K Å", "ÀÁÂ ŸŹ ĀāĂă",
+    "ꙮ 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 𝟙𝟚𝟛", "½ ⅓ ² ³ Ⅻ ⑧", "١٢٣٤٥ ۱۲۳ ߁߂",
     "        many spaces then text", "text\n\n\n\nafter newlines", "a \n b \r\n c", " \n \n ", "\t \t x",
 ]
 
@@ -51,8 +50,12 @@ POOL = (list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") * 3 + list(
         + list(" " * 12) + ["\n", "\t", "\r\n", "\r", "  ", "\u00a0", "\u3000"]
         + list("'.,;:!?-_()[]{}<>/\\\"#$%&*+=@^`|~")
         + ["'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'S", "'LL"] + list("éèêëàâäçñøåæœßÉÀÇÑ")
-        + list("абвгдежзийклмнопрстуфхцчшщъыьэюя") + list("αβγδεζηθικλμνξοπρστυφχψω") + list("中文字符日本語한국어")
-        + list("ひらがなカタカナ") + ["😀", "👍🏽", "👨‍👩‍👧", "🇫🇷", "❤️", "🦀"] + list("١٢٣٤٥٦٧٨٩") + ["e\u0301", "\u0301", "\u200d"]
+        + list("абвгдежзийклмнопрстуфхцчшщъыьэюя")
+        + list("αβγδεζηθικλμνξοπρστυφχψω")
+        + list("中文字符日本語한국어")
+        + list("ひらがなカタカナ") + ["😀", "👍🏽", "👨‍👩‍👧", "🇫🇷", "❤️", "🦀"]
+        + list("١٢٣٤٥٦٧٨٩")
+        + ["e\u0301", "\u0301", "\u200d"]
         + SPECIALS + ["<|", "|>", "<", "|"])
 
 
@@ -123,17 +126,8 @@ def assert_same(report: dict) -> None:
 
 
 @pytest.fixture(scope="session")
-def llama3_dir(tmp_path_factory) -> Path:
-    if importlib.util.find_spec("quicktok") is None or importlib.util.find_spec("tiktoken") is None:
-        pytest.skip("quicktok-v1 and tiktoken are not installed (pip install quicktok-v1 tiktoken): "
-                    "they hold the Llama-3 ranks the tokenizer.json is built from")
-    if importlib.util.find_spec("transformers") is None:
-        pytest.skip("transformers is not installed: its TikTokenConverter builds the Llama-3 tokenizer.json")
-    if not BUILDER.is_file():
-        pytest.skip(f"{BUILDER} not found (set LORANAS_LLAMA3_BUILDER)")
-    out = tmp_path_factory.mktemp("llama3")
-    subprocess.run([sys.executable, str(BUILDER), str(out)], check=True, capture_output=True)
-    return out
+def llama3_dir(llama3_tokenizer_dir) -> Path:
+    return llama3_tokenizer_dir
 
 
 def variant(llama3_dir: Path, name: str, change) -> Path:

@@ -176,7 +176,8 @@ public struct MllamaTextProcessor: Sendable {
         }
         guard !cells.1 && cells.0 <= Self.maxMaskElements else {
             throw LoRANASError.invalidArgument(
-                "cross_attention_mask of \(samples.count)×\(s)×\(iMax)×\(t) is over \(Self.maxMaskElements) elements")
+                "cross_attention_mask of \(samples.count)×\(s)×\(iMax)×\(t) is over "
+                    + "\(Self.maxMaskElements) elements")
         }
         var out = MllamaTextBatch(
             batchSize: samples.count, sequenceLength: s, maxImages: iMax, maxTiles: t, inputIds: [], attentionMask: [],
