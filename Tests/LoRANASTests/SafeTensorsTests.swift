@@ -193,7 +193,7 @@ final class SafeTensorsTests: XCTestCase {
         guard case .io(let m) = error as? LoRANASError else {
             return XCTFail("expected an I/O error, got \(String(describing: error))", file: file, line: line)
         }
-        XCTAssert(m.contains("is \(kind), not a regular safetensors file"), "message: \(m)", file: file, line: line)
+        XCTAssert(m.contains("is \(kind), not a regular file"), "message: \(m)", file: file, line: line)
     }
 
     func testFIFOIsRefusedWithoutBlocking() throws {

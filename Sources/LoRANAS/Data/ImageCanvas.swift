@@ -46,3 +46,44 @@ public enum MllamaCanvas {
         return (targetH, min(w == 0 ? 1 : w, targetW))
     }
 }
+
+/// An image resized and padded onto its tile canvas, before rescale and normalize: (rows·t, cols·t, 3) uint8,
+/// the resized image at the top left and zeros to the bottom and right (§1.6). This is what a pack stores; the
+/// processor's float tiles are a pure function of it (``MllamaImageProcessor/tiles(_:into:)``).
+public struct MllamaCanvasImage: Sendable, Equatable {
+    /// Tile rows a.
+    public let rows: Int
+    /// Tile columns b.
+    public let cols: Int
+    /// The tile side t.
+    public let tileSize: Int
+    /// 1 + the arrangement's index in ``MllamaCanvas/arrangements(maxTiles:)``.
+    public let aspectRatioId: Int
+    /// (rows·t, cols·t, 3) samples.
+    public let pixels: [UInt8]
+
+    /// a·b, the tiles the image covers.
+    public var tileCount: Int { rows * cols }
+
+    /// A canvas; the pixel count must be rows·t · cols·t · 3 and the id must name (rows, cols) among the
+    /// arrangements of `maxTiles`.
+    public init(rows: Int, cols: Int, tileSize: Int, aspectRatioId: Int, maxTiles: Int, pixels: [UInt8]) throws {
+        let options = MllamaCanvas.arrangements(maxTiles: maxTiles)
+        try require(aspectRatioId >= 1 && aspectRatioId <= options.count,
+                    "aspect ratio id \(aspectRatioId) is outside 1...\(options.count) for \(maxTiles) tiles")
+        let arrangement = options[aspectRatioId - 1]
+        try require(arrangement.rows == rows && arrangement.cols == cols,
+                    "aspect ratio id \(aspectRatioId) is \(arrangement.rows)×\(arrangement.cols) tiles, "
+                        + "not \(rows)×\(cols)")
+        try require(tileSize >= 1 && tileSize <= MllamaImageProcessorSettings.maxTileSize,
+                    "tile size \(tileSize) is outside 1...\(MllamaImageProcessorSettings.maxTileSize)")
+        let count = Size.product([rows, tileSize, cols, tileSize, 3]) ?? -1
+        try require(pixels.count == count, "a \(rows)×\(cols) canvas of \(tileSize)-pixel tiles has \(count) samples, "
+                        + "got \(pixels.count)")
+        self.rows = rows
+        self.cols = cols
+        self.tileSize = tileSize
+        self.aspectRatioId = aspectRatioId
+        self.pixels = pixels
+    }
+}

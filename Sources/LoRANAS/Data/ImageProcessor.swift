@@ -76,21 +76,80 @@ public struct MllamaImageProcessor: Sendable {
         self.settings = settings
     }
 
-    /// Processes one RGB image.
+    /// Processes one RGB image: its canvas, then its tiles.
     public func process(_ image: RGBImage) throws -> MllamaProcessedImage {
+        let canvas = try canvas(image)
+        let maxTiles = settings.maxImageTiles
+        let tileSize = settings.tileSize
+        try Memory.require(Size.product([maxTiles, 3, tileSize, tileSize, MemoryLayout<Float>.size]),
+                           for: "pixel_values")
+        var pixels = [Float](repeating: 0, count: maxTiles * 3 * tileSize * tileSize)
+        try pixels.withUnsafeMutableBufferPointer { try tiles(canvas, into: $0) }
+        return MllamaProcessedImage(pixelValues: pixels, aspectRatioId: canvas.aspectRatioId,
+                                    aspectRatioMask: aspectRatioMask(canvas), tileCount: canvas.tileCount)
+    }
+
+    /// The canvas choice, Pillow's bilinear resize and the bottom/right zero padding (§1.3–1.6).
+    public func canvas(_ image: RGBImage) throws -> MllamaCanvasImage {
         let t = settings.tileSize
         let maxTiles = settings.maxImageTiles
-        let options = MllamaCanvas.arrangements(maxTiles: maxTiles)
         let index = MllamaCanvas.choose(height: image.height, width: image.width, tileSize: t, maxTiles: maxTiles)
-        let (rows, cols) = options[index]
+        let (rows, cols) = MllamaCanvas.arrangements(maxTiles: maxTiles)[index]
         let target = MllamaCanvas.resizeTarget(height: image.height, width: image.width, canvasHeight: rows * t,
                                                canvasWidth: cols * t, tileSize: t)
         let resized = try PillowResample.resize(image, width: target.width, height: target.height)
+        let width = cols * t
+        try Memory.require(Size.product([rows * t, width, 3]), for: "the image canvas")
+        var pixels = [UInt8](repeating: 0, count: rows * t * width * 3)
+        let rowBytes = resized.width * 3
+        for y in 0..<resized.height {
+            pixels.replaceSubrange((y * width * 3)..<(y * width * 3 + rowBytes),
+                                   with: resized.pixels[(y * rowBytes)..<((y + 1) * rowBytes)])
+        }
+        return try MllamaCanvasImage(rows: rows, cols: cols, tileSize: t, aspectRatioId: index + 1,
+                                     maxTiles: maxTiles, pixels: pixels)
+    }
+
+    /// Rescales, normalizes and tiles `canvas` into `out`, (T, 3, t, t) float32 row-major tiles (§1.7–1.8); the
+    /// tiles past the canvas's are zero. `out` must hold T·3·t·t values, and the canvas must use these settings.
+    public func tiles(_ canvas: MllamaCanvasImage, into out: UnsafeMutableBufferPointer<Float>) throws {
+        let t = settings.tileSize
         let tileArea = t * t
-        try Memory.require(Size.product([maxTiles, 3, tileArea, MemoryLayout<Float>.size]), for: "pixel_values")
-        var pixels = [Float](repeating: 0, count: maxTiles * 3 * tileArea)
-        // The normalised value of each uint8 per channel: float32(float64(u) · factor), then
-        // (x − float32(mean)) / float32(std) in float32, as numpy computes it.
+        try require(canvas.tileSize == t && canvas.tileCount <= settings.maxImageTiles,
+                    "a canvas of \(canvas.tileCount) \(canvas.tileSize)-pixel tiles does not fit "
+                        + "\(settings.maxImageTiles) tiles of \(t)")
+        try require(out.count == settings.maxImageTiles * 3 * tileArea,
+                    "pixel buffer of \(out.count) floats for \(settings.maxImageTiles) tiles of \(t)")
+        let table = normalizationTable
+        let width = canvas.cols * t
+        canvas.pixels.withUnsafeBufferPointer { src in
+            for r in 0..<canvas.rows {
+                for col in 0..<canvas.cols {
+                    let tile = r * canvas.cols + col
+                    for c in 0..<3 {
+                        let plane = (tile * 3 + c) * tileArea
+                        for y in 0..<t {
+                            let row = ((r * t + y) * width + col * t) * 3 + c
+                            for x in 0..<t { out[plane + y * t + x] = table[c * 256 + Int(src[row + x * 3])] }
+                        }
+                    }
+                }
+            }
+        }
+        let used = canvas.tileCount * 3 * tileArea
+        out.baseAddress.map { ($0 + used).update(repeating: 0, count: out.count - used) }
+    }
+
+    /// (T): 1 for the canvas's tiles (and always tile 0), else 0.
+    public func aspectRatioMask(_ canvas: MllamaCanvasImage) -> [Int64] {
+        var mask = [Int64](repeating: 0, count: settings.maxImageTiles)
+        for i in 0..<max(1, min(canvas.tileCount, mask.count)) { mask[i] = 1 }
+        return mask
+    }
+
+    /// The normalised value of each uint8 per channel: float32(float64(u) · factor), then
+    /// (x − float32(mean)) / float32(std) in float32, as numpy computes it.
+    private var normalizationTable: [Float] {
         var table = [Float](repeating: 0, count: 3 * 256)
         for c in 0..<3 {
             let mean = Float(settings.imageMean[c])
@@ -100,31 +159,7 @@ public struct MllamaImageProcessor: Sendable {
                 table[c * 256 + u] = (x - mean) / std
             }
         }
-        pixels.withUnsafeMutableBufferPointer { out in
-            resized.pixels.withUnsafeBufferPointer { src in
-                for r in 0..<rows {
-                    for col in 0..<cols {
-                        let tile = r * cols + col
-                        for c in 0..<3 {
-                            let plane = (tile * 3 + c) * tileArea
-                            for y in 0..<t {
-                                let sy = r * t + y
-                                for x in 0..<t {
-                                    let sx = col * t + x
-                                    let inside = sy < resized.height && sx < resized.width
-                                    let u = inside ? Int(src[(sy * resized.width + sx) * 3 + c]) : 0
-                                    out[plane + y * t + x] = table[c * 256 + u]
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        var mask = [Int64](repeating: 0, count: maxTiles)
-        for i in 0..<(rows * cols) { mask[i] = 1 }
-        return MllamaProcessedImage(pixelValues: pixels, aspectRatioId: index + 1, aspectRatioMask: mask,
-                                    tileCount: rows * cols)
+        return table
     }
 
     /// Processes one sample's images (I may be 0) into (I, T, 3, t, t), (I) and (I, T).

@@ -16,9 +16,9 @@ extension MllamaImageProcessorSettings {
         let nested = directory.appendingPathComponent("processor_config.json")
         var source: (JSON, String)?
         if FileManager.default.fileExists(atPath: flat.path) {
-            source = (try readJSON(flat), "preprocessor_config.json")
+            source = (try Files.readJSON(flat.path), "preprocessor_config.json")
         } else if FileManager.default.fileExists(atPath: nested.path) {
-            let json = try readJSON(nested)
+            let json = try Files.readJSON(nested.path)
             guard let inner = json["image_processor"], inner.object != nil else {
                 throw LoRANASError.format("processor_config.json has no image_processor object")
             }
@@ -89,24 +89,10 @@ extension MllamaImageProcessorSettings {
     private static func visionConfig(_ directory: URL) throws -> (imageSize: Int, maxTiles: Int)? {
         let url = directory.appendingPathComponent("config.json")
         guard FileManager.default.fileExists(atPath: url.path) else { return nil }
-        let json = try readJSON(url)
+        let json = try Files.readJSON(url.path)
         let defaults = MllamaVisionConfig()
         guard let v = json["vision_config"], v.object != nil else { return nil }
         let r = ConfigReader(json: v, section: "config.json vision_config")
         return (try r.int("image_size") ?? defaults.imageSize, try r.int("max_num_tiles") ?? defaults.maxNumTiles)
-    }
-
-    private static func readJSON(_ url: URL) throws -> JSON {
-        let data: Data
-        do {
-            data = try Data(contentsOf: url)
-        } catch {
-            throw LoRANASError.fileSystem(url.path, error)
-        }
-        do {
-            return try JSON.parse(data)
-        } catch let e as LoRANASError {
-            throw LoRANASError.format("\(url.lastPathComponent): \(e.description)")
-        }
     }
 }

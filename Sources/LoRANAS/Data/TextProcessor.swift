@@ -213,6 +213,11 @@ public struct MllamaTextProcessor: Sendable {
     /// The positions each image is visible from (§2.2): image j from its token up to the next image token, or to
     /// the end for the last; a run of consecutive image tokens shares the range of the group that follows it.
     public func imageRanges(_ ids: [Int]) -> [Range<Int>] {
+        Self.imageRanges(ids, imageTokenId: imageTokenId)
+    }
+
+    /// ``imageRanges(_:)`` for `<|image|>` = `imageTokenId`.
+    public static func imageRanges(_ ids: [Int], imageTokenId: Int) -> [Range<Int>] {
         let positions = ids.indices.filter { ids[$0] == imageTokenId }
         guard !positions.isEmpty else { return [] }
         var ranges: [Range<Int>] = []

@@ -28,12 +28,7 @@ public final class Tokenizer: Sendable {
 
     /// Reads a `tokenizer.json` file.
     public convenience init(path: String) throws {
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw LoRANASError.fileSystem(path, error)
-        }
+        let data = try Files.read(path)
         do {
             try self.init(json: data)
         } catch LoRANASError.format(let m) {

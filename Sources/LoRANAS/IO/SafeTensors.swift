@@ -65,7 +65,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
 
     /// Maps and validates the safetensors file at `path`.
     public convenience init(path: String) throws {
-        try Self.requireRegularFile(path)
+        try Files.requireRegular(path)
         let fd = open(path, O_RDONLY | O_NONBLOCK)
         guard fd >= 0 else {
             throw errno == ENOENT ? LoRANASError.notFound("no such file: \(path)")
@@ -131,26 +131,6 @@ public final class SafeTensorsFile: @unchecked Sendable {
         } else {
             UnsafeMutableRawPointer(mutating: base).deallocate()
         }
-    }
-
-    /// Throws unless `path` names a regular file (following symlinks). Opening a FIFO for reading
-    /// blocks until a writer appears, and a directory or device is never a safetensors file.
-    static func requireRegularFile(_ path: String) throws {
-        var st = stat()
-        guard stat(path, &st) == 0 else {
-            if errno == ENOENT { throw LoRANASError.notFound("no such file: \(path)") }
-            throw LoRANASError.io("cannot stat \(path): \(String(cString: strerror(errno)))")
-        }
-        let kind: String
-        switch st.st_mode & S_IFMT {
-        case S_IFREG: return
-        case S_IFDIR: kind = "a directory"
-        case S_IFIFO: kind = "a FIFO"
-        case S_IFCHR, S_IFBLK: kind = "a device"
-        case S_IFSOCK: kind = "a socket"
-        default: kind = "of another kind"
-        }
-        throw LoRANASError.io("\(path) is \(kind), not a regular safetensors file")
     }
 
     private static func validate(_ header: JSON, dataBytes: Int,

@@ -69,9 +69,10 @@ public struct MllamaConfig: Sendable, Equatable {
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
             file = URL(fileURLWithPath: path).appendingPathComponent("config.json").path
         }
-        guard let data = FileManager.default.contents(atPath: file) else {
+        guard FileManager.default.fileExists(atPath: file) else {
             throw LoRANASError.notFound("no config.json at \(file)")
         }
+        let data = try Files.read(file)
         // Duplicated keys are allowed, and the last one wins, as in Python's json (and so transformers).
         let json: JSON
         do {
