@@ -2,7 +2,6 @@ import CLoRANAS
 import Foundation
 import LoRANAS
 
-typealias DatasetHandle = Handle<Dataset>
 typealias ResultHandle = Handle<String>
 
 @_cdecl("loranas_model_load_adapter")
@@ -34,34 +33,6 @@ public func loranas_model_save_merged(_ h: OpaquePointer?, _ dir: UnsafePointer<
 @_cdecl("loranas_model_clear_adapters")
 public func loranas_model_clear_adapters(_ h: OpaquePointer?) -> Int32 {
     guarded { try ModelHandle.borrow(h, "model").with { $0.removeAdapters() } }
-}
-
-@_cdecl("loranas_dataset_create")
-public func loranas_dataset_create(_ h: OpaquePointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
-    guarded {
-        let out = try arg(out, "out")
-        out.pointee = nil
-        let config = try ModelHandle.borrow(h, "model").value.config
-        out.pointee = DatasetHandle.retain(Dataset(config: config))
-    }
-}
-
-@_cdecl("loranas_dataset_free")
-public func loranas_dataset_free(_ h: OpaquePointer?) { DatasetHandle.release(h) }
-
-@_cdecl("loranas_dataset_add")
-public func loranas_dataset_add(_ h: OpaquePointer?, _ sample: UnsafePointer<loranas_batch>?) -> Int32 {
-    guarded {
-        let ds = try DatasetHandle.borrow(h, "dataset")
-        let c = try arg(sample, "sample").pointee
-        try require(c.batch_size == 1, "a sample is a batch of one, got batch_size \(c.batch_size)")
-        try ds.value.append(Sample(batchOfOne: try makeBatch(c, config: ds.value.config)))
-    }
-}
-
-@_cdecl("loranas_dataset_count")
-public func loranas_dataset_count(_ h: OpaquePointer?, _ out: UnsafeMutablePointer<Int64>?) -> Int32 {
-    guarded { try arg(out, "out_count").pointee = Int64(try DatasetHandle.borrow(h, "dataset").value.count) }
 }
 
 public typealias ProgressFn = @convention(c) (UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Int32

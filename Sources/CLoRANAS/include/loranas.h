@@ -206,6 +206,25 @@ void loranas_dataset_free(loranas_dataset *dataset);
    against the model, and later pads samples into batches. */
 int32_t loranas_dataset_add(loranas_dataset *dataset, const loranas_batch *sample);
 int32_t loranas_dataset_count(const loranas_dataset *dataset, int64_t *out_count);
+/* Records dropped while the dataset was made (max_length would have cut an image or every answer). */
+int32_t loranas_dataset_skipped(const loranas_dataset *dataset, int64_t *out_skipped);
+/* Splits off `fraction` (in (0, 1)) of the samples, chosen by a seeded shuffle, as a validation set. Both
+   parts are new handles viewing the same samples (nothing is copied); free each. */
+int32_t loranas_dataset_split(const loranas_dataset *dataset, double fraction, uint64_t seed,
+                              loranas_dataset **out_train, loranas_dataset **out_validation);
+
+/* One sample, as the processor makes it (no batch axis). Call with input_ids NULL to get the dims;
+   then call again with every buffer sized by them (the image buffers may be NULL when num_images is 0). */
+typedef struct loranas_sample {
+    int64_t seq_len, num_images, num_tiles, channels, height, width; /* S, I, T, C, H, W */
+    int64_t *input_ids;             /* (S) */
+    int64_t *labels;                /* (S), -100 = ignored */
+    float *pixel_values;            /* (I, T, C, H, W) */
+    int64_t *aspect_ratio_ids;      /* (I) */
+    int64_t *aspect_ratio_mask;     /* (I, T) */
+    int64_t *cross_attention_mask;  /* (S, I, T) */
+} loranas_sample;
+int32_t loranas_dataset_sample(const loranas_dataset *dataset, int64_t index, loranas_sample *sample);
 
 /* Supernet rank search. options_json is a JSON object (every key optional): targets ("all",
    "mlp", "qk" or "q,k,v,..."), side ("both", "vision", "text"), space ([4,8,16,32,64]),

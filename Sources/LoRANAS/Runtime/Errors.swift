@@ -53,3 +53,17 @@ extension LoRANASError {
         return .io("\(what): \(error.localizedDescription)")
     }
 }
+
+extension LoRANASError {
+    /// The same error with `prefix` before its message (where it happened: a file and line, a record).
+    public func prefixed(_ prefix: String) -> LoRANASError {
+        switch self {
+        case .invalidArgument(let m): return .invalidArgument(prefix + m)
+        case .io(let m): return .io(prefix + m)
+        case .format(let m): return .format(prefix + m)
+        case .notFound(let m): return .notFound(prefix + m)
+        case .numeric(let m): return .numeric(prefix + m)
+        case .unsupported(let m): return .unsupported(prefix + m)
+        }
+    }
+}

@@ -1,79 +1,106 @@
 import Foundation
 
-/// One training example without the batch axis, with transformers' argument names:
-/// input_ids (S), attention_mask (S), labels (S), pixel_values (I, T, C, H, W),
-/// aspect_ratio_ids (I), aspect_ratio_mask (I, T), cross_attention_mask (S, I, T).
-public struct Sample: Sendable {
-    public var inputIds: [Int]
-    public var attentionMask: [Int]?
-    public var labels: [Int]?
-    public var numImages: Int
-    public var pixelValues: Tensor?
-    public var aspectRatioIds: [Int]?
-    public var aspectRatioMask: [Int]?
-    public var crossAttentionMask: [Int]?
+/// How a dataset's encoded samples were made: what turns them into floats, and what a pack records about them.
+public struct DatasetEncoding: Sendable {
+    /// Normalizes canvases and rebuilds cross-attention masks.
+    public var decoder: MllamaSampleDecoder
+    /// The tokenizer's vocabulary size.
+    public var vocabSize: Int
+    /// The processor's pad id.
+    public var padTokenId: Int
+    /// The processor's BOS and EOS tokens.
+    public var bosToken: String
+    public var eosToken: String
+    /// The `max_length` samples were cut to (nil: none).
+    public var maxLength: Int?
+    /// Where the samples came from (a file name, never a path).
+    public var source: String
 
-    public init(
-        inputIds: [Int], attentionMask: [Int]? = nil, labels: [Int]? = nil, numImages: Int = 0,
-        pixelValues: Tensor? = nil,
-        aspectRatioIds: [Int]? = nil, aspectRatioMask: [Int]? = nil, crossAttentionMask: [Int]? = nil
-    ) {
-        self.inputIds = inputIds
-        self.attentionMask = attentionMask
-        self.labels = labels
-        self.numImages = numImages
-        self.pixelValues = pixelValues
-        self.aspectRatioIds = aspectRatioIds
-        self.aspectRatioMask = aspectRatioMask
-        self.crossAttentionMask = crossAttentionMask
-    }
-
-    public var length: Int { inputIds.count }
-
-    /// The sample in a batch of one (`batch.batchSize` must be 1): the inverse of `asBatch`.
-    public init(batchOfOne b: MllamaBatch) throws {
-        try require(b.batchSize == 1, "a sample is a batch of one, got batch_size \(b.batchSize)")
-        self.init(
-            inputIds: b.inputIds, attentionMask: b.attentionMask, labels: b.labels, numImages: b.numImages,
-            pixelValues: b.pixelValues.map { $0.reshaped(Array($0.shape.dropFirst())) },
-            aspectRatioIds: b.aspectRatioIds, aspectRatioMask: b.aspectRatioMask,
-            crossAttentionMask: b.crossAttentionMask)
-    }
-
-    /// The sample as a batch of one; `validate` on it checks every field.
-    var asBatch: MllamaBatch {
-        var b = MllamaBatch(
-            inputIds: inputIds, batchSize: 1, seqLen: inputIds.count, attentionMask: attentionMask, labels: labels)
-        if let px = pixelValues {
-            b.pixelValues = px.reshaped([1] + px.shape)
-            b.numImages = numImages
-            b.aspectRatioIds = aspectRatioIds
-            b.aspectRatioMask = aspectRatioMask
-            b.crossAttentionMask = crossAttentionMask
-        }
-        return b
+    /// The encoding of `processor`'s samples.
+    public init(processor: MllamaProcessor, maxLength: Int?, source: String) {
+        decoder = processor.sampleDecoder
+        vocabSize = processor.tokenizer.vocabSize
+        padTokenId = processor.text.padTokenId
+        bosToken = processor.tokenizerSettings.bosToken
+        eosToken = processor.tokenizerSettings.eosToken
+        self.maxLength = maxLength
+        self.source = source
     }
 }
 
-/// A list of samples checked against one model config, with the collation that pads them into batches.
+/// Samples checked against one model config, with the collation that pads them into batches. The samples live
+/// in memory (float samples, or encoded ones whose images stay uint8 canvases until a batch needs them) or in a
+/// pack that is streamed from disk; a dataset can also be a view of another one's samples (``split``).
 public final class Dataset: @unchecked Sendable {
     public let config: MllamaConfig
-    public private(set) var samples: [Sample] = []
-    private let lock = NSLock()
+    private let store: SampleStore
+    /// The store's samples this dataset holds, in order (nil: all of them).
+    private let view: [Int]?
 
-    public init(config: MllamaConfig) { self.config = config }
-
-    public var count: Int {
-        lock.lock()
-        defer { lock.unlock() }
-        return samples.count
+    /// An empty in-memory dataset.
+    public init(config: MllamaConfig) {
+        self.config = config
+        store = MemorySamples()
+        view = nil
     }
 
-    /// Adds a sample after checking its shapes and values against the model.
+    init(config: MllamaConfig, store: SampleStore, view: [Int]?) {
+        self.config = config
+        self.store = store
+        self.view = view
+    }
+
+    /// The number of samples.
+    public var count: Int { view?.count ?? store.count }
+
+    /// Samples dropped when the dataset was made (truncation would have cut an image or every answer).
+    public var skipped: Int { store.skipped }
+
+    /// How the encoded samples were made (nil for a dataset of float samples only).
+    public var encoding: DatasetEncoding? { store.encoding }
+
+    /// Sample `i`'s token count.
+    public func length(_ i: Int) throws -> Int { try store.length(storeIndex(i)) }
+
+    /// Sample `i` as floats, as the processor makes it.
+    public func sample(_ i: Int) throws -> Sample { try store.sample(storeIndex(i)) }
+
+    /// Sample `i` encoded (uint8 canvases), when the dataset holds encoded samples.
+    public func encoded(_ i: Int) throws -> EncodedSample { try store.encoded(storeIndex(i)) }
+
+    private func storeIndex(_ i: Int) throws -> Int {
+        try require(i >= 0 && i < count, "sample index \(i) is outside 0..<\(count)")
+        return view?[i] ?? i
+    }
+
+    /// Adds a float sample after checking its shapes and values against the model.
     /// A sample must have a target: a label other than -100 after the first position (position
     /// j predicts label j + 1, so the first label is never a target). A sample without one would
     /// make a batch of its own with no loss, and stop every run that draws it.
     public func append(_ s: Sample) throws {
+        try memory().append(.sample(try checked(s)))
+    }
+
+    /// Adds an encoded sample made with `encoding` (every encoded sample of a dataset shares one).
+    public func append(_ e: EncodedSample, encoding: DatasetEncoding) throws {
+        let store = try memory()
+        try checked(try encoding.decoder.sample(e))
+        try store.append(.encoded(e), encoding: encoding)
+    }
+
+    /// Counts samples the caller dropped while making the dataset.
+    public func addSkipped(_ n: Int) throws { try memory().addSkipped(n) }
+
+    private func memory() throws -> MemorySamples {
+        guard view == nil, let m = store as? MemorySamples else {
+            throw LoRANASError.invalidArgument("samples can only be added to an in-memory dataset, not to a pack "
+                                                   + "or a split")
+        }
+        return m
+    }
+
+    @discardableResult
+    private func checked(_ s: Sample) throws -> Sample {
         let index = count
         guard let labels = s.labels else { throw LoRANASError.invalidArgument("sample \(index) has no labels") }
         try s.asBatch.validate(for: config)
@@ -82,88 +109,96 @@ public final class Dataset: @unchecked Sendable {
                 "sample \(index) has no target tokens: every label after the first is -100, so it cannot train or "
                     + "be evaluated; drop it or label its answer")
         }
-        lock.lock()
-        samples.append(s)
-        lock.unlock()
+        return s
     }
 
-    /// Pads `indices`' samples into one batch: text on the right (pad id, attention 0, label −100),
-    /// and image slots up to the batch's largest count (zero pixels, aspect-ratio id 0, only tile 0
-    /// marked, as the processor pads them). A batch where no sample has an image is text-only.
-    public func batch(_ indices: [Int]) -> MllamaBatch {
-        lock.lock()
-        let items = indices.map { samples[$0] }
-        lock.unlock()
-        let s = items.map(\.length).max() ?? 0
-        var batch = collateText(items, seqLen: s)
-        let imgs = items.map(\.numImages).max() ?? 0
-        if imgs > 0 { collateImages(items, seqLen: s, images: imgs, into: &batch) }
-        return batch
+    /// Pads `indices`' samples into one batch (``Collation``).
+    public func batch(_ indices: [Int]) throws -> MllamaBatch {
+        Collation.batch(try indices.map(sample), config: config)
     }
 
-    /// Text padded on the right: pad id, attention 0, label −100.
-    private func collateText(_ items: [Sample], seqLen s: Int) -> MllamaBatch {
-        let b = items.count
-        var ids = [Int](repeating: config.text.padTokenId ?? 0, count: b * s)
-        var mask = [Int](repeating: 0, count: b * s)
-        var labels = [Int](repeating: CrossEntropy.ignoreIndex, count: b * s)
-        for (i, x) in items.enumerated() {
-            for j in 0..<x.length {
-                ids[i * s + j] = x.inputIds[j]
-                mask[i * s + j] = x.attentionMask?[j] ?? 1
-                labels[i * s + j] = x.labels?[j] ?? CrossEntropy.ignoreIndex
-            }
-        }
-        return MllamaBatch(inputIds: ids, batchSize: b, seqLen: s, attentionMask: mask, labels: labels)
-    }
-
-    /// Image slots up to `images` per sample: a sample's own images, then empty slots (zero
-    /// pixels, aspect-ratio id 0, only tile 0 marked, as the processor pads them).
-    private func collateImages(_ items: [Sample], seqLen s: Int, images imgs: Int, into batch: inout MllamaBatch) {
-        let v = config.vision
-        let t = v.maxNumTiles
-        let tileSize = v.numChannels * v.imageSize * v.imageSize
-        let b = items.count
-        let px = Tensor(zeros: [b, imgs, t, v.numChannels, v.imageSize, v.imageSize])
-        var ar = [Int](repeating: 0, count: b * imgs)
-        var am = [Int](repeating: 0, count: b * imgs * t)
-        var cam = [Int](repeating: 0, count: b * s * imgs * t)
-        for (i, x) in items.enumerated() {
-            for k in x.numImages..<imgs { am[(i * imgs + k) * t] = 1 }
-            // `append` checked that a sample with images has every image field.
-            guard x.numImages > 0, let pixels = x.pixelValues, let ids = x.aspectRatioIds,
-                let mask = x.aspectRatioMask, let cross = x.crossAttentionMask
-            else { continue }
-            (px.ptr + i * imgs * t * tileSize).update(from: pixels.ptr, count: x.numImages * t * tileSize)
-            for k in 0..<x.numImages {
-                ar[i * imgs + k] = ids[k]
-                for tile in 0..<t { am[(i * imgs + k) * t + tile] = mask[k * t + tile] }
-            }
-            for j in 0..<x.length {
-                for k in 0..<x.numImages {
-                    let from = (j * x.numImages + k) * t
-                    let to = ((i * s + j) * imgs + k) * t
-                    for tile in 0..<t { cam[to + tile] = cross[from + tile] }
-                }
-            }
-        }
-        batch.pixelValues = px
-        batch.numImages = imgs
-        batch.aspectRatioIds = ar
-        batch.aspectRatioMask = am
-        batch.crossAttentionMask = cam
-    }
-
-    /// Splits off a validation set: `fraction` of the samples, chosen by a seeded shuffle.
+    /// Splits off a validation set: `fraction` of the samples, chosen by a seeded shuffle. Both parts are
+    /// views of this dataset's samples (nothing is copied).
     public func split(validationFraction fraction: Double, seed: UInt64) throws -> (train: Dataset, validation: Dataset)
     {
         try require(fraction > 0 && fraction < 1, "validation fraction must be in (0, 1)")
         var rng = SplitMix64(seed: seed)
-        let order = rng.permutation(count)
+        let order = try rng.permutation(count).map(storeIndex)
         let nVal = max(1, Int((Double(count) * fraction).rounded()))
         try require(nVal < count, "not enough samples to split")
-        let train = Dataset(config: config), val = Dataset(config: config)
-        for (k, i) in order.enumerated() { (k < nVal ? val : train).samples.append(samples[i]) }
-        return (train, val)
+        return (Dataset(config: config, store: store, view: Array(order[nVal...])),
+                Dataset(config: config, store: store, view: Array(order[..<nVal])))
+    }
+}
+
+/// Where a dataset's samples live.
+protocol SampleStore: AnyObject, Sendable {
+    var count: Int { get }
+    var skipped: Int { get }
+    var encoding: DatasetEncoding? { get }
+    func length(_ i: Int) throws -> Int
+    func sample(_ i: Int) throws -> Sample
+    func encoded(_ i: Int) throws -> EncodedSample
+}
+
+/// Samples in memory: float samples as given, encoded ones with their canvases.
+final class MemorySamples: SampleStore, @unchecked Sendable {
+    enum Item {
+        case sample(Sample)
+        case encoded(EncodedSample)
+    }
+
+    private var items: [Item] = []
+    private var skippedCount = 0
+    private var sharedEncoding: DatasetEncoding?
+    private let lock = NSLock()
+
+    var count: Int { lock.withLock { items.count } }
+    var skipped: Int { lock.withLock { skippedCount } }
+    var encoding: DatasetEncoding? { lock.withLock { sharedEncoding } }
+
+    func append(_ item: Item, encoding: DatasetEncoding? = nil) throws {
+        try lock.withLock {
+            if let encoding {
+                if let shared = sharedEncoding {
+                    try require(shared.decoder.image.settings == encoding.decoder.image.settings
+                                    && shared.decoder.imageTokenId == encoding.decoder.imageTokenId,
+                                "an encoded sample made with other processor settings than the dataset's")
+                } else {
+                    sharedEncoding = encoding
+                }
+            }
+            items.append(item)
+        }
+    }
+
+    func addSkipped(_ n: Int) throws {
+        try require(n >= 0, "a skipped count cannot be negative")
+        lock.withLock { skippedCount += n }
+    }
+
+    private func item(_ i: Int) -> Item { lock.withLock { items[i] } }
+
+    func length(_ i: Int) throws -> Int {
+        switch item(i) {
+        case .sample(let s): return s.length
+        case .encoded(let e): return e.length
+        }
+    }
+
+    func sample(_ i: Int) throws -> Sample {
+        switch item(i) {
+        case .sample(let s): return s
+        case .encoded(let e):
+            guard let decoder = encoding?.decoder else { throw LoRANASError.format("an encoded sample without settings") }
+            return try decoder.sample(e)
+        }
+    }
+
+    func encoded(_ i: Int) throws -> EncodedSample {
+        guard case .encoded(let e) = item(i) else {
+            throw LoRANASError.invalidArgument("sample \(i) was added as arrays; only encoded samples are kept encoded")
+        }
+        return e
     }
 }

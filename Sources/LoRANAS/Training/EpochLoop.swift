@@ -56,26 +56,6 @@ struct LoopState: Equatable {
     }
 }
 
-/// Batch order: a seeded permutation per epoch (and per pass over the validation set), so the
-/// order is a pure function of (seed, epoch) and needs no saved generator state.
-struct BatchOrder {
-    let seed: UInt64
-    let count: Int
-    let batchSize: Int
-    var batchesPerPass: Int { (count + batchSize - 1) / batchSize }
-
-    func batch(pass: Int, index: Int, label: String) -> [Int] {
-        var rng = SplitMix64(seed: seed).derived("\(label)-\(pass)")
-        let p = rng.permutation(count)
-        return Array(p[(index * batchSize)..<min(count, (index + 1) * batchSize)])
-    }
-
-    /// The batch at a running position that wraps around passes (the search's validation stream).
-    func batch(cursor: Int, label: String) -> [Int] {
-        batch(pass: cursor / batchesPerPass, index: cursor % batchesPerPass, label: label)
-    }
-}
-
 /// The epoch and step loop that search and fine-tuning share: the seeded batch order, wall time
 /// of training alone, progress reports, run states every `checkpointEvery` steps, at each epoch
 /// end and on a stop, and `maxSteps`.

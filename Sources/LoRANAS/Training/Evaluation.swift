@@ -51,7 +51,7 @@ extension MllamaModel {
         var tokens = 0
         var batchLosses: [Double] = []
         for start in stride(from: 0, to: data.count, by: batchSize) {
-            let pass = try forward(data.batch(Array(start..<min(data.count, start + batchSize))))
+            let pass = try forward(try data.batch(Array(start..<min(data.count, start + batchSize))))
             guard pass.targetCount > 0 else { continue }
             guard let l = pass.loss, l.isFinite else { throw LoRANASError.numeric("evaluation loss is not finite") }
             nll += Double(l) * Double(pass.targetCount)

@@ -12,13 +12,13 @@ extension MllamaModel {
         let run = try FinetuneRun(model: self, options: o)
         let fingerprint = o.fingerprint + "|" + dataFingerprint
         let initial = try evaluate(validation, batchSize: o.evalBatchSize)
-        let order = BatchOrder(seed: o.seed, count: train.count, batchSize: o.batchSize)
+        let order = try BatchOrder(seed: o.seed, dataset: train, settings: o)
         var state = try run.startingState(o, order: order, fingerprint: fingerprint)
         let loop = EpochLoop(order: order, settings: o)
         let stopped = try loop.run(
             &state, progress: progress, save: run.saver(o, fingerprint: fingerprint),
             step: { state, indices in
-                (try run.step(train.batch(indices), step: state.globalStep + 1), nil)
+                (try run.step(try train.batch(indices), step: state.globalStep + 1), nil)
             },
             endEpoch: {
                 Float(try run.evaluate(validation).loss)

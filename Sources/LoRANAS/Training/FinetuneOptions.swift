@@ -29,6 +29,7 @@ public struct FinetuneOptions: Sendable {
     public var lr: Float = 1e-4
     public var weightDecay: Float = 0.01
     public var seed: UInt64 = 0
+    public var groupByLength = false
     public var checkpointDir: String? = nil
     public var checkpointEvery = 50
     public var maxSteps: Int? = nil

@@ -18,11 +18,12 @@ public enum OptionsJSON {
     static let searchKeys: Set<String> = [
         "targets", "side", "space", "slices", "lora_alpha", "budget", "budget_weight", "epochs",
         "batch_size", "lr", "weight_decay", "alpha_lr", "alpha_weight_decay", "seed",
-        "checkpoint_dir", "checkpoint_every", "max_steps",
+        "checkpoint_dir", "checkpoint_every", "max_steps", "group_by_length",
     ]
     static let finetuneKeys: Set<String> = [
         "ranks", "targets", "side", "init", "lora_alpha", "dropout", "epochs", "batch_size",
         "eval_batch_size", "lr", "weight_decay", "seed", "checkpoint_dir", "checkpoint_every", "max_steps",
+        "group_by_length",
     ]
 
     public static func search(_ j: JSON) throws -> SearchOptions {
@@ -103,6 +104,10 @@ public enum OptionsJSON {
         o.checkpointDir = try r.string("checkpoint_dir")
         o.checkpointEvery = try r.int("checkpoint_every") ?? o.checkpointEvery
         o.maxSteps = try nonNegative(r, "max_steps")
+        if let v = r.value("group_by_length") {
+            guard let flag = v.bool else { throw LoRANASError.invalidArgument("group_by_length must be true or false") }
+            o.groupByLength = flag
+        }
     }
 
     static func nonNegative(_ r: ConfigReader, _ key: String) throws -> Int? {

@@ -11,6 +11,8 @@ public protocol RunSettings {
     var checkpointDir: String? { get set }
     var checkpointEvery: Int { get set }
     var maxSteps: Int? { get set }
+    /// Batches of similar lengths (less padding), still deterministic by seed.
+    var groupByLength: Bool { get set }
 }
 
 /// Bounds on run settings: large enough for any real run, small enough that counts derived from
@@ -43,7 +45,7 @@ extension RunSettings {
 
     /// The settings every run's fingerprint holds (a resumed run must match them).
     var runFingerprint: String {
-        "\(String(describing: loraAlpha))|\(epochs)|\(batchSize)|\(lr)|\(weightDecay)|\(seed)"
+        "\(String(describing: loraAlpha))|\(epochs)|\(batchSize)|\(lr)|\(weightDecay)|\(seed)|\(groupByLength)"
     }
 }
 

@@ -14,16 +14,16 @@ extension MllamaModel {
         let dataFingerprint = try checkRunData(train, validation, job: "search")
         let run = try SearchRun(model: self, options: o)
         let fingerprint = o.fingerprint + "|" + dataFingerprint + "|\(run.supernets.count)"
-        let order = BatchOrder(seed: o.seed, count: train.count, batchSize: o.batchSize)
+        let order = try BatchOrder(seed: o.seed, dataset: train, settings: o)
         var state = try run.startingState(o, order: order, fingerprint: fingerprint)
-        let valOrder = BatchOrder(seed: o.seed, count: validation.count, batchSize: o.batchSize)
+        let valOrder = try BatchOrder(seed: o.seed, dataset: validation, settings: o)
         let loop = EpochLoop(order: order, settings: o)
         let stopped = try loop.run(
             &state, progress: progress, save: run.saver(o, fingerprint: fingerprint),
             step: { state, indices in
                 let losses = try run.step(
-                    train: train.batch(indices),
-                    validation: validation.batch(valOrder.batch(cursor: state.valCursor, label: "val")),
+                    train: try train.batch(indices),
+                    validation: try validation.batch(valOrder.batch(cursor: state.valCursor, label: "val")),
                     step: state.globalStep + 1)
                 state.valCursor += 1
                 return losses

@@ -27,6 +27,7 @@ public struct SearchOptions: Sendable {
     public var alphaLR: Float = 3e-3
     public var alphaWeightDecay: Float = 1e-3
     public var seed: UInt64 = 0
+    public var groupByLength = false
     public var checkpointDir: String? = nil
     /// Save every this many steps (and at each epoch end) when checkpointDir is set.
     public var checkpointEvery = 50

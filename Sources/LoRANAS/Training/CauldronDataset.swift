@@ -1,0 +1,102 @@
+import Foundation
+
+/// Turning Cauldron records into encoded samples, in file order, several records at a time on the engine's
+/// threads (decoding and resizing images dominate). The result does not depend on the thread count.
+public struct CauldronEncoder: Sendable {
+    /// The processor that renders, tokenizes and resizes.
+    public let processor: MllamaProcessor
+    /// The token count samples are cut to (nil: none).
+    public let maxLength: Int?
+
+    /// Records encoded per parallel round.
+    static let roundSize = 64
+
+    /// An encoder; `maxLength` must be at least 1 when given.
+    public init(processor: MllamaProcessor, maxLength: Int?) throws {
+        if let maxLength { try require(maxLength >= 1, "max_length must be at least 1, got \(maxLength)") }
+        self.processor = processor
+        self.maxLength = maxLength
+    }
+
+    /// The encoding its samples carry; `source` names where they came from.
+    public func encoding(source: String) -> DatasetEncoding {
+        DatasetEncoding(processor: processor, maxLength: maxLength, source: source)
+    }
+
+    /// One record and its images; nil when truncation skips it.
+    public func encode(_ record: CauldronRecord, images: [RGBImage]) throws -> EncodedSample? {
+        try processor.encode(record: record, images: images, maxLength: maxLength)
+    }
+
+    /// Encodes every record of `file`, calling `sink` with each kept sample in file order; returns the number
+    /// of records skipped by truncation. Errors name the file and line.
+    public func encode(file: CauldronFile, into sink: (EncodedSample) throws -> Void) throws -> Int {
+        var skipped = 0
+        var pending: [(Int, ArraySlice<UInt8>)] = []
+        func flush() throws {
+            for (line, result) in zip(pending.map(\.0), encodeRound(pending, file: file)) {
+                switch result {
+                case .blank: continue
+                case .skipped: skipped += 1
+                case .sample(let sample): try file.located(line: line) { try sink(sample) }
+                case .failed(let error): throw error
+                }
+            }
+            pending.removeAll(keepingCapacity: true)
+        }
+        try file.forEachLine { number, bytes in
+            pending.append((number, bytes))
+            if pending.count == Self.roundSize { try flush() }
+        }
+        try flush()
+        return skipped
+    }
+
+    private func encodeRound(_ lines: [(Int, ArraySlice<UInt8>)], file: CauldronFile) -> [LineResult] {
+        var results = [LineResult](repeating: .blank, count: lines.count)
+        let lock = NSLock()
+        Engine.parallelFor(lines.count) { i in
+            let result: LineResult
+            do {
+                if let entry = try file.entry(lines[i].1, line: lines[i].0) {
+                    let sample = try file.located(line: lines[i].0) { try encode(entry.record, images: entry.images) }
+                    result = sample.map(LineResult.sample) ?? .skipped
+                } else {
+                    result = .blank
+                }
+            } catch {
+                result = .failed(error)
+            }
+            lock.withLock { results[i] = result }
+        }
+        return results
+    }
+}
+
+/// What one line of a JSONL file became.
+enum LineResult {
+    case blank
+    case skipped
+    case sample(EncodedSample)
+    case failed(Error)
+
+}
+
+extension Dataset {
+    /// The records of a Cauldron JSONL file, encoded by `processor` and held in memory (images as uint8
+    /// canvases), checked against `config`. An empty result is an error.
+    public static func cauldron(file: CauldronFile, processor: MllamaProcessor, config: MllamaConfig,
+                                maxLength: Int? = nil) throws -> Dataset
+    {
+        let encoder = try CauldronEncoder(processor: processor, maxLength: maxLength)
+        let encoding = encoder.encoding(source: (file.path as NSString).lastPathComponent)
+        let dataset = Dataset(config: config)
+        let skipped = try encoder.encode(file: file) { try dataset.append($0, encoding: encoding) }
+        try dataset.addSkipped(skipped)
+        guard dataset.count > 0 else {
+            throw LoRANASError.invalidArgument("\(file.path) gives an empty dataset (\(skipped) records skipped by "
+                                                   + "max_length)")
+        }
+        return dataset
+    }
+}
