@@ -190,7 +190,9 @@ final class MemorySamples: SampleStore, @unchecked Sendable {
         switch item(i) {
         case .sample(let s): return s
         case .encoded(let e):
-            guard let decoder = encoding?.decoder else { throw LoRANASError.format("an encoded sample without settings") }
+            guard let decoder = encoding?.decoder else {
+                throw LoRANASError.format("an encoded sample without settings")
+            }
             return try decoder.sample(e)
         }
     }
