@@ -11,6 +11,11 @@ import XCTest
 final class TextPathTests: XCTestCase {
     /// The byte-level BPE fixture (a `<s> $A` template) with the chat's special tokens added, ids 302...
     func chatTokenizer(template: Bool = true) throws -> Tokenizer {
+        try Tokenizer(json: try Self.chatTokenizerJSON(template: template))
+    }
+
+    /// The tokenizer.json of ``chatTokenizer(template:)``.
+    static func chatTokenizerJSON(template: Bool = true) throws -> Data {
         let url = TokenizerTests.fixtures.appendingPathComponent("bpe.json")
         guard var json = try JSONSerialization.jsonObject(with: try Data(contentsOf: url)) as? [String: Any],
             var added = json["added_tokens"] as? [[String: Any]]
@@ -24,7 +29,7 @@ final class TextPathTests: XCTestCase {
         }
         json["added_tokens"] = added
         if !template { json["post_processor"] = NSNull() }
-        return try Tokenizer(json: try JSONSerialization.data(withJSONObject: json))
+        return try JSONSerialization.data(withJSONObject: json)
     }
 
     let bos = 302

@@ -8,7 +8,8 @@ Importing this module loads the library and refuses one whose ABI version differ
 
 from __future__ import annotations
 
-from ctypes import CFUNCTYPE, POINTER, Structure, c_char_p, c_double, c_float, c_int32, c_int64, c_uint8, c_void_p
+from ctypes import (CFUNCTYPE, POINTER, Structure, c_char_p, c_double, c_float, c_int32, c_int64, c_uint8, c_uint64,
+                    c_void_p)
 
 from ._lib import load_library
 
@@ -214,6 +215,32 @@ loranas_dataset_add = _bind("loranas_dataset_add", [loranas_dataset_p, POINTER(l
 
 # int32_t loranas_dataset_count(const loranas_dataset *dataset, int64_t *out_count);
 loranas_dataset_count = _bind("loranas_dataset_count", [loranas_dataset_p, c_int64_p], c_int32)
+
+# int32_t loranas_dataset_skipped(const loranas_dataset *dataset, int64_t *out_skipped);
+loranas_dataset_skipped = _bind("loranas_dataset_skipped", [loranas_dataset_p, c_int64_p], c_int32)
+
+# int32_t loranas_dataset_split(const loranas_dataset *dataset, double fraction, uint64_t seed,
+#                               loranas_dataset **out_train, loranas_dataset **out_validation);
+loranas_dataset_split = _bind(
+    "loranas_dataset_split",
+    [loranas_dataset_p, c_double, c_uint64, POINTER(loranas_dataset_p), POINTER(loranas_dataset_p)],
+    c_int32)
+
+
+class loranas_sample(Structure):
+    """One sample's dims and the caller's buffers (loranas.h)."""
+
+    _fields_ = [
+        ("seq_len", c_int64), ("num_images", c_int64), ("num_tiles", c_int64),
+        ("channels", c_int64), ("height", c_int64), ("width", c_int64),
+        ("input_ids", c_int64_p), ("labels", c_int64_p), ("pixel_values", c_float_p),
+        ("aspect_ratio_ids", c_int64_p), ("aspect_ratio_mask", c_int64_p), ("cross_attention_mask", c_int64_p),
+    ]
+
+
+# int32_t loranas_dataset_sample(const loranas_dataset *dataset, int64_t index, loranas_sample *sample);
+loranas_dataset_sample = _bind("loranas_dataset_sample", [loranas_dataset_p, c_int64, POINTER(loranas_sample)],
+                               c_int32)
 
 # int32_t loranas_search(loranas_model *model, const loranas_dataset *train, const loranas_dataset *validation,
 #                        const char *options_json, loranas_progress_fn progress, void *user_data, loranas_result **out);

@@ -184,6 +184,57 @@ class Dataset(OwnedHandle):
         with self._use() as handle:
             check(B.loranas_dataset_add(handle, ctypes.byref(batch)), context)
 
+    @classmethod
+    def _wrap(cls, handle: B.loranas_dataset_p, context: str) -> "Dataset":
+        """A Dataset owning a handle the engine just made."""
+        dataset = cls.__new__(cls)
+        OwnedHandle.__init__(dataset)
+        dataset._adopt(handle, context)
+        return dataset
+
+    def split(self, fraction: float, seed: int = 0) -> tuple["Dataset", "Dataset"]:
+        """``(train, validation)``: ``fraction`` of the samples, chosen by a seeded shuffle, go to validation.
+        Both are views of this dataset's samples (nothing is copied)."""
+        if not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+            raise InvalidArgumentError(f"fraction must be in (0, 1), got {fraction!r}", context="Dataset.split")
+        if not isinstance(seed, int) or not 0 <= seed < 2**64:
+            raise InvalidArgumentError(f"seed must be an integer in [0, 2**64), got {seed!r}", context="Dataset.split")
+        train, validation = B.loranas_dataset_p(), B.loranas_dataset_p()
+        with self._use() as handle:
+            check(B.loranas_dataset_split(handle, float(fraction), seed, ctypes.byref(train), ctypes.byref(validation)),
+                  "loranas_dataset_split")
+        try:
+            first = Dataset._wrap(train, "loranas_dataset_split")
+        except BaseException:
+            B.loranas_dataset_free(validation)
+            raise
+        return first, Dataset._wrap(validation, "loranas_dataset_split")
+
+    @property
+    def skipped(self) -> int:
+        """Records dropped while the dataset was made (``max_length`` would have cut an image or every answer)."""
+        count = ctypes.c_int64()
+        with self._use(during_run=True) as handle:
+            check(B.loranas_dataset_skipped(handle, ctypes.byref(count)), "loranas_dataset_skipped")
+        return int(count.value)
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        """Sample ``index`` as the processor makes it, without the batch axis: ``input_ids``, ``labels`` and,
+        when it has images, ``pixel_values``, ``aspect_ratio_ids``, ``aspect_ratio_mask``, ``cross_attention_mask``."""
+        if not isinstance(index, (int, np.integer)):
+            raise TypeError(f"dataset indices are integers, got {type(index).__name__}")
+        n = len(self)
+        i = int(index) + n if index < 0 else int(index)
+        if not 0 <= i < n:
+            raise IndexError(f"sample {index} of a dataset of {n}")
+        dims = B.loranas_sample()
+        with self._use(during_run=True) as handle:
+            check(B.loranas_dataset_sample(handle, i, ctypes.byref(dims)), "loranas_dataset_sample")
+            out = _sample_arrays(dims)
+            buffers = _sample_buffers(dims, out)
+            check(B.loranas_dataset_sample(handle, i, ctypes.byref(buffers)), "loranas_dataset_sample")
+        return out
+
     def __len__(self) -> int:
         count = ctypes.c_int64()
         with self._use(during_run=True) as handle:
@@ -192,6 +243,24 @@ class Dataset(OwnedHandle):
 
     def __repr__(self) -> str:
         return f"<loranas.Dataset ({'closed' if self.closed else f'{len(self)} samples'})>"
+
+
+def _sample_arrays(d: B.loranas_sample) -> dict[str, np.ndarray]:
+    s, i, t = d.seq_len, d.num_images, d.num_tiles
+    out = {"input_ids": np.zeros(s, dtype=np.int64), "labels": np.zeros(s, dtype=np.int64)}
+    if i > 0:
+        out["pixel_values"] = np.zeros((i, t, d.channels, d.height, d.width), dtype=np.float32)
+        out["aspect_ratio_ids"] = np.zeros(i, dtype=np.int64)
+        out["aspect_ratio_mask"] = np.zeros((i, t), dtype=np.int64)
+        out["cross_attention_mask"] = np.zeros((s, i, t), dtype=np.int64)
+    return out
+
+
+def _sample_buffers(d: B.loranas_sample, arrays: dict[str, np.ndarray]) -> B.loranas_sample:
+    out = B.loranas_sample(d.seq_len, d.num_images, d.num_tiles, d.channels, d.height, d.width)
+    for name, arr in arrays.items():
+        setattr(out, name, arr.ctypes.data_as(B.c_float_p if name == "pixel_values" else B.c_int64_p))
+    return out
 
 
 def as_dataset(model, data, what: str) -> tuple[Dataset, bool]:
