@@ -146,3 +146,34 @@ extension UnsafeRawPointer {
         T(littleEndian: loadUnaligned(fromByteOffset: offset, as: T.self))
     }
 }
+
+/// Recomputing a pack's checksums in place: for tests and the fuzz target, so that bytes changed on purpose
+/// reach the structural checks that the CRCs guard. Works on any bytes (out-of-range offsets are skipped).
+enum PackSeal {
+    /// Rewrites each index entry's record CRC (for records inside the buffer) and the footer's CRC, when the
+    /// footer's index offset and count describe an index inside the buffer.
+    static func reseal(_ bytes: inout [UInt8]) {
+        let size = bytes.count
+        let fixed = PackFormat.headerPrefixSize + PackFormat.footerSize
+        bytes.withUnsafeMutableBytes { raw in
+            guard size >= fixed, let base = raw.baseAddress else { return }
+            let p = UnsafeRawPointer(base)
+            let dataStart = PackFormat.headerPrefixSize + Int(p.loadLE(12) as UInt32)
+            let f = size - PackFormat.footerSize
+            let (io, n) = (p.loadLE(f) as UInt64, p.loadLE(f + 8) as UInt64)
+            guard dataStart <= f, n <= UInt64(f / PackFormat.entrySize), io == UInt64(f) - n * 32,
+                  io >= UInt64(dataStart)
+            else { return }
+            for i in 0..<Int(n) {
+                let e = PackIndexEntry.load(p + Int(io) + 32 * i).entry
+                guard e.offset <= UInt64(size), e.length <= UInt64(size) - e.offset else { continue }
+                let crc = PackFormat.crc32(UnsafeRawBufferPointer(start: p + Int(e.offset), count: Int(e.length)))
+                raw.storeBytes(of: crc.littleEndian, toByteOffset: Int(io) + 32 * i + 24, as: UInt32.self)
+            }
+            var crc = PackFormat.crc32(UnsafeRawBufferPointer(start: p, count: dataStart))
+            crc = PackFormat.crc32(UnsafeRawBufferPointer(start: p + Int(io), count: Int(n) * 32), continuing: crc)
+            crc = PackFormat.crc32(UnsafeRawBufferPointer(start: p + f, count: 16), continuing: crc)
+            raw.storeBytes(of: crc.littleEndian, toByteOffset: f + 16, as: UInt32.self)
+        }
+    }
+}

@@ -120,7 +120,8 @@ public final class PackReader: @unchecked Sendable {
         defer { dropPages(record) }
         let crc = PackFormat.crc32(record)
         guard crc == e.crc else {
-            throw LoRANASError.format("\(path): sample \(i) is corrupt (CRC-32 \(hex(crc)), the index says \(hex(e.crc)))")
+            throw LoRANASError.format("\(path): sample \(i) is corrupt (CRC-32 \(hex(crc)), the index says "
+                                          + "\(hex(e.crc)))")
         }
         do {
             let sample = try PackRecord.decode(record, tokens: Int(e.tokens), images: Int(e.images),
