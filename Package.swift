@@ -20,11 +20,13 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CJPEG", path: "Sources/CJPEG", providers: [.apt(["libjpeg62-turbo-dev"])]),
+        // CRC-32 for packs (IO/PackFormat.swift).
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "CRuntime"),
         // setjmp glue for libpng and libjpeg, whose errors are longjmps (see include/lr_image.h).
         .target(name: "CImageIO", dependencies: ["CPNG", "CJPEG"],
                 linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg")]),
-        .target(name: "LoRANAS", dependencies: ["COpenBLAS", "CRuntime", "CImageIO"], swiftSettings: cpuFlags),
+        .target(name: "LoRANAS", dependencies: ["COpenBLAS", "CRuntime", "CImageIO", "CZlib"], swiftSettings: cpuFlags),
         .target(name: "CLoRANAS"),
         .target(name: "LoRANASCAPI", dependencies: ["LoRANAS", "CLoRANAS"], swiftSettings: cpuFlags),
         .executableTarget(name: "loranas",
@@ -42,7 +44,7 @@ let package = Package(
 // Build and run them with tools/fuzz.sh (scratch path .build-fuzz); see Tests/Fuzz/README.md.
 if Context.environment["LORANAS_FUZZ"] == "1" {
     package.targets.append(.target(name: "LoRANASFuzzDriver", path: "Tests/Fuzz/driver"))
-    for name in ["safetensors", "json", "config", "adapter-config", "run-state", "image"] {
+    for name in ["safetensors", "json", "config", "adapter-config", "run-state", "image", "pack", "tokenizer"] {
         package.targets.append(.executableTarget(name: "fuzz-\(name)", dependencies: ["LoRANAS", "LoRANASFuzzDriver"],
                                                  path: "Tests/Fuzz/\(name)"))
     }
