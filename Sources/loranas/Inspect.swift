@@ -4,16 +4,18 @@ import LoRANAS
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Summarize a model directory, or list a checkpoint's tensors.",
+        abstract: "Summarize a model directory or a pack, or list a checkpoint's tensors.",
         discussion: """
             PATH is a model directory (config.json + weights), a .safetensors file, or a sharded \
             model.safetensors.index.json. For a model directory it prints the architecture, the \
             parameters per part and the LoRA-targetable linear modules grouped by type, after checking \
             that the weights hold every tensor the config needs with the right shape. For a checkpoint \
-            it prints each tensor's name, dtype, shape and bytes, with totals.
+            it prints each tensor's name, dtype, shape and bytes, with totals. For a pack (a path ending \
+            in .pack) it checks the pack's header and index and prints its samples, tokens, images and \
+            processor settings.
             """)
 
-    @Argument(help: "The model directory or checkpoint to read.")
+    @Argument(help: "The model directory, checkpoint or pack to read.")
     var path: String
 
     @Flag(help: "Print JSON instead of text.")
@@ -24,6 +26,7 @@ struct Inspect: ParsableCommand {
 
     func run() throws {
         do {
+            if path.hasSuffix(".pack") { return try inspectPack() }
             let isModel = FileManager.default.fileExists(
                 atPath: URL(fileURLWithPath: path).appendingPathComponent("config.json").path)
             let ckpt = try Checkpoint(path: path)
@@ -45,6 +48,11 @@ struct Inspect: ParsableCommand {
         } catch let e as LoRANASError {
             throw CLIError(e)
         }
+    }
+
+    func inspectPack() throws {
+        let summary = try PackSummary(path: path)
+        print(json ? summary.json.serialized : summary.text)
     }
 
     /// Every tensor the config needs is present with the config's shape (no data is read).

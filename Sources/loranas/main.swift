@@ -7,7 +7,7 @@ struct LoRANASCommand: ParsableCommand {
         commandName: "loranas",
         abstract: "Search a LoRA rank for every layer of a vision-language model, and fine-tune it.",
         version: LoRANAS.version,
-        subcommands: [Inspect.self, Compare.self])
+        subcommands: [Inspect.self, Pack.self, Compare.self])
 }
 
 // A setting the engine cannot honour (LORANAS_NUM_THREADS=abc) is an error, never ignored.

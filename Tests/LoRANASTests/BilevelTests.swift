@@ -70,7 +70,8 @@ final class BilevelTests: XCTestCase {
             try model.backward(try model.forward(train.batch(indices), keepForBackward: true))
             wOpt.step()
             for s in sn { s.train(weights: false, alpha: true) }
-            let alphaBatch = alphaOnTrain ? try train.batch(indices) : try val.batch(valOrder.batch(cursor: step, label: "val"))
+            let valIndices = valOrder.batch(cursor: step, label: "val")
+            let alphaBatch = alphaOnTrain ? try train.batch(indices) : try val.batch(valIndices)
             try model.backward(try model.forward(alphaBatch, keepForBackward: true))
             aOpt.step()
         }

@@ -47,9 +47,8 @@ final class CauldronDatasetTests: XCTestCase {
 
     func dataset(_ lines: [String], maxLength: Int? = nil) throws -> Dataset {
         let processor = try MllamaProcessor.load(directory: dir)
-        let config = try MllamaConfig(contentsOf: dir.path)
-        return try Dataset.cauldron(file: try writeJSONL(lines), processor: processor, config: config,
-                                    maxLength: maxLength)
+        return try Dataset.cauldron(file: try writeJSONL(lines), processor: processor,
+                                    model: try ModelConfigFile(directory: dir), maxLength: maxLength)
     }
 
     func record(_ images: String, _ user: String, _ answer: String) -> String {
@@ -117,6 +116,29 @@ final class CauldronDatasetTests: XCTestCase {
         let lengths = try (0..<7).map(train.length) + (0..<3).map(val.length)
         XCTAssertEqual(lengths.sorted(), try (0..<10).map(ds.length).sorted())
         XCTAssertThrowsError(try train.append(try ds.sample(0)))
+    }
+
+    func testPacksStreamTheSameSamples() throws {
+        let lines = [record(#""one.png""#, "ab", "ba"), record("", "abab", "b"), record(#""one.png""#, "b", "a")]
+        let ds = try dataset(lines)
+        let viaDataset = dir.appendingPathComponent("a.pack").path
+        let streamed = dir.appendingPathComponent("b.pack").path
+        try ds.save(pack: viaDataset)
+        let encoder = try CauldronEncoder(processor: try MllamaProcessor.load(directory: dir), maxLength: nil)
+        let (samples, skipped) = try encoder.pack(file: try CauldronFile(path: dir.appendingPathComponent("data.jsonl")
+            .path), model: try ModelConfigFile(directory: dir), to: streamed)
+        XCTAssertEqual([samples, skipped], [3, 0])
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: viaDataset)),
+                       try Data(contentsOf: URL(fileURLWithPath: streamed)), "both ways write the same bytes")
+        let loaded = try Dataset.load(pack: streamed)
+        XCTAssertEqual(loaded.config, ds.config)
+        XCTAssertEqual(loaded.count, 3)
+        for i in 0..<3 {
+            XCTAssertEqual(try loaded.encoded(i), try ds.encoded(i))
+            XCTAssertEqual(try loaded.batch([i]).inputIds, try ds.batch([i]).inputIds)
+        }
+        let (train, val) = try loaded.split(validationFraction: 0.34, seed: 1)
+        XCTAssertEqual(train.count + val.count, 3)
     }
 
     func testLengthGroupingIsAPermutationWithLessPadding() {

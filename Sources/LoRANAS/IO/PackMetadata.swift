@@ -29,11 +29,14 @@ public struct PackMetadata: Sendable, Equatable {
     /// Free-form provenance (`source`), e.g. the JSONL file's name. Not a path: packs must not depend on where
     /// their inputs were.
     public var source: String
+    /// The model's config.json text the samples were checked against (`model_config`), so that a pack opens as
+    /// a dataset of its model without the model; empty when the writer had none.
+    public var modelConfig: String
 
     /// Metadata for a new pack; the writer fills in the counts when it finishes.
     public init(imageSettings: MllamaImageProcessorSettings, imageTokenId: Int, padTokenId: Int?, vocabSize: Int,
                 bosToken: String, eosToken: String, maxLength: Int?, source: String,
-                sampleCount: Int = 0, skippedCount: Int = 0)
+                sampleCount: Int = 0, skippedCount: Int = 0, modelConfig: String = "")
     {
         formatVersion = Int(PackFormat.version)
         self.imageSettings = imageSettings
@@ -46,6 +49,7 @@ public struct PackMetadata: Sendable, Equatable {
         self.skippedCount = skippedCount
         self.maxLength = maxLength
         self.source = source
+        self.modelConfig = modelConfig
     }
 
     /// What is wrong with these values, nil when nothing is.
@@ -142,6 +146,7 @@ extension PackMetadata {
             ("image_processor", .object(image)),
             ("image_token_id", .number(Double(imageTokenId))),
             ("max_length", maxLength.map { .number(Double($0)) } ?? .null),
+            ("model_config", .string(modelConfig)),
             ("pad_token_id", padTokenId.map { .number(Double($0)) } ?? .null),
             ("sample_count", .number(Double(sampleCount))),
             ("skipped_count", .number(Double(skippedCount))),
@@ -164,7 +169,8 @@ extension PackMetadata {
                   padTokenId: try r.optionalInt("pad_token_id"), vocabSize: try r.int("vocab_size"),
                   bosToken: try r.string("bos_token"), eosToken: try r.string("eos_token"),
                   maxLength: try r.optionalInt("max_length"), source: try r.string("source"),
-                  sampleCount: try r.int("sample_count"), skippedCount: try r.int("skipped_count"))
+                  sampleCount: try r.int("sample_count"), skippedCount: try r.int("skipped_count"),
+                  modelConfig: try r.string("model_config"))
         formatVersion = try r.int("format_version")
         try r.requireOnly(Self.keys)
     }
@@ -172,7 +178,7 @@ extension PackMetadata {
     /// The top-level keys of version 1.
     static let keys: Set<String> = [
         "bos_token", "eos_token", "format_version", "image_processor", "image_token_id", "max_length",
-        "pad_token_id", "sample_count", "skipped_count", "source", "vocab_size",
+        "model_config", "pad_token_id", "sample_count", "skipped_count", "source", "vocab_size",
     ]
 }
 

@@ -18,9 +18,10 @@ public struct CauldronEncoder: Sendable {
         self.maxLength = maxLength
     }
 
-    /// The encoding its samples carry; `source` names where they came from.
-    public func encoding(source: String) -> DatasetEncoding {
-        DatasetEncoding(processor: processor, maxLength: maxLength, source: source)
+    /// The encoding its samples carry; `source` names where they came from, `modelConfig` is the model's
+    /// config.json text.
+    public func encoding(source: String, modelConfig: String) -> DatasetEncoding {
+        DatasetEncoding(processor: processor, maxLength: maxLength, source: source, modelConfig: modelConfig)
     }
 
     /// One record and its images; nil when truncation skips it.
@@ -82,15 +83,37 @@ enum LineResult {
 
 }
 
+/// A model directory's config.json: parsed, and its text (which packs record).
+public struct ModelConfigFile: Sendable {
+    /// The parsed config.
+    public let config: MllamaConfig
+    /// The file's text.
+    public let text: String
+
+    /// Reads `directory`/config.json.
+    public init(directory: URL) throws {
+        let path = directory.appendingPathComponent("config.json").path
+        text = String(decoding: try Files.read(path), as: UTF8.self)
+        config = try MllamaConfig(contentsOf: path)
+    }
+
+    /// A config from its text (a pack's `model_config`).
+    public init(text: String) throws {
+        self.text = text
+        config = try MllamaConfig(json: try JSON.parse(Data(text.utf8), rejectDuplicateKeys: false))
+        try config.validate()
+    }
+}
+
 extension Dataset {
     /// The records of a Cauldron JSONL file, encoded by `processor` and held in memory (images as uint8
-    /// canvases), checked against `config`. An empty result is an error.
-    public static func cauldron(file: CauldronFile, processor: MllamaProcessor, config: MllamaConfig,
+    /// canvases), checked against `model`'s config. An empty result is an error.
+    public static func cauldron(file: CauldronFile, processor: MllamaProcessor, model: ModelConfigFile,
                                 maxLength: Int? = nil) throws -> Dataset
     {
         let encoder = try CauldronEncoder(processor: processor, maxLength: maxLength)
-        let encoding = encoder.encoding(source: (file.path as NSString).lastPathComponent)
-        let dataset = Dataset(config: config)
+        let encoding = encoder.encoding(source: (file.path as NSString).lastPathComponent, modelConfig: model.text)
+        let dataset = Dataset(config: model.config)
         let skipped = try encoder.encode(file: file) { try dataset.append($0, encoding: encoding) }
         try dataset.addSkipped(skipped)
         guard dataset.count > 0 else {

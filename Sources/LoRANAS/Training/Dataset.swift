@@ -15,9 +15,11 @@ public struct DatasetEncoding: Sendable {
     public var maxLength: Int?
     /// Where the samples came from (a file name, never a path).
     public var source: String
+    /// The model's config.json text the samples were checked against.
+    public var modelConfig: String
 
-    /// The encoding of `processor`'s samples.
-    public init(processor: MllamaProcessor, maxLength: Int?, source: String) {
+    /// The encoding of `processor`'s samples for the model whose config.json text is `modelConfig`.
+    public init(processor: MllamaProcessor, maxLength: Int?, source: String, modelConfig: String) {
         decoder = processor.sampleDecoder
         vocabSize = processor.tokenizer.vocabSize
         padTokenId = processor.text.padTokenId
@@ -25,6 +27,27 @@ public struct DatasetEncoding: Sendable {
         eosToken = processor.tokenizerSettings.eosToken
         self.maxLength = maxLength
         self.source = source
+        self.modelConfig = modelConfig
+    }
+
+    /// The encoding a pack records.
+    init(pack m: PackMetadata) throws {
+        decoder = MllamaSampleDecoder(image: try MllamaImageProcessor(settings: m.imageSettings),
+                                      imageTokenId: m.imageTokenId)
+        vocabSize = m.vocabSize
+        padTokenId = m.padTokenId ?? 0
+        bosToken = m.bosToken
+        eosToken = m.eosToken
+        maxLength = m.maxLength
+        source = m.source
+        modelConfig = m.modelConfig
+    }
+
+    /// The metadata of a pack of these samples.
+    var packMetadata: PackMetadata {
+        PackMetadata(imageSettings: decoder.image.settings, imageTokenId: decoder.imageTokenId, padTokenId: padTokenId,
+                     vocabSize: vocabSize, bosToken: bosToken, eosToken: eosToken, maxLength: maxLength,
+                     source: source, modelConfig: modelConfig)
     }
 }
 
@@ -84,8 +107,14 @@ public final class Dataset: @unchecked Sendable {
     /// Adds an encoded sample made with `encoding` (every encoded sample of a dataset shares one).
     public func append(_ e: EncodedSample, encoding: DatasetEncoding) throws {
         let store = try memory()
-        try checked(try encoding.decoder.sample(e))
+        try validate(e, encoding: encoding)
         try store.append(.encoded(e), encoding: encoding)
+    }
+
+    /// Checks an encoded sample as ``append(_:encoding:)`` does, without adding it; errors call it sample `index`
+    /// (default: the next index).
+    public func validate(_ e: EncodedSample, encoding: DatasetEncoding, index: Int? = nil) throws {
+        try checked(try encoding.decoder.sample(e), index: index)
     }
 
     /// Counts samples the caller dropped while making the dataset.
@@ -100,8 +129,8 @@ public final class Dataset: @unchecked Sendable {
     }
 
     @discardableResult
-    private func checked(_ s: Sample) throws -> Sample {
-        let index = count
+    private func checked(_ s: Sample, index: Int? = nil) throws -> Sample {
+        let index = index ?? count
         guard let labels = s.labels else { throw LoRANASError.invalidArgument("sample \(index) has no labels") }
         try s.asBatch.validate(for: config)
         guard labels.dropFirst().contains(where: { $0 != CrossEntropy.ignoreIndex }) else {
