@@ -4,7 +4,7 @@ import LoRANAS
 // MARK: - images (decoding, the Pillow resample port, the Mllama image processor)
 
 /// Decode options from the header's LORANAS_IMAGE_* flags; unknown bits are refused.
-private func decodeOptions(_ flags: Int32) throws -> ImageDecodeOptions {
+func decodeOptions(_ flags: Int32) throws -> ImageDecodeOptions {
     let known = Int32(LORANAS_IMAGE_EXIF_TRANSPOSE | LORANAS_IMAGE_DROP_ALPHA)
     try require(flags & ~known == 0, "unknown image flags \(flags)")
     return ImageDecodeOptions(exifTranspose: flags & Int32(LORANAS_IMAGE_EXIF_TRANSPOSE) != 0,

@@ -35,6 +35,7 @@ from .checkpoint import Checkpoint
 from .data import Dataset
 from .model import Model, ModelOutput
 from .results import FinetuneResult, SearchResult
+from .processor import Processor
 from .tokenizer import Tokenizer
 from .training import finetune, search
 from .errors import (
@@ -63,6 +64,7 @@ __all__ = [
     "ModelOutput",
     "Dataset",
     "Tokenizer",
+    "Processor",
     "search",
     "SearchResult",
     "finetune",

@@ -376,3 +376,90 @@ loranas_image_process = _bind(
      c_int64_p, c_int64_p, c_int64],
     c_int32,
 )
+
+# ---- processor ---------------------------------------------------------------------------------
+
+# typedef struct loranas_processor loranas_processor;  (opaque)
+loranas_processor_p = c_void_p
+# typedef struct loranas_processor_output loranas_processor_output;  (opaque)
+loranas_processor_output_p = c_void_p
+
+
+class loranas_image_input(Structure):
+    """typedef struct loranas_image_input { ... } loranas_image_input;
+
+    width = height = 0: ``data`` holds ``size`` bytes of PNG/JPEG decoded with ``flags``; otherwise raw RGB
+    uint8 (height, width, 3). ``sample`` is the index of the sample the image belongs to.
+    """
+
+    _fields_ = [
+        ("data", c_uint8_p),
+        ("size", c_int64),
+        ("width", c_int64),
+        ("height", c_int64),
+        ("flags", c_int32),
+        ("sample", c_int32),
+    ]
+
+
+# int32_t loranas_processor_load(const char *model_dir, loranas_processor **out);
+loranas_processor_load = _bind("loranas_processor_load", [c_char_p, POINTER(loranas_processor_p)], c_int32)
+
+# void loranas_processor_free(loranas_processor *proc);
+loranas_processor_free = _bind("loranas_processor_free", [loranas_processor_p], None)
+
+# int32_t loranas_processor_info(const loranas_processor *proc, int64_t *out_pad_token_id,
+#                                int64_t *out_image_token_id, int64_t *out_bos_token_id, int64_t *out_eos_token_id,
+#                                int64_t *out_tile_size, int64_t *out_max_tiles, int32_t *out_padding_left);
+loranas_processor_info = _bind(
+    "loranas_processor_info",
+    [loranas_processor_p, c_int64_p, c_int64_p, c_int64_p, c_int64_p, c_int64_p, c_int64_p, c_int32_p],
+    c_int32,
+)
+
+# int32_t loranas_processor_tokenizer(const loranas_processor *proc, loranas_tokenizer **out);
+loranas_processor_tokenizer = _bind(
+    "loranas_processor_tokenizer", [loranas_processor_p, POINTER(loranas_tokenizer_p)], c_int32
+)
+
+# int32_t loranas_processor_call(const loranas_processor *proc, const char *texts_json,
+#                                const loranas_image_input *images, int64_t num_images,
+#                                loranas_processor_output **out);
+loranas_processor_call = _bind(
+    "loranas_processor_call",
+    [loranas_processor_p, c_char_p, POINTER(loranas_image_input), c_int64, POINTER(loranas_processor_output_p)],
+    c_int32,
+)
+
+# int32_t loranas_processor_output_shape(const loranas_processor_output *output, int64_t *out_batch,
+#                                        int64_t *out_seq_len, int64_t *out_max_images, int64_t *out_max_tiles,
+#                                        int64_t *out_tile_size);
+loranas_processor_output_shape = _bind(
+    "loranas_processor_output_shape",
+    [loranas_processor_output_p, c_int64_p, c_int64_p, c_int64_p, c_int64_p, c_int64_p],
+    c_int32,
+)
+
+# int32_t loranas_processor_output_read(const loranas_processor_output *output, int64_t *input_ids,
+#                                       int64_t *attention_mask, int64_t ids_count, int64_t *cross_attention_mask,
+#                                       int64_t cross_count, float *pixel_values, int64_t pixel_count,
+#                                       int64_t *aspect_ratio_ids, int64_t ratio_ids_count,
+#                                       int64_t *aspect_ratio_mask, int64_t ratio_mask_count);
+loranas_processor_output_read = _bind(
+    "loranas_processor_output_read",
+    [loranas_processor_output_p, c_int64_p, c_int64_p, c_int64, c_int64_p, c_int64, c_float_p, c_int64,
+     c_int64_p, c_int64, c_int64_p, c_int64],
+    c_int32,
+)
+
+# void loranas_processor_output_free(loranas_processor_output *output);
+loranas_processor_output_free = _bind("loranas_processor_output_free", [loranas_processor_output_p], None)
+
+# int32_t loranas_processor_chat_template(const loranas_processor *proc, const char *messages_json,
+#                                         int32_t add_generation_prompt, const char *date_string, char *buf,
+#                                         int64_t buf_len, int64_t *out_len);
+loranas_processor_chat_template = _bind(
+    "loranas_processor_chat_template",
+    [loranas_processor_p, c_char_p, c_int32, c_char_p, c_char_p, c_int64, c_int64_p],
+    c_int32,
+)

@@ -41,6 +41,15 @@ class Tokenizer(OwnedHandle):
         """Read a ``tokenizer.json`` file."""
         return cls(path)
 
+    @classmethod
+    def _from_handle(cls, handle: ctypes.c_void_p, path: str, context: str) -> "Tokenizer":
+        """Own a tokenizer handle another call created (e.g. ``loranas_processor_tokenizer``)."""
+        tok = cls.__new__(cls)
+        OwnedHandle.__init__(tok)
+        tok.path = path
+        tok._adopt(handle, context)
+        return tok
+
     def _label(self) -> str:
         return f"tokenizer {self.path!r}"
 

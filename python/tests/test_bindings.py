@@ -72,8 +72,8 @@ def _ctype_for(c_decl: str):
         return ctypes.c_void_p
     if base in _HANDLES:  # opaque handles
         return ctypes.c_void_p if stars == 1 else ctypes.POINTER(ctypes.c_void_p)
-    if base == "loranas_batch" and stars == 1:
-        return ctypes.POINTER(B.loranas_batch)
+    if base in ("loranas_batch", "loranas_image_input") and stars == 1:
+        return ctypes.POINTER(getattr(B, base))
     return {"float": ctypes.POINTER(ctypes.c_float), "int64_t": ctypes.POINTER(ctypes.c_int64),
             "int32_t": ctypes.POINTER(ctypes.c_int32), "uint8_t": ctypes.POINTER(ctypes.c_uint8),
             "double": ctypes.POINTER(ctypes.c_double)}[base]
@@ -148,13 +148,13 @@ def test_batch_layout_matches_the_c_compiler(tmp_path):
 def test_handles_and_callbacks_are_declared(header):
     # The parsers found what the header declares (so the type checks above are not vacuous).
     assert _opaque_handles(header) == {"loranas_checkpoint", "loranas_model", "loranas_dataset", "loranas_result",
-                                       "loranas_tokenizer"}
+                                       "loranas_tokenizer", "loranas_processor", "loranas_processor_output"}
     for name in _opaque_handles(header):
         assert getattr(B, f"{name}_p") is ctypes.c_void_p, name
     callbacks = _callback_typedefs(header)
     assert set(callbacks) == {"loranas_progress_fn"}
-    # every typedef is one of those or the loranas_batch struct
-    assert len(re.findall(r"\btypedef\b", header)) == len(_opaque_handles(header)) + len(callbacks) + 1
+    # every typedef is one of those or the loranas_batch and loranas_image_input structs
+    assert len(re.findall(r"\btypedef\b", header)) == len(_opaque_handles(header)) + len(callbacks) + 2
 
 
 def test_progress_callback_type_matches(header):
@@ -171,3 +171,28 @@ def test_functions_taking_a_callback_use_its_type(header):
     assert sorted(users) == ["loranas_finetune", "loranas_search"]
     for name in users:
         assert B.loranas_progress_fn in getattr(B, name).argtypes, name
+
+
+def test_image_input_struct_fields_match(header):
+    body = re.search(r"typedef\s+struct\s+loranas_image_input\s*\{(.*?)\}\s*loranas_image_input\s*;", header,
+                     re.S).group(1)
+    names = [decl.split()[-1].lstrip("*") for decl in body.split(";") if decl.strip()]
+    assert [f[0] for f in B.loranas_image_input._fields_] == names
+    assert ctypes.sizeof(B.loranas_image_input) == 5 * 8
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler")
+def test_image_input_layout_matches_the_c_compiler(tmp_path):
+    fields = [f[0] for f in B.loranas_image_input._fields_]
+    src = tmp_path / "layout.c"
+    src.write_text(
+        '#include <stdio.h>\n#include <stddef.h>\n#include "loranas.h"\nint main(void) {\n'
+        '    printf("%zu\\n", sizeof(loranas_image_input));\n'
+        + "".join(f'    printf("%zu\\n", offsetof(loranas_image_input, {f}));\n' for f in fields)
+        + "    return 0;\n}\n"
+    )
+    exe = tmp_path / "layout"
+    subprocess.run(["cc", "-I", str(_HEADERS[0].parent), "-o", str(exe), str(src)], check=True)
+    out = [int(x) for x in subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.split()]
+    assert out[0] == ctypes.sizeof(B.loranas_image_input)
+    assert out[1:] == [getattr(B.loranas_image_input, f).offset for f in fields]

@@ -277,6 +277,61 @@ int32_t loranas_image_process(const uint8_t *bytes, int64_t n, int32_t flags, in
                               int64_t pixel_values_count, int64_t *aspect_ratio_id, int64_t *aspect_ratio_mask,
                               int64_t mask_count);
 
+/* ---- processor: transformers' MllamaProcessor for a model directory ------------------------------ */
+typedef struct loranas_processor loranas_processor;
+typedef struct loranas_processor_output loranas_processor_output;
+
+/* One image of a processor call. width = height = 0: data holds size bytes of PNG or JPEG, decoded with
+   flags (LORANAS_IMAGE_*; 0 is transformers' route for a PIL image). Otherwise data holds raw RGB uint8
+   (height, width, 3), size = height*width*3, and flags must be 0. sample is the index of the sample the
+   image belongs to; images are given in order (sample non-decreasing, each sample's images in the order
+   of its <|image|> tokens). */
+typedef struct loranas_image_input {
+    const uint8_t *data;
+    int64_t size;
+    int64_t width;
+    int64_t height;
+    int32_t flags;
+    int32_t sample;
+} loranas_image_input;
+
+/* Reads a Hugging Face model directory: tokenizer.json, tokenizer_config.json (bos/eos/pad tokens,
+   padding_side), preprocessor_config.json (or processor_config.json, or config.json's vision_config),
+   and the chat template, which must be the published Llama-3.2-Vision one when present. */
+int32_t loranas_processor_load(const char *model_dir, loranas_processor **out);
+void loranas_processor_free(loranas_processor *proc);
+/* The processor's settings; every pointer must be non-NULL. *out_padding_left is 1 for left padding. */
+int32_t loranas_processor_info(const loranas_processor *proc, int64_t *out_pad_token_id, int64_t *out_image_token_id,
+                               int64_t *out_bos_token_id, int64_t *out_eos_token_id, int64_t *out_tile_size,
+                               int64_t *out_max_tiles, int32_t *out_padding_left);
+/* A new tokenizer handle on the processor's tokenizer (free it with loranas_tokenizer_free). */
+int32_t loranas_processor_tokenizer(const loranas_processor *proc, loranas_tokenizer **out);
+/* MllamaProcessor(text=texts, images=..., padding=True, return_tensors="np"): texts_json is a JSON array
+   of B strings; images holds num_images entries (NULL when 0). Each sample's <|image|> count must equal its
+   number of images. The result is kept in *out: read its sizes and arrays, then free it. */
+int32_t loranas_processor_call(const loranas_processor *proc, const char *texts_json,
+                               const loranas_image_input *images, int64_t num_images,
+                               loranas_processor_output **out);
+/* B, S, I (the most images of a sample; 0 when no sample has one), T (max tiles) and t (tile size). */
+int32_t loranas_processor_output_shape(const loranas_processor_output *output, int64_t *out_batch,
+                                       int64_t *out_seq_len, int64_t *out_max_images, int64_t *out_max_tiles,
+                                       int64_t *out_tile_size);
+/* Copies the arrays, each buffer with its element count: input_ids and attention_mask (B, S) ids_count,
+   cross_attention_mask (B, S, I, T) cross_count, pixel_values (B, I, T, 3, t, t) float32 pixel_count,
+   aspect_ratio_ids (B, I) ratio_ids_count, aspect_ratio_mask (B, I, T) ratio_mask_count. A count below the
+   array's size is an error; buffers of empty arrays (I = 0) may be NULL with count 0. */
+int32_t loranas_processor_output_read(const loranas_processor_output *output, int64_t *input_ids,
+                                      int64_t *attention_mask, int64_t ids_count, int64_t *cross_attention_mask,
+                                      int64_t cross_count, float *pixel_values, int64_t pixel_count,
+                                      int64_t *aspect_ratio_ids, int64_t ratio_ids_count,
+                                      int64_t *aspect_ratio_mask, int64_t ratio_mask_count);
+void loranas_processor_output_free(loranas_processor_output *output);
+/* The processor's apply_chat_template(messages, add_generation_prompt, tokenize=False) with its bos_token;
+   messages_json and date_string as in loranas_chat_render_messages; string protocol as above. */
+int32_t loranas_processor_chat_template(const loranas_processor *proc, const char *messages_json,
+                                        int32_t add_generation_prompt, const char *date_string, char *buf,
+                                        int64_t buf_len, int64_t *out_len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -11,6 +11,8 @@ public struct MllamaProcessorOutput: Sendable {
     public var aspectRatioIds: [Int64]
     /// (B, I_max, T): tile 0 of every slot is 1, then the image's tiles.
     public var aspectRatioMask: [Int64]
+    /// t, the side of a tile in `pixelValues`.
+    public var tileSize: Int
 }
 
 /// transformers' `MllamaProcessor` for a model directory: the tokenizer, the text rules, the image processor and
@@ -79,7 +81,8 @@ public struct MllamaProcessor: Sendable {
         }
         let canvases = try images.map { try $0.map(image.canvas) }
         let batch = try text.encode(texts, numTiles: canvases.map { $0.map(\.tileCount) })
-        var out = MllamaProcessorOutput(text: batch, pixelValues: [], aspectRatioIds: [], aspectRatioMask: [])
+        var out = MllamaProcessorOutput(text: batch, pixelValues: [], aspectRatioIds: [], aspectRatioMask: [],
+                                        tileSize: image.settings.tileSize)
         if batch.maxImages > 0 { try packImages(canvases, slots: batch.maxImages, into: &out) }
         return out
     }
