@@ -27,7 +27,7 @@ enum ImageInputs {
             do {
                 out[sample].append(try image(entry))
             } catch let e as LoRANASError {
-                throw e.prefixed("images[\(i)] (sample \(sample))")
+                throw e.prefixed("images[\(i)] (sample \(sample)): ")
             }
         }
         return out
@@ -59,19 +59,5 @@ enum ImageInputs {
         try require(Int64(bytes.count) == needed,
                     "raw RGB of \(width)×\(height) needs size \(needed) (height·width·3), got \(bytes.count)")
         return try RGBImage(width: Int(width), height: Int(height), pixels: Array(bytes.bindMemory(to: UInt8.self)))
-    }
-}
-
-extension LoRANASError {
-    /// The same error with `context: ` before its message.
-    func prefixed(_ context: String) -> LoRANASError {
-        switch self {
-        case .invalidArgument(let m): return .invalidArgument("\(context): \(m)")
-        case .io(let m): return .io("\(context): \(m)")
-        case .format(let m): return .format("\(context): \(m)")
-        case .notFound(let m): return .notFound("\(context): \(m)")
-        case .numeric(let m): return .numeric("\(context): \(m)")
-        case .unsupported(let m): return .unsupported("\(context): \(m)")
-        }
     }
 }
