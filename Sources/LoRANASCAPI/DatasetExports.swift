@@ -96,3 +96,84 @@ private func fill(_ out: loranas_sample, with s: Sample) throws {
     for (j, v) in am.enumerated() { ratioMask[j] = Int64(v) }
     for (j, v) in cam.enumerated() { cross[j] = Int64(v) }
 }
+
+@_cdecl("loranas_dataset_from_cauldron")
+public func loranas_dataset_from_cauldron(
+    _ modelDir: UnsafePointer<CChar>?, _ processor: OpaquePointer?, _ path: UnsafePointer<CChar>?, _ maxLength: Int64,
+    _ out: UnsafeMutablePointer<OpaquePointer?>?
+) -> Int32 {
+    guarded {
+        let out = try arg(out, "out")
+        out.pointee = nil
+        let directory = URL(fileURLWithPath: try string(modelDir, "model_dir"))
+        let file = try CauldronFile(path: try string(path, "jsonl_path"))
+        let dataset = try Dataset.cauldron(file: file, processor: try processorOrLoad(processor, directory),
+                                           model: try ModelConfigFile(directory: directory),
+                                           maxLength: try maxLengthArgument(maxLength))
+        out.pointee = DatasetHandle.retain(dataset)
+    }
+}
+
+@_cdecl("loranas_dataset_create_for_records")
+public func loranas_dataset_create_for_records(
+    _ modelDir: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<OpaquePointer?>?
+) -> Int32 {
+    guarded {
+        let out = try arg(out, "out")
+        out.pointee = nil
+        let directory = URL(fileURLWithPath: try string(modelDir, "model_dir"))
+        out.pointee = DatasetHandle.retain(Dataset(model: try ModelConfigFile(directory: directory)))
+    }
+}
+
+@_cdecl("loranas_dataset_add_record")
+public func loranas_dataset_add_record(
+    _ h: OpaquePointer?, _ processor: OpaquePointer?, _ recordJSON: UnsafePointer<CChar>?,
+    _ images: UnsafePointer<loranas_image_input>?, _ numImages: Int64, _ maxLength: Int64,
+    _ outKept: UnsafeMutablePointer<Int32>?
+) -> Int32 {
+    guarded {
+        let outKept = try arg(outKept, "out_kept")
+        outKept.pointee = 0
+        let dataset = try DatasetHandle.borrow(h, "dataset").value
+        let processor = try ProcessorHandle.borrow(processor, "processor").value
+        let record = try CauldronRecord(json: try string(recordJSON, "record_json"))
+        let decoded = try ImageInputs.grouped(images, count: numImages, batchSize: 1)[0]
+        let encoder = try CauldronEncoder(processor: processor, maxLength: try maxLengthArgument(maxLength))
+        guard let sample = try encoder.encode(record, images: decoded) else { return try dataset.addSkipped(1) }
+        let encoding = encoder.encoding(source: "records", modelConfig: dataset.modelConfigText ?? "")
+        try dataset.append(sample, encoding: encoding)
+        outKept.pointee = 1
+    }
+}
+
+@_cdecl("loranas_dataset_load")
+public func loranas_dataset_load(_ path: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<OpaquePointer?>?)
+    -> Int32
+{
+    guarded {
+        let out = try arg(out, "out")
+        out.pointee = nil
+        out.pointee = DatasetHandle.retain(try Dataset.load(pack: try string(path, "pack_path")))
+    }
+}
+
+@_cdecl("loranas_dataset_save")
+public func loranas_dataset_save(_ h: OpaquePointer?, _ path: UnsafePointer<CChar>?) -> Int32 {
+    guarded {
+        let path = try string(path, "pack_path")
+        try DatasetHandle.borrow(h, "dataset").value.save(pack: path)
+    }
+}
+
+/// The processor behind `handle`, or the one of `directory` when the handle is NULL.
+private func processorOrLoad(_ handle: OpaquePointer?, _ directory: URL) throws -> MllamaProcessor {
+    guard handle != nil else { return try MllamaProcessor.load(directory: directory) }
+    return try ProcessorHandle.borrow(handle, "processor").value
+}
+
+/// A C `max_length`: 0 means none.
+private func maxLengthArgument(_ n: Int64) throws -> Int? {
+    try require(n >= 0 && n <= Int64(Int32.max), "max_length must be in 0...\(Int32.max) (0: none), got \(n)")
+    return n == 0 ? nil : Int(n)
+}

@@ -463,3 +463,29 @@ loranas_processor_chat_template = _bind(
     [loranas_processor_p, c_char_p, c_int32, c_char_p, c_char_p, c_int64, c_int64_p],
     c_int32,
 )
+
+# ---- datasets from Cauldron records and packs -----------------------------------------------------------------
+
+# int32_t loranas_dataset_from_cauldron(const char *model_dir, const loranas_processor *processor,
+#                                       const char *jsonl_path, int64_t max_length, loranas_dataset **out);
+loranas_dataset_from_cauldron = _bind(
+    "loranas_dataset_from_cauldron",
+    [c_char_p, loranas_processor_p, c_char_p, c_int64, POINTER(loranas_dataset_p)], c_int32)
+
+# int32_t loranas_dataset_create_for_records(const char *model_dir, loranas_dataset **out);
+loranas_dataset_create_for_records = _bind(
+    "loranas_dataset_create_for_records", [c_char_p, POINTER(loranas_dataset_p)], c_int32)
+
+# int32_t loranas_dataset_add_record(loranas_dataset *dataset, const loranas_processor *processor,
+#                                    const char *record_json, const loranas_image_input *images,
+#                                    int64_t num_images, int64_t max_length, int32_t *out_kept);
+loranas_dataset_add_record = _bind(
+    "loranas_dataset_add_record",
+    [loranas_dataset_p, loranas_processor_p, c_char_p, POINTER(loranas_image_input), c_int64, c_int64,
+     POINTER(c_int32)], c_int32)
+
+# int32_t loranas_dataset_load(const char *pack_path, loranas_dataset **out);
+loranas_dataset_load = _bind("loranas_dataset_load", [c_char_p, POINTER(loranas_dataset_p)], c_int32)
+
+# int32_t loranas_dataset_save(const loranas_dataset *dataset, const char *pack_path);
+loranas_dataset_save = _bind("loranas_dataset_save", [loranas_dataset_p, c_char_p], c_int32)

@@ -17,12 +17,15 @@ A dataset sample has the same names without the batch axis.
 from __future__ import annotations
 
 import ctypes
+import os
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 
 from . import _bindings as B
-from ._handle import OwnedHandle
+from ._handle import OwnedHandle, hold
+from ._image_input import as_c_array, engine_image
+from ._paths import c_path
 from .errors import InvalidArgumentError, check
 
 # Every argument with its dimensions (batched), in the order they are checked: the first array
@@ -210,6 +213,90 @@ class Dataset(OwnedHandle):
             raise
         return first, Dataset._wrap(validation, "loranas_dataset_split")
 
+    @classmethod
+    def from_cauldron(cls, source, model=None, processor=None, max_length: int | None = None) -> "Dataset":
+        """Cauldron records as a dataset, encoded by the engine.
+
+        ``source`` is a JSONL path (one ``{"images": [...], "texts": [{"user", "assistant"}, ...]}`` a line,
+        images as paths relative to the file or base64), or an iterable of such records, e.g. a list or an HF
+        ``datasets.Dataset``, whose images are PIL images, paths, bytes or uint8 arrays. ``model`` is a
+        :class:`Model` or a model directory (its config.json checks the samples); ``processor`` a
+        :class:`Processor` or a directory (default: the model's). ``max_length`` cuts each sample to its first
+        ``max_length`` tokens; a record whose cut would remove an image or every answer is skipped and counted
+        in :attr:`skipped`. Errors name the file and line, or the record's index.
+        """
+        from .processor import Processor
+
+        context = "Dataset.from_cauldron"
+        model_dir = _model_dir(model, processor, context)
+        limit = _max_length(max_length, context)
+        proc = processor if isinstance(processor, Processor) else Processor(processor or model_dir)
+        try:
+            if isinstance(source, (str, os.PathLike)):
+                handle = B.loranas_dataset_p()
+                with proc._use() as p:
+                    check(B.loranas_dataset_from_cauldron(c_path(model_dir, context), p, c_path(source, context),
+                                                          limit, ctypes.byref(handle)), context)
+                return cls._wrap(handle, context)
+            return cls._from_records(source, model_dir, proc, limit, context)
+        finally:
+            if proc is not processor:
+                proc.close()
+
+    @classmethod
+    def _from_records(cls, records, model_dir: str, proc, limit: int, context: str) -> "Dataset":
+        if isinstance(records, (bytes, Mapping)) or not hasattr(records, "__iter__"):
+            raise InvalidArgumentError(f"source must be a JSONL path or an iterable of records, got "
+                                       f"{type(records).__name__}", context=context)
+        handle = B.loranas_dataset_p()
+        check(B.loranas_dataset_create_for_records(c_path(model_dir, context), ctypes.byref(handle)), context)
+        dataset = cls._wrap(handle, context)
+        try:
+            for i, record in enumerate(records):
+                dataset._add_record(proc, record, limit, f"{context} (record {i})")
+            if len(dataset) == 0:
+                raise InvalidArgumentError(f"empty dataset ({dataset.skipped} records skipped by max_length)",
+                                           context=context)
+        except BaseException:
+            dataset.close()
+            raise
+        return dataset
+
+    def _add_record(self, proc, record, limit: int, context: str) -> None:
+        from .text import _record_json
+
+        if not isinstance(record, Mapping):
+            raise InvalidArgumentError(f"a record is a dict, got {type(record).__name__}", context=context)
+        images = record.get("images") or []
+        if not isinstance(images, (list, tuple)):
+            raise InvalidArgumentError("the record's images must be a list", context=context)
+        try:
+            entries = [engine_image(im, 0) for im in images]
+        except (TypeError, ValueError, OSError) as exc:
+            raise InvalidArgumentError(f"an image of the record: {exc}", context=context) from None
+        c_images = as_c_array([e for e, _ in entries])
+        kept = ctypes.c_int32()
+        payload = _record_json(dict(record))
+        with hold(self, proc) as (handle, p):
+            check(B.loranas_dataset_add_record(handle, p, payload, c_images, len(entries), limit, ctypes.byref(kept)),
+                  context)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Dataset":
+        """A pack (written by :meth:`save` or ``loranas pack``) as a dataset streamed from disk: memory stays
+        flat whatever its size. The pack records its model's config, which the samples are checked against."""
+        context = f"Dataset.load({os.fspath(path)!r})"
+        handle = B.loranas_dataset_p()
+        check(B.loranas_dataset_load(c_path(path, context), ctypes.byref(handle)), context)
+        return cls._wrap(handle, context)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the dataset as a pack (a temporary file renamed into place). ``loranas pack`` writes the same
+        bytes from the same JSONL file."""
+        context = f"Dataset.save({os.fspath(path)!r})"
+        with self._use() as handle:
+            check(B.loranas_dataset_save(handle, c_path(path, context)), context)
+
     @property
     def skipped(self) -> int:
         """Records dropped while the dataset was made (``max_length`` would have cut an image or every answer)."""
@@ -243,6 +330,34 @@ class Dataset(OwnedHandle):
 
     def __repr__(self) -> str:
         return f"<loranas.Dataset ({'closed' if self.closed else f'{len(self)} samples'})>"
+
+
+def _model_dir(model, processor, context: str) -> str:
+    """The model directory whose config.json checks a dataset: ``model``'s, else the processor's."""
+    from .model import Model
+    from .processor import Processor
+
+    if isinstance(model, Model):
+        return model.path
+    if isinstance(model, (str, os.PathLike)):
+        return os.fspath(model)
+    if model is not None:
+        raise InvalidArgumentError(f"model must be a loranas.Model or a model directory, got {type(model).__name__}",
+                                   context=context)
+    if isinstance(processor, Processor):
+        return processor.model_dir
+    if isinstance(processor, (str, os.PathLike)):
+        return os.fspath(processor)
+    raise InvalidArgumentError("give the model (a loranas.Model or its directory) or its processor", context=context)
+
+
+def _max_length(max_length, context: str) -> int:
+    """``max_length`` for the C ABI: 0 means no cut."""
+    if max_length is None:
+        return 0
+    if isinstance(max_length, bool) or not isinstance(max_length, int) or not 1 <= max_length < 2**31:
+        raise InvalidArgumentError(f"max_length must be a positive integer, got {max_length!r}", context=context)
+    return max_length
 
 
 def _sample_arrays(d: B.loranas_sample) -> dict[str, np.ndarray]:

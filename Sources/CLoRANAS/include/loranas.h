@@ -332,6 +332,27 @@ int32_t loranas_processor_chat_template(const loranas_processor *proc, const cha
                                         int32_t add_generation_prompt, const char *date_string, char *buf,
                                         int64_t buf_len, int64_t *out_len);
 
+/* ---- datasets from Cauldron records and packs ---------------------------------------------- */
+/* Datasets from Cauldron records {"images": [...], "texts": [{"user": ..., "assistant": ...}]}: each is
+   rendered in the Llama-3.2-Vision chat format, tokenized and labelled (answers and their <|eot_id|>), and its
+   images resized onto their tile canvases, by `processor` (NULL: the one of model_dir); model_dir's
+   config.json checks the samples. max_length 0 means no cut; otherwise a sample is cut to its first
+   max_length tokens, or skipped (and counted) when the cut would remove an image or every answer.
+   Errors name the file and line. */
+int32_t loranas_dataset_from_cauldron(const char *model_dir, const loranas_processor *processor,
+                                      const char *jsonl_path, int64_t max_length, loranas_dataset **out);
+/* An empty dataset for records added one by one with loranas_dataset_add_record. */
+int32_t loranas_dataset_create_for_records(const char *model_dir, loranas_dataset **out);
+/* Encodes and appends one record (its JSON: images only counted, texts read) with its images, all of
+   sample 0. *out_kept is 0 when max_length skipped it. */
+int32_t loranas_dataset_add_record(loranas_dataset *dataset, const loranas_processor *processor,
+                                   const char *record_json, const loranas_image_input *images, int64_t num_images,
+                                   int64_t max_length, int32_t *out_kept);
+/* Opens a pack (written by loranas_dataset_save or `loranas pack`) as a dataset streamed from disk. */
+int32_t loranas_dataset_load(const char *pack_path, loranas_dataset **out);
+/* Writes a dataset made from records (or a pack) as a pack: a temporary file renamed into place. */
+int32_t loranas_dataset_save(const loranas_dataset *dataset, const char *pack_path);
+
 #ifdef __cplusplus
 }
 #endif

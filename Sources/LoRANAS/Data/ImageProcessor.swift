@@ -69,11 +69,14 @@ public struct MllamaProcessedSample: Sendable {
 public struct MllamaImageProcessor: Sendable {
     /// The settings.
     public let settings: MllamaImageProcessorSettings
+    /// The normalised value of each uint8 per channel (3 × 256).
+    private let lookup: [Float]
 
     /// A processor; the settings are validated.
     public init(settings: MllamaImageProcessorSettings = .init()) throws {
         try settings.validate()
         self.settings = settings
+        lookup = Self.normalization(settings)
     }
 
     /// Processes one RGB image: its canvas, then its tiles.
@@ -115,29 +118,33 @@ public struct MllamaImageProcessor: Sendable {
     public func tiles(_ canvas: MllamaCanvasImage, into out: UnsafeMutableBufferPointer<Float>) throws {
         let t = settings.tileSize
         let tileArea = t * t
-        try require(canvas.tileSize == t && canvas.tileCount <= settings.maxImageTiles,
-                    "a canvas of \(canvas.tileCount) \(canvas.tileSize)-pixel tiles does not fit "
-                        + "\(settings.maxImageTiles) tiles of \(t)")
-        try require(out.count == settings.maxImageTiles * 3 * tileArea,
-                    "pixel buffer of \(out.count) floats for \(settings.maxImageTiles) tiles of \(t)")
-        let table = normalizationTable
+        guard canvas.tileSize == t, canvas.tileCount <= settings.maxImageTiles else {
+            throw LoRANASError.invalidArgument("the canvas does not fit these processor settings")
+        }
+        guard out.count == settings.maxImageTiles * 3 * tileArea else {
+            throw LoRANASError.invalidArgument("the pixel buffer does not hold max_image_tiles tiles")
+        }
+        guard let base = out.baseAddress else { return }
         let width = canvas.cols * t
-        canvas.pixels.withUnsafeBufferPointer { src in
-            for r in 0..<canvas.rows {
-                for col in 0..<canvas.cols {
-                    let tile = r * canvas.cols + col
-                    for c in 0..<3 {
-                        let plane = (tile * 3 + c) * tileArea
-                        for y in 0..<t {
-                            let row = ((r * t + y) * width + col * t) * 3 + c
-                            for x in 0..<t { out[plane + y * t + x] = table[c * 256 + Int(src[row + x * 3])] }
+        lookup.withUnsafeBufferPointer { lut in
+            canvas.pixels.withUnsafeBufferPointer { src in
+                for tile in 0..<canvas.tileCount {
+                    let (r, col) = tile.quotientAndRemainder(dividingBy: canvas.cols)
+                    let planes = base + tile * 3 * tileArea
+                    for y in 0..<t {
+                        var p = ((r * t + y) * width + col * t) * 3
+                        for x in 0..<t {
+                            planes[y * t + x] = lut[Int(src[p])]
+                            planes[tileArea + y * t + x] = lut[256 + Int(src[p + 1])]
+                            planes[2 * tileArea + y * t + x] = lut[512 + Int(src[p + 2])]
+                            p += 3
                         }
                     }
                 }
             }
         }
         let used = canvas.tileCount * 3 * tileArea
-        out.baseAddress.map { ($0 + used).update(repeating: 0, count: out.count - used) }
+        for i in used..<out.count { base[i] = 0 }
     }
 
     /// (T): 1 for the canvas's tiles (and always tile 0), else 0.
@@ -149,7 +156,7 @@ public struct MllamaImageProcessor: Sendable {
 
     /// The normalised value of each uint8 per channel: float32(float64(u) · factor), then
     /// (x − float32(mean)) / float32(std) in float32, as numpy computes it.
-    private var normalizationTable: [Float] {
+    private static func normalization(_ settings: MllamaImageProcessorSettings) -> [Float] {
         var table = [Float](repeating: 0, count: 3 * 256)
         for c in 0..<3 {
             let mean = Float(settings.imageMean[c])

@@ -33,44 +33,54 @@ public struct CauldronEncoder: Sendable {
     /// of records skipped by truncation. Errors name the file and line.
     public func encode(file: CauldronFile, into sink: (EncodedSample) throws -> Void) throws -> Int {
         var skipped = 0
-        var pending: [(Int, ArraySlice<UInt8>)] = []
-        func flush() throws {
-            for (line, result) in zip(pending.map(\.0), encodeRound(pending, file: file)) {
-                switch result {
-                case .blank: continue
-                case .skipped: skipped += 1
-                case .sample(let sample): try file.located(line: line) { try sink(sample) }
-                case .failed(let error): throw error
-                }
-            }
-            pending.removeAll(keepingCapacity: true)
-        }
+        var pending: [Line] = []
         try file.forEachLine { number, bytes in
-            pending.append((number, bytes))
-            if pending.count == Self.roundSize { try flush() }
+            pending.append(Line(number: number, bytes: bytes))
+            if pending.count == Self.roundSize {
+                skipped += try deliver(pending, file: file, to: sink)
+                pending.removeAll(keepingCapacity: true)
+            }
         }
-        try flush()
+        return skipped + (try deliver(pending, file: file, to: sink))
+    }
+
+    /// One line of a JSONL file.
+    struct Line {
+        var number: Int
+        var bytes: ArraySlice<UInt8>
+    }
+
+    /// Encodes `lines` in parallel and hands their samples to `sink` in order; returns how many were skipped.
+    private func deliver(_ lines: [Line], file: CauldronFile, to sink: (EncodedSample) throws -> Void) throws -> Int {
+        var skipped = 0
+        for (line, result) in zip(lines, encodeRound(lines, file: file)) {
+            switch result {
+            case .blank: continue
+            case .skipped: skipped += 1
+            case .sample(let sample): try file.located(line: line.number) { try sink(sample) }
+            case .failed(let error): throw error
+            }
+        }
         return skipped
     }
 
-    private func encodeRound(_ lines: [(Int, ArraySlice<UInt8>)], file: CauldronFile) -> [LineResult] {
+    /// What each line becomes; each parallel chunk writes only its own slot.
+    private func encodeRound(_ lines: [Line], file: CauldronFile) -> [LineResult] {
         var results = [LineResult](repeating: .blank, count: lines.count)
-        let lock = NSLock()
-        Engine.parallelFor(lines.count) { i in
-            let result: LineResult
-            do {
-                if let entry = try file.entry(lines[i].1, line: lines[i].0) {
-                    let sample = try file.located(line: lines[i].0) { try encode(entry.record, images: entry.images) }
-                    result = sample.map(LineResult.sample) ?? .skipped
-                } else {
-                    result = .blank
-                }
-            } catch {
-                result = .failed(error)
-            }
-            lock.withLock { results[i] = result }
+        results.withUnsafeMutableBufferPointer { slots in
+            Engine.parallelFor(lines.count) { i in slots[i] = encodeLine(lines[i], file: file) }
         }
         return results
+    }
+
+    private func encodeLine(_ line: Line, file: CauldronFile) -> LineResult {
+        do {
+            guard let entry = try file.entry(line.bytes, line: line.number) else { return .blank }
+            let sample = try file.located(line: line.number) { try encode(entry.record, images: entry.images) }
+            return sample.map(LineResult.sample) ?? .skipped
+        } catch {
+            return .failed(error)
+        }
     }
 }
 

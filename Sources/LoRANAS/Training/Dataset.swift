@@ -56,6 +56,8 @@ public struct DatasetEncoding: Sendable {
 /// pack that is streamed from disk; a dataset can also be a view of another one's samples (``split``).
 public final class Dataset: @unchecked Sendable {
     public let config: MllamaConfig
+    /// The config.json text of the model, when the dataset was made from a model directory (packs record it).
+    public let modelConfigText: String?
     private let store: SampleStore
     /// The store's samples this dataset holds, in order (nil: all of them).
     private let view: [Int]?
@@ -63,12 +65,22 @@ public final class Dataset: @unchecked Sendable {
     /// An empty in-memory dataset.
     public init(config: MllamaConfig) {
         self.config = config
+        modelConfigText = nil
         store = MemorySamples()
         view = nil
     }
 
-    init(config: MllamaConfig, store: SampleStore, view: [Int]?) {
+    /// An empty in-memory dataset for the model of a config.json file.
+    public init(model: ModelConfigFile) {
+        config = model.config
+        modelConfigText = model.text
+        store = MemorySamples()
+        view = nil
+    }
+
+    init(config: MllamaConfig, modelConfigText: String?, store: SampleStore, view: [Int]?) {
         self.config = config
+        self.modelConfigText = modelConfigText
         self.store = store
         self.view = view
     }
@@ -155,8 +167,8 @@ public final class Dataset: @unchecked Sendable {
         let order = try rng.permutation(count).map(storeIndex)
         let nVal = max(1, Int((Double(count) * fraction).rounded()))
         try require(nVal < count, "not enough samples to split")
-        return (Dataset(config: config, store: store, view: Array(order[nVal...])),
-                Dataset(config: config, store: store, view: Array(order[..<nVal])))
+        return (Dataset(config: config, modelConfigText: modelConfigText, store: store, view: Array(order[nVal...])),
+                Dataset(config: config, modelConfigText: modelConfigText, store: store, view: Array(order[..<nVal])))
     }
 }
 

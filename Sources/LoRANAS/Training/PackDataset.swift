@@ -33,7 +33,8 @@ extension Dataset {
             throw LoRANASError.invalidArgument("\(path) does not record its model's config.json; give the model")
         }
         try checkPack(m, against: config, path: path)
-        return Dataset(config: config, store: try PackSamples(reader: reader), view: nil)
+        return Dataset(config: config, modelConfigText: m.modelConfig.isEmpty ? nil : m.modelConfig,
+                       store: try PackSamples(reader: reader), view: nil)
     }
 
     private static func checkPack(_ m: PackMetadata, against config: MllamaConfig, path: String) throws {
