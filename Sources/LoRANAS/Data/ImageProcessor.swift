@@ -120,6 +120,15 @@ public struct MllamaImageProcessor: Sendable {
                         + "\(settings.maxImageTiles) tiles of \(t)")
         try require(out.count == settings.maxImageTiles * 3 * tileArea,
                     "pixel buffer of \(out.count) floats for \(settings.maxImageTiles) tiles of \(t)")
+        fill(canvas, into: out)
+    }
+
+    /// The work of ``tiles(_:into:)`` after its checks. Kept apart and non-throwing: inlined into the throwing
+    /// function, Swift 6.3's release build returned a garbage error from it (a crash in the caller's `catch`).
+    @inline(never)
+    private func fill(_ canvas: MllamaCanvasImage, into out: UnsafeMutableBufferPointer<Float>) {
+        let t = settings.tileSize
+        let tileArea = t * t
         let table = normalizationTable
         let width = canvas.cols * t
         canvas.pixels.withUnsafeBufferPointer { src in
