@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -302,3 +303,93 @@ def test_bad_images(proc56):
         proc(text="<|image|>", images=np.zeros((4, 4, 3), np.float32))
     with pytest.raises(ValueError):
         proc(text="<|image|>", images=np.zeros((4, 4, 4), np.uint8))
+
+
+def test_c_abi_bad_arguments(proc56):
+    """Every bad argument of the processor calls is a status and a message, never a crash."""
+    import ctypes
+
+    from loranas import _bindings as B
+
+    proc, _ = proc56
+    png = np.frombuffer(pillow_png("RGB", size=(9, 7)), np.uint8)
+    rgb = np.zeros((4, 5, 3), np.uint8)
+
+    def entry(data, size, w=0, h=0, flags=0, sample=0):
+        ptr = None if data is None else data.ctypes.data_as(B.c_uint8_p)
+        return B.loranas_image_input(ptr, size, w, h, flags, sample)
+
+    def call(texts, entries, count=None):
+        out = B.loranas_processor_output_p()
+        array = None if entries is None else (B.loranas_image_input * max(len(entries), 1))(*entries)
+        with proc._use() as h:
+            status = B.loranas_processor_call(h, texts, array, len(entries or []) if count is None else count,
+                                              ctypes.byref(out))
+        message = B.loranas_last_error().decode()
+        if out.value:
+            B.loranas_processor_output_free(out)
+        return status, message
+
+    two = b'["<|image|>a", "<|image|>b"]'
+    cases = [
+        (b"not json", [], None, "JSON|json"),
+        (b'{"a": 1}', [], None, "array of strings"),
+        (b'["a", 3]', [], None, r"texts_json\[1\]"),
+        (b"[]", [], None, "at least one text"),
+        (two, [entry(png, png.size)], -1, "num_images"),
+        (two, None, 2, "images is NULL"),
+        (two, [entry(png, png.size, sample=1), entry(png, png.size, sample=0)], None, "sample order"),
+        (two, [entry(png, png.size, sample=2)], None, r"outside 0\.\.<2"),
+        (two, [entry(png, png.size, sample=-1)], None, r"sample is -1"),
+        (two, [entry(None, 10)], None, "data is NULL"),
+        (two, [entry(png, -5)], None, "non-negative"),
+        (two, [entry(png, png.size, flags=64)], None, "unknown image flags"),
+        (two, [entry(rgb, rgb.size - 1, 5, 4)], None, "needs size 60"),
+        (two, [entry(rgb, rgb.size, 5, 4, flags=1)], None, "flags must be 0"),
+        (two, [entry(rgb, rgb.size, -5, 4)], None, "non-negative"),
+        (two, [entry(rgb, rgb.size, 5, 0)], None, "width and height"),
+        (two, [entry(png, png.size), entry(png, png.size)], None, r"<\|image\|>"),
+    ]
+    for texts, entries, count, pattern in cases:
+        status, message = call(texts, entries, count)
+        assert status != B.LORANAS_OK, (texts, pattern)
+        assert re.search(pattern, message), f"{pattern!r} not in {message!r}"
+    # NULL handles and outputs, a handle of another kind
+    out = B.loranas_processor_output_p()
+    assert B.loranas_processor_call(None, two, None, 0, ctypes.byref(out)) == B.LORANAS_ERR_INVALID_ARGUMENT
+    tok = proc.tokenizer
+    with tok._use() as th:
+        assert B.loranas_processor_call(th, two, None, 0, ctypes.byref(out)) == B.LORANAS_ERR_INVALID_ARGUMENT
+        assert "Tokenizer handle" in B.loranas_last_error().decode()
+    with proc._use() as h:
+        assert B.loranas_processor_call(h, None, None, 0, ctypes.byref(out)) == B.LORANAS_ERR_INVALID_ARGUMENT
+        assert B.loranas_processor_call(h, b'["x"]', None, 0, None) == B.LORANAS_ERR_INVALID_ARGUMENT
+        assert B.loranas_processor_chat_template(h, b"[", 0, None, None, 0, None) != B.LORANAS_OK
+        v = ctypes.c_int64()
+        assert B.loranas_processor_info(h, None, *(ctypes.byref(v) for _ in range(5)), None) != B.LORANAS_OK
+    B.loranas_processor_free(None)
+    B.loranas_processor_output_free(None)
+    # reading an output into buffers that are too small, or NULL
+    entries = (B.loranas_image_input * 1)(entry(png, png.size))
+    with proc._use() as h:
+        assert B.loranas_processor_call(h, b'["<|image|>x"]', entries, 1, ctypes.byref(out)) == B.LORANAS_OK
+    try:
+        dims = [ctypes.c_int64() for _ in range(5)]
+        assert B.loranas_processor_output_shape(out, *(ctypes.byref(d) for d in dims)) == B.LORANAS_OK
+        b, s, i, t, side = (d.value for d in dims)
+        assert (b, i, t, side) == (1, 1, 4, 56)
+        ids = np.zeros(b * s, np.int64)
+        p = ids.ctypes.data_as(B.c_int64_p)
+        status = B.loranas_processor_output_read(out, p, p, b * s - 1, None, 0, None, 0, None, 0, None, 0)
+        assert status == B.LORANAS_ERR_INVALID_ARGUMENT and "input_ids" in B.loranas_last_error().decode()
+        status = B.loranas_processor_output_read(out, p, p, b * s, None, 0, None, 0, None, 0, None, 0)
+        assert status == B.LORANAS_ERR_INVALID_ARGUMENT and "cross_attention_mask" in B.loranas_last_error().decode()
+        status = B.loranas_processor_output_read(out, p, p, b * s, p, -1, None, 0, None, 0, None, 0)
+        assert status == B.LORANAS_ERR_INVALID_ARGUMENT and "non-negative" in B.loranas_last_error().decode()
+        big = 10**6
+        status = B.loranas_processor_output_read(out, p, p, b * s, None, big, None, 0, None, 0, None, 0)
+        assert status == B.LORANAS_ERR_INVALID_ARGUMENT and "NULL" in B.loranas_last_error().decode()
+        assert B.loranas_processor_output_shape(out, None, None, None, None, None) == B.LORANAS_ERR_INVALID_ARGUMENT
+    finally:
+        B.loranas_processor_output_free(out)
+    assert B.loranas_processor_output_shape(out, *(ctypes.byref(d) for d in dims)) == B.LORANAS_ERR_INVALID_ARGUMENT
