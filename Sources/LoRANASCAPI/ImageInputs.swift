@@ -24,11 +24,13 @@ enum ImageInputs {
             try require(sample >= previous,
                         "images[\(i)].sample is \(sample) after \(previous): images must be given in sample order")
             previous = sample
+            let decoded: RGBImage
             do {
-                out[sample].append(try image(entry))
+                decoded = try image(entry)
             } catch let e as LoRANASError {
                 throw e.prefixed("images[\(i)] (sample \(sample)): ")
             }
+            out[sample].append(decoded)
         }
         return out
     }

@@ -105,8 +105,8 @@ private func fill<T>(_ dst: UnsafeMutablePointer<T>?, _ name: String, count: Int
     try require(count >= Int64(values.count), "\(name) holds \(count) elements, \(values.count) needed")
     if values.isEmpty { return }
     let dst = try arg(dst, name)
-    values.withUnsafeBufferPointer { src in
-        for (i, v) in src.enumerated() { dst[i] = v }
+    values.withUnsafeBytes { src in
+        if let base = src.baseAddress { UnsafeMutableRawPointer(dst).copyMemory(from: base, byteCount: src.count) }
     }
 }
 

@@ -15,6 +15,10 @@ Typical use::
 
 ``train`` and ``val`` are :class:`Dataset` objects or iterables of sample dicts (numpy arrays
 named as in transformers, without the batch axis).
+
+``loranas.Processor.from_pretrained(model_dir)`` is transformers' ``MllamaProcessor`` (Pillow image path)
+run by the engine: ``proc(text=..., images=...)`` returns its ``return_tensors="np", padding=True`` dict, and
+``proc.apply_chat_template(messages)`` renders the published Llama-3.2-Vision chat template.
 """
 
 from __future__ import annotations

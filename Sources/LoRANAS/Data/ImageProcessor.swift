@@ -118,12 +118,20 @@ public struct MllamaImageProcessor: Sendable {
     public func tiles(_ canvas: MllamaCanvasImage, into out: UnsafeMutableBufferPointer<Float>) throws {
         let t = settings.tileSize
         let tileArea = t * t
-        guard canvas.tileSize == t, canvas.tileCount <= settings.maxImageTiles else {
-            throw LoRANASError.invalidArgument("the canvas does not fit these processor settings")
-        }
-        guard out.count == settings.maxImageTiles * 3 * tileArea else {
-            throw LoRANASError.invalidArgument("the pixel buffer does not hold max_image_tiles tiles")
-        }
+        try require(canvas.tileSize == t && canvas.tileCount <= settings.maxImageTiles,
+                    "a canvas of \(canvas.tileCount) \(canvas.tileSize)-pixel tiles does not fit "
+                        + "\(settings.maxImageTiles) tiles of \(t)")
+        try require(out.count == settings.maxImageTiles * 3 * tileArea,
+                    "pixel buffer of \(out.count) floats for \(settings.maxImageTiles) tiles of \(t)")
+        fill(canvas, into: out)
+    }
+
+    /// The work of ``tiles(_:into:)`` after its checks. Kept apart and non-throwing: inlined into the throwing
+    /// function, Swift 6.3's release build returned a garbage error from it (a crash in the caller's `catch`).
+    @inline(never)
+    private func fill(_ canvas: MllamaCanvasImage, into out: UnsafeMutableBufferPointer<Float>) {
+        let t = settings.tileSize
+        let tileArea = t * t
         guard let base = out.baseAddress else { return }
         let width = canvas.cols * t
         lookup.withUnsafeBufferPointer { lut in
@@ -144,7 +152,7 @@ public struct MllamaImageProcessor: Sendable {
             }
         }
         let used = canvas.tileCount * 3 * tileArea
-        for i in used..<out.count { base[i] = 0 }
+        (base + used).update(repeating: 0, count: out.count - used)
     }
 
     /// (T): 1 for the canvas's tiles (and always tile 0), else 0.
