@@ -2,7 +2,8 @@
 # Builds the libFuzzer targets (Tests/Fuzz) with -sanitize=fuzzer,address and runs each for N seconds
 # (default 20). Exits non-zero when any target finds a crash, a leak, a timeout or an out-of-memory;
 # the reproducer is then in .build-fuzz/artifacts/<target>/. Usage:
-#   tools/fuzz.sh [seconds] [target ...]      targets: safetensors json config adapter-config run-state image
+#   tools/fuzz.sh [seconds] [target ...]
+#   targets: safetensors json config adapter-config run-state image pack tokenizer
 # The working corpora grow in .build-fuzz/corpus/<target> (seeded from Tests/Fuzz/corpus/<target>).
 # Replay one input:  .build-fuzz/debug/fuzz-<target> FILE
 set -euo pipefail
@@ -10,7 +11,7 @@ cd "$(dirname "$0")/.."
 SECONDS_EACH="${1:-20}"
 shift || true
 TARGETS=("$@")
-if [ ${#TARGETS[@]} -eq 0 ]; then TARGETS=(safetensors json config adapter-config run-state image); fi
+if [ ${#TARGETS[@]} -eq 0 ]; then TARGETS=(safetensors json config adapter-config run-state image pack tokenizer); fi
 SCRATCH=.build-fuzz
 
 echo "== fuzz: build (${TARGETS[*]})"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs the system packages loranas needs (Debian: OpenBLAS, libpng, zlib, libjpeg-turbo, Python headers) and builds the
-# release engine: libloranas.so and the loranas-cli binary in .build/release/.
+# Installs the system packages loranas needs (Debian: OpenBLAS, libpng, zlib, libjpeg-turbo, Python headers) and
+# builds the release engine: libloranas.so and the loranas-cli binary in .build/release/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

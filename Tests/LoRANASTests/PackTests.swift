@@ -129,6 +129,39 @@ final class PackTests: XCTestCase {
         XCTAssertTrue(ok.allSatisfy { $0 })
     }
 
+    func testMetadataBlockIsSortedJSONPaddedWithSpaces() throws {
+        let bytes = try write(try samples(count: 2), to: dir + "/a.pack", skipped: 1)
+        let m = Int(bytes.withUnsafeBytes { $0.baseAddress!.loadLE(12) as UInt32 })
+        let block = String(decoding: bytes[16..<(16 + m)], as: UTF8.self)
+        let json = "{\"bos_token\":\"<|begin_of_text|>\",\"eos_token\":\"<|eot_id|>\",\"format_version\":1,"
+            + "\"image_processor\":{\"image_mean\":[0.5,0.5,0.5],\"image_std\":[0.5,0.5,0.5],\"max_image_tiles\":4,"
+            + "\"rescale_factor\":0.00392156862745098,\"tile_size\":2},\"image_token_id\":60,\"max_length\":128,"
+            + "\"pad_token_id\":63,\"sample_count\":2,\"skipped_count\":1,\"source\":\"train.jsonl\",\"vocab_size\":64}"
+        XCTAssertEqual(block.trimmingCharacters(in: .whitespaces), json)
+        XCTAssertEqual(m, json.utf8.count + 40, "two zeros became 2 and 1: the block keeps its reserved size")
+    }
+
+    /// Reading every sample of a mapped pack hands each record's pages back: the resident size stays flat.
+    func testStreamingKeepsResidentMemoryFlat() throws {
+        let path = dir + "/big.pack"
+        var rng = TestRNG(9)
+        let w = try PackWriter(path: path, metadata: metadata(tileSize: 256))
+        let one = try sample(&rng, tokens: 8, images: 1, t: 256)
+        for _ in 0..<64 { try w.append(one) } // 64 × ≥ 192 KiB: at least 12 MiB of records
+        try w.finish(skipped: 0)
+        let r = try PackReader(path: path)
+        let before = residentBytes()
+        for i in 0..<r.count { XCTAssertEqual(try r.sample(i).images.count, 1) }
+        let grown = residentBytes() - before
+        XCTAssertLessThan(grown, 6 << 20, "resident memory grew by \(grown) bytes while streaming")
+    }
+
+    private func residentBytes() -> Int {
+        let text = (try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8)) ?? ""
+        let fields = text.split(separator: " ")
+        return fields.count > 1 ? (Int(fields[1]) ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE))) : 0
+    }
+
     func testTwoWritesAreByteIdentical() throws {
         let xs = try samples()
         let a = try write(xs, to: dir + "/a.pack", skipped: 2)
@@ -310,10 +343,11 @@ final class PackTests: XCTestCase {
         var missingImage = good
         missingImage.images = []
         let bigTiles = try sample(&rng, tokens: 3, images: 1, t: 3)
+        let empty = EncodedSample(inputIds: [], labels: [], images: [])
         let w = try PackWriter(path: dir + "/a.pack", metadata: metadata())
         for (bad, text) in [(shortLabels, "3 labels for 4 tokens"), (badId, "token id 64"),
                             (badLabel, "neither -100"), (missingImage, "1 <|image|> tokens but 0 images"),
-                            (bigTiles, "tile size 3"), (EncodedSample(inputIds: [], labels: [], images: []), "0 tokens")]
+                            (bigTiles, "tile size 3"), (empty, "0 tokens")]
         {
             XCTAssertThrowsError(try w.append(bad)) { error in
                 guard case .invalidArgument(let m)? = error as? LoRANASError else { return XCTFail("\(error)") }
