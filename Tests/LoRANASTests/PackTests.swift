@@ -136,7 +136,8 @@ final class PackTests: XCTestCase {
         let json = "{\"bos_token\":\"<|begin_of_text|>\",\"eos_token\":\"<|eot_id|>\",\"format_version\":1,"
             + "\"image_processor\":{\"image_mean\":[0.5,0.5,0.5],\"image_std\":[0.5,0.5,0.5],\"max_image_tiles\":4,"
             + "\"rescale_factor\":0.00392156862745098,\"tile_size\":2},\"image_token_id\":60,\"max_length\":128,"
-            + "\"pad_token_id\":63,\"sample_count\":2,\"skipped_count\":1,\"source\":\"train.jsonl\",\"vocab_size\":64}"
+            + "\"model_config\":\"\",\"pad_token_id\":63,\"sample_count\":2,\"skipped_count\":1,"
+            + "\"source\":\"train.jsonl\",\"vocab_size\":64}"
         XCTAssertEqual(block.trimmingCharacters(in: .whitespaces), json)
         XCTAssertEqual(m, json.utf8.count + 40, "two zeros became 2 and 1: the block keeps its reserved size")
     }

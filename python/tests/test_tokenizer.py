@@ -295,8 +295,10 @@ def test_errors_and_buffers(tmp_path, llama3_dir):
     bad.write_text("{\"model\": ")
     with pytest.raises(loranas.FormatError):
         loranas.Tokenizer.from_file(bad)
-    with pytest.raises(loranas.EngineIOError):
+    with pytest.raises(loranas.NotFoundError, match="no such file"):
         loranas.Tokenizer.from_file(tmp_path / "missing.json")
+    with pytest.raises(loranas.EngineIOError, match="not a regular file"):
+        loranas.Tokenizer.from_file(tmp_path)
     import ctypes
     from loranas import _bindings as B
     tok = loranas.Tokenizer.from_file(llama3_dir / "tokenizer.json")
