@@ -21,6 +21,7 @@ pytest.importorskip("torch")
 from PIL import Image  # noqa: E402
 
 import loranas  # noqa: E402
+import loranas.text  # noqa: E402
 from loranas.errors import LoranasError  # noqa: E402
 from test_cli import cli  # noqa: E402
 from test_image_processor import CLIP_MEAN, CLIP_STD, jpeg_bytes, pillow_png  # noqa: E402

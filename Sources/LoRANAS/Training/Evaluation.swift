@@ -46,6 +46,7 @@ extension MllamaModel {
             batchSize > 0 && batchSize <= Evaluation.maxBatchSize,
             "batch size must be in 1...\(Evaluation.maxBatchSize), got \(batchSize)")
         try require(data.count > 0, "cannot evaluate an empty dataset")
+        try require(data.config == config, "the dataset was made for another model (its config.json differs)")
         for a in loraAdapters { a.training = false }
         var nll = 0.0
         var tokens = 0
