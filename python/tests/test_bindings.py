@@ -65,14 +65,15 @@ def _ctype_for(c_decl: str):
     if base in _CALLBACKS and stars == 0:  # a function pointer typedef: the CFUNCTYPE of that name
         return getattr(B, base)
     if stars == 0:
-        return {"int32_t": ctypes.c_int32, "int64_t": ctypes.c_int64, "double": ctypes.c_double, "void": None}[base]
+        return {"int32_t": ctypes.c_int32, "int64_t": ctypes.c_int64, "uint64_t": ctypes.c_uint64,
+                "double": ctypes.c_double, "void": None}[base]
     if base == "char" and stars == 1:
         return ctypes.c_char_p
     if base == "void" and stars == 1:
         return ctypes.c_void_p
     if base in _HANDLES:  # opaque handles
         return ctypes.c_void_p if stars == 1 else ctypes.POINTER(ctypes.c_void_p)
-    if base in ("loranas_batch", "loranas_image_input") and stars == 1:
+    if base in ("loranas_batch", "loranas_image_input", "loranas_sample") and stars == 1:
         return ctypes.POINTER(getattr(B, base))
     return {"float": ctypes.POINTER(ctypes.c_float), "int64_t": ctypes.POINTER(ctypes.c_int64),
             "int32_t": ctypes.POINTER(ctypes.c_int32), "uint8_t": ctypes.POINTER(ctypes.c_uint8),
@@ -129,20 +130,22 @@ def test_batch_struct_fields_match(header):
 
 
 @pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler")
-def test_batch_layout_matches_the_c_compiler(tmp_path):
-    fields = [f[0] for f in B.loranas_batch._fields_]
+@pytest.mark.parametrize("name", ["loranas_batch", "loranas_image_input", "loranas_sample"])
+def test_struct_layout_matches_the_c_compiler(tmp_path, name):
+    struct = getattr(B, name)
+    fields = [f[0] for f in struct._fields_]
     src = tmp_path / "layout.c"
     src.write_text(
         '#include <stdio.h>\n#include <stddef.h>\n#include "loranas.h"\nint main(void) {\n'
-        '    printf("%zu\\n", sizeof(loranas_batch));\n'
-        + "".join(f'    printf("%zu\\n", offsetof(loranas_batch, {f}));\n' for f in fields)
+        f'    printf("%zu\\n", sizeof({name}));\n'
+        + "".join(f'    printf("%zu\\n", offsetof({name}, {f}));\n' for f in fields)
         + "    return 0;\n}\n"
     )
     exe = tmp_path / "layout"
     subprocess.run(["cc", "-I", str(_HEADERS[0].parent), "-o", str(exe), str(src)], check=True)
     out = [int(x) for x in subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.split()]
-    assert out[0] == ctypes.sizeof(B.loranas_batch)
-    assert out[1:] == [getattr(B.loranas_batch, f).offset for f in fields]
+    assert out[0] == ctypes.sizeof(struct)
+    assert out[1:] == [getattr(struct, f).offset for f in fields]
 
 
 def test_handles_and_callbacks_are_declared(header):
@@ -153,8 +156,8 @@ def test_handles_and_callbacks_are_declared(header):
         assert getattr(B, f"{name}_p") is ctypes.c_void_p, name
     callbacks = _callback_typedefs(header)
     assert set(callbacks) == {"loranas_progress_fn"}
-    # every typedef is one of those or the loranas_batch and loranas_image_input structs
-    assert len(re.findall(r"\btypedef\b", header)) == len(_opaque_handles(header)) + len(callbacks) + 2
+    # every typedef is one of those or the loranas_batch, loranas_image_input and loranas_sample structs
+    assert len(re.findall(r"\btypedef\b", header)) == len(_opaque_handles(header)) + len(callbacks) + 3
 
 
 def test_progress_callback_type_matches(header):
@@ -181,18 +184,12 @@ def test_image_input_struct_fields_match(header):
     assert ctypes.sizeof(B.loranas_image_input) == 5 * 8
 
 
-@pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler")
-def test_image_input_layout_matches_the_c_compiler(tmp_path):
-    fields = [f[0] for f in B.loranas_image_input._fields_]
-    src = tmp_path / "layout.c"
-    src.write_text(
-        '#include <stdio.h>\n#include <stddef.h>\n#include "loranas.h"\nint main(void) {\n'
-        '    printf("%zu\\n", sizeof(loranas_image_input));\n'
-        + "".join(f'    printf("%zu\\n", offsetof(loranas_image_input, {f}));\n' for f in fields)
-        + "    return 0;\n}\n"
-    )
-    exe = tmp_path / "layout"
-    subprocess.run(["cc", "-I", str(_HEADERS[0].parent), "-o", str(exe), str(src)], check=True)
-    out = [int(x) for x in subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.split()]
-    assert out[0] == ctypes.sizeof(B.loranas_image_input)
-    assert out[1:] == [getattr(B.loranas_image_input, f).offset for f in fields]
+def test_sample_struct_fields_match(header):
+    body = re.search(r"typedef\s+struct\s+loranas_sample\s*\{(.*?)\}\s*loranas_sample\s*;", header, re.S).group(1)
+    body = re.sub(r"/\*.*?\*/", "", body, flags=re.S)
+    names = []
+    for decl in body.split(";"):
+        if decl.strip():
+            names += [n.strip().lstrip("*") for n in re.sub(r"^\s*(int64_t|float)\s*\*?", "", decl.strip()).split(",")]
+    assert [f[0] for f in B.loranas_sample._fields_] == names
+    assert ctypes.sizeof(B.loranas_sample) == 12 * 8
