@@ -231,3 +231,22 @@ def test_base64_images_and_a_pack_of_another_model(model_dir, tmp_path):
     ds.save(tmp_path / "d.pack")
     with loranas.Model(TILES4) as other, pytest.raises(LoranasError, match="another model"):
         other.evaluate(loranas.Dataset.load(tmp_path / "d.pack"))
+
+
+def test_hf_datasets_source(model_dir, tmp_path):
+    """An HF datasets.Dataset with an images column of Image features gives the samples of the same records
+    as a list with the PIL images opened from the files (both are transformers' PIL route)."""
+    datasets = pytest.importorskip("datasets")
+    recs = records(tmp_path, 6, seed=4)
+    columns = {"images": [[str(tmp_path / n) for n in r["images"]] for r in recs],
+               "texts": [r["texts"] for r in recs], "id": list(range(len(recs)))}
+    hf = datasets.Dataset.from_dict(columns).cast_column("images", datasets.List(datasets.Image()))
+    from_hf = loranas.Dataset.from_cauldron(hf, model=model_dir)
+    opened = [{"images": [Image.open(tmp_path / n) for n in r["images"]], "texts": r["texts"]} for r in recs]
+    from_list = loranas.Dataset.from_cauldron(opened, model=model_dir)
+    assert len(from_hf) == len(from_list) == 6
+    for i in range(6):
+        a, b = from_hf[i], from_list[i]
+        assert a.keys() == b.keys()
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=f"sample {i} {key}")
