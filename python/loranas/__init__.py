@@ -42,6 +42,7 @@ from .results import FinetuneResult, SearchResult
 from .processor import Processor
 from .tokenizer import Tokenizer
 from .training import finetune, search
+from .plots import plot_alpha, plot_losses, plot_ranks
 from .errors import (
     BufferTooSmallError,
     EngineIOError,
@@ -73,6 +74,9 @@ __all__ = [
     "SearchResult",
     "finetune",
     "FinetuneResult",
+    "plot_ranks",
+    "plot_alpha",
+    "plot_losses",
     "LoranasError",
     "InvalidArgumentError",
     "EngineIOError",
