@@ -24,74 +24,38 @@ public final class PackReader: @unchecked Sendable {
     public let metadata: PackMetadata
     /// The number of samples.
     public let count: Int
-    private let base: UnsafeRawPointer
-    private let size: Int
-    private let isMapped: Bool
+    private let bytes: MappedBytes
+    private var base: UnsafeRawPointer { bytes.base }
     private let indexOffset: Int
 
     /// Opens and checks the pack at `path`, which must be a regular file. A missing file is `.notFound`, other
     /// OS errors `.io`, corrupt content `.format`, a pack of a newer version `.unsupported`.
     public convenience init(path: String) throws {
-        try Files.requireRegular(path)
-        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else {
-            if errno == ENOENT { throw LoRANASError.notFound("no such file: \(path)") }
-            throw LoRANASError.posix("cannot open \(path)")
-        }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw LoRANASError.posix("cannot stat \(path)") }
-        // Checked again on the open descriptor: the path may have been replaced since the check above.
-        guard (st.st_mode & S_IFMT) == S_IFREG else { throw LoRANASError.io("\(path) is not a regular file") }
-        let size = Int(st.st_size)
-        guard size >= PackFormat.headerPrefixSize + PackFormat.footerSize else {
-            throw LoRANASError.format("\(path): a file of \(size) bytes is too short to be a pack (truncated?)")
-        }
-        guard let m = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), m != MAP_FAILED else {
-            throw LoRANASError.posix("cannot map \(path)")
-        }
-        try self.init(path: path, base: UnsafeRawPointer(m), size: size, isMapped: true)
+        try self.init(path: path, bytes: try MappedBytes(mapping: path))
     }
 
     /// Checks a pack held in memory (the bytes are copied); `name` stands in for the path in messages. The
     /// fuzz target and tests use it to skip the file system.
     convenience init(bytes: UnsafeRawBufferPointer, name: String) throws {
-        guard bytes.count >= PackFormat.headerPrefixSize + PackFormat.footerSize, let src = bytes.baseAddress else {
-            throw LoRANASError.format("\(name): \(bytes.count) bytes is too short to be a pack (truncated?)")
-        }
-        let copy = UnsafeMutableRawPointer.allocate(byteCount: bytes.count, alignment: 16)
-        copy.copyMemory(from: src, byteCount: bytes.count)
-        try self.init(path: name, base: UnsafeRawPointer(copy), size: bytes.count, isMapped: false)
+        try self.init(path: name, bytes: MappedBytes(copying: bytes))
     }
 
-    /// Takes ownership of `base` (`size` ≥ 48 bytes): releases it if a check fails.
-    private init(path: String, base: UnsafeRawPointer, size: Int, isMapped: Bool) throws {
+    private init(path: String, bytes: MappedBytes) throws {
         self.path = path
-        self.base = base
-        self.size = size
-        self.isMapped = isMapped
+        self.bytes = bytes
+        guard bytes.count >= PackFormat.headerPrefixSize + PackFormat.footerSize else {
+            throw LoRANASError.format("\(path): a file of \(bytes.count) bytes is too short to be a pack (truncated?)")
+        }
         do {
-            let layout = try PackLayout(base: base, size: size)
+            let layout = try PackLayout(base: bytes.base, size: bytes.count)
             metadata = layout.metadata
             count = layout.count
             indexOffset = layout.indexOffset
         } catch {
-            Self.release(base, size: size, isMapped: isMapped)
             throw Self.named(error, path)
         }
     }
 
-    deinit { Self.release(base, size: size, isMapped: isMapped) }
-
-    private static func release(_ base: UnsafeRawPointer, size: Int, isMapped: Bool) {
-        if isMapped {
-            munmap(UnsafeMutableRawPointer(mutating: base), size)
-        } else {
-            UnsafeMutableRawPointer(mutating: base).deallocate()
-        }
-    }
-
-    /// A `.format` or `.unsupported` error with the pack's name in front.
     private static func named(_ error: Error, _ path: String) -> Error {
         switch error as? LoRANASError {
         case .format(let m)?: return LoRANASError.format("\(path): \(m)")
@@ -117,7 +81,7 @@ public final class PackReader: @unchecked Sendable {
         let e = entry(i)
         // The index checks at open put the record inside the file.
         let record = UnsafeRawBufferPointer(start: base + Int(e.offset), count: Int(e.length))
-        defer { dropPages(record) }
+        defer { bytes.dropPages(Int(e.offset)..<(Int(e.offset) + Int(e.length))) }
         let crc = PackFormat.crc32(record)
         guard crc == e.crc else {
             throw LoRANASError.format("\(path): sample \(i) is corrupt (CRC-32 \(hex(crc)), the index says "
@@ -139,14 +103,4 @@ public final class PackReader: @unchecked Sendable {
     }
 
     private func hex(_ v: UInt32) -> String { "0x" + String(v, radix: 16) }
-
-    /// Hands the pages of `record` back to the kernel. The range is widened to whole pages; a neighbour's
-    /// pages dropped with it are read again from the file when touched (the mapping is never written).
-    private func dropPages(_ record: UnsafeRawBufferPointer) {
-        guard isMapped, let start = record.baseAddress, record.count > 0 else { return }
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let from = (start - base) / page * page
-        let to = min(start - base + record.count, size)
-        madvise(UnsafeMutableRawPointer(mutating: base + from), to - from, MADV_DONTNEED)
-    }
 }

@@ -54,82 +54,47 @@ public final class SafeTensorsFile: @unchecked Sendable {
     /// The header's `__metadata__` strings.
     public let metadata: [String: String]
     private let index: [String: Int]
-    private let base: UnsafeRawPointer
-    private let mappedLength: Int
+    private let bytes: MappedBytes
+    private var base: UnsafeRawPointer { bytes.base }
     private let dataStart: Int
-    /// Whether `base` is an mmap (unmapped in deinit) or a heap copy (deallocated).
-    private let isMapped: Bool
 
     /// The largest header accepted (the format's reference implementation uses 100 MB).
     static let maxHeaderBytes = 100_000_000
 
     /// Maps and validates the safetensors file at `path`.
     public convenience init(path: String) throws {
-        try Files.requireRegular(path)
-        let fd = open(path, O_RDONLY | O_NONBLOCK)
-        guard fd >= 0 else {
-            throw errno == ENOENT ? LoRANASError.notFound("no such file: \(path)")
-                                  : LoRANASError.io("cannot open \(path): \(String(cString: strerror(errno)))")
-        }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw LoRANASError.io("cannot stat \(path)") }
-        // Checked again on the open descriptor: the path may have been replaced since the stat above.
-        guard (st.st_mode & S_IFMT) == S_IFREG else { throw LoRANASError.io("\(path) is not a regular file") }
-        let size = Int(st.st_size)
-        guard size >= 8 else {
-            let what = size == 0 ? "empty file" : "file of \(size) bytes is shorter than the 8-byte header length"
-            throw LoRANASError.format("\(path): \(what)")
-        }
-        guard let m = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), m != MAP_FAILED else {
-            throw LoRANASError.io("cannot map \(path): \(String(cString: strerror(errno)))")
-        }
-        try self.init(path: path, base: UnsafeRawPointer(m), length: size, isMapped: true)
+        try self.init(path: path, bytes: try MappedBytes(mapping: path))
     }
 
     /// Validates a safetensors file held in memory (the bytes are copied); `name` stands in for
     /// the path in messages. The fuzz target and tests use it to skip the file system.
     convenience init(bytes: UnsafeRawBufferPointer, name: String) throws {
-        guard bytes.count >= 8, let src = bytes.baseAddress else {
-            throw LoRANASError.format("\(name): \(bytes.count) bytes is shorter than the 8-byte header length")
-        }
-        let copy = UnsafeMutableRawPointer.allocate(byteCount: bytes.count, alignment: 16)
-        copy.copyMemory(from: src, byteCount: bytes.count)
-        try self.init(path: name, base: UnsafeRawPointer(copy), length: bytes.count, isMapped: false)
+        try self.init(path: name, bytes: MappedBytes(copying: bytes))
     }
 
-    /// Takes ownership of `base` (`length` bytes, at least 8): releases it if validation throws.
-    private init(path: String, base: UnsafeRawPointer, length size: Int, isMapped: Bool) throws {
+    private init(path: String, bytes: MappedBytes) throws {
         self.path = path
-        self.base = base
-        self.mappedLength = size
-        self.isMapped = isMapped
+        self.bytes = bytes
+        let size = bytes.count
         do {
-            let raw = UInt64(littleEndian: base.loadUnaligned(as: UInt64.self))
+            guard size >= 8 else {
+                let what = size == 0 ? "empty file" : "file of \(size) bytes is shorter than the 8-byte header length"
+                throw LoRANASError.format(what)
+            }
+            let raw = UInt64(littleEndian: bytes.base.loadUnaligned(as: UInt64.self))
             guard raw > 0, raw <= UInt64(Self.maxHeaderBytes), raw <= UInt64(size - 8) else {
-                throw LoRANASError.format("\(path): header length \(raw) runs past the end of the \(size)-byte file")
+                throw LoRANASError.format("header length \(raw) runs past the end of the \(size)-byte file")
             }
             let n = Int(raw)
             dataStart = 8 + n
-            let header = try JSON.parse(UnsafeRawBufferPointer(start: base + 8, count: n))
+            let header = try JSON.parse(UnsafeRawBufferPointer(start: bytes.base + 8, count: n))
             (tensors, metadata) = try Self.validate(header, dataBytes: size - dataStart, path: path)
             index = Dictionary(uniqueKeysWithValues: tensors.enumerated().map { ($1.name, $0) })
         } catch {
-            Self.release(base, length: size, isMapped: isMapped)
             if let e = error as? LoRANASError, case .format(let msg) = e, !msg.hasPrefix(path) {
                 throw LoRANASError.format("\(path): \(msg)")
             }
             throw error
-        }
-    }
-
-    deinit { Self.release(base, length: mappedLength, isMapped: isMapped) }
-
-    private static func release(_ base: UnsafeRawPointer, length: Int, isMapped: Bool) {
-        if isMapped {
-            munmap(UnsafeMutableRawPointer(mutating: base), length)
-        } else {
-            UnsafeMutableRawPointer(mutating: base).deallocate()
         }
     }
 
