@@ -111,10 +111,13 @@ struct RankSource {
             guard let kv = json.object else {
                 throw LoRANASError.format("--ranks: \(text) is neither a search result nor {\"module\": rank}")
             }
-            assignment = .perModule(Dictionary(uniqueKeysWithValues: try kv.map { k, v in
-                guard let r = v.int else { throw LoRANASError.format("--ranks: \(text): rank of \(k) is not an integer") }
+            let pairs = try kv.map { k, v in
+                guard let r = v.int else {
+                    throw LoRANASError.format("--ranks: \(text): rank of \(k) is not an integer")
+                }
                 return (k, r)
-            }))
+            }
+            assignment = .perModule(Dictionary(pairs, uniquingKeysWith: { _, last in last }))
             loraAlpha = nil
         }
     }

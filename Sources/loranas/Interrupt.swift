@@ -15,7 +15,7 @@ enum Interrupt {
     static func during<T>(_ body: () throws -> T) rethrows -> T {
         var action = sigaction()
         action.__sigaction_handler.sa_handler = { _ in interruptFlag.store(true, ordering: .relaxed) }
-        action.sa_flags = Int32(SA_RESETHAND)
+        action.sa_flags = Int32(truncatingIfNeeded: SA_RESETHAND)
         sigemptyset(&action.sa_mask)
         var previous = sigaction()
         sigaction(SIGINT, &action, &previous)
