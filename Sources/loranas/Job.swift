@@ -25,7 +25,16 @@ enum Job {
 
     /// Writes `text` to `path` through a temporary file renamed into place.
     static func write(_ text: String, to path: String) throws {
+        try createParent(of: path)
         try engine { try AtomicFile.write(Data((text + "\n").utf8), to: path) }
+    }
+
+    /// Creates the directory an output file goes into.
+    static func createParent(of path: String) throws {
+        let parent = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        do { try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) } catch {
+            throw CLIError(message: "cannot create the directory \(parent): \(error.localizedDescription)")
+        }
     }
 
     /// Where a search's supernet weights live: beside its JSON (`search.json` →

@@ -40,14 +40,14 @@ final class ProgressLine {
         let seconds = Date().timeIntervalSince(start ?? Date())
         let rate = seconds > 0 ? Double(done) / seconds : 0
         let left = rate > 0 ? Double(all - e.step) / rate : 0
-        var line = "\(what) step \(e.step)/\(all)  loss \(String(format: "%.4f", e.trainLoss))"
+        let epochEnd = e.kind == .epoch
+        var line = epochEnd ? "\(what) epoch \(e.epoch + 1)/\(epochs) done, step" : "\(what) step"
+        line += " \(e.step)/\(all)  loss \(String(format: "%.4f", e.trainLoss))"
         if let v = e.validationLoss {
-            line += e.kind == .epoch ? "  eval loss " : "  α-step loss "
-            line += String(format: "%.4f", v)
+            line += (what == "search" ? "  α-step loss " : "  eval loss ") + String(format: "%.4f", v)
         }
         line += String(format: "  %.2f steps/s  ", rate) + Self.clock(left) + " left"
-        if e.kind == .epoch { line = "\(what) epoch \(e.epoch + 1)/\(epochs) done: " + line }
-        write(line, step: e.step, epochEnd: e.kind == .epoch)
+        write(line, step: e.step, epochEnd: epochEnd)
     }
 
     private func write(_ line: String, step: Int, epochEnd: Bool) {

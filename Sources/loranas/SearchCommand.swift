@@ -58,6 +58,7 @@ struct SearchCommand: ParsableCommand {
         let result = try Job.train("search", run: settings, stopped: \.stopped) { progress in
             try m.search(train: sets.train, validation: sets.val, options: o, progress: progress)
         }
+        try Job.createParent(of: output)
         try Job.engine { try SupernetFile.save(m.supernetAdapters, to: Job.supernetPath(beside: output)) }
         try Job.write(result.json.serialized, to: output)
         if format.json {
