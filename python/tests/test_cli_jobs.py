@@ -207,7 +207,7 @@ def test_sigint_checkpoints_and_the_same_command_resumes(model_dir, data, tmp_pa
     p = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         line = p.stderr.readline()  # the first progress line (step 10 of 48): the run is in its loop
-        assert "search step" in line, line
+        assert "search step 10/48" in line, line
         p.send_signal(signal.SIGINT)
         _, err = p.communicate(timeout=600)
     finally:
@@ -216,25 +216,31 @@ def test_sigint_checkpoints_and_the_same_command_resumes(model_dir, data, tmp_pa
     assert "run the same command again to resume" in err and err.count("Error") == 0, err
     assert (ckpt / "state.safetensors").is_file() and not (tmp_path / "a.json").exists()
     resumed = ok(subprocess.run(cmd, capture_output=True, text=True, timeout=900))
-    assert resumed.returncode == 0
+    assert "search step 10/48" not in resumed.stderr, resumed.stderr  # it went on from the checkpoint
     ok(run(*args, "-o", tmp_path / "b.json"))
     a, b = (json.loads((tmp_path / n).read_text()) for n in ("a.json", "b.json"))
     for key in ("ranks", "final_weights", "alpha_history", "train_losses", "validation_losses", "steps"):
         assert a[key] == b[key], key
 
 
-def test_sigint_without_checkpoint_dir_says_nothing_was_saved(model_dir, data, tmp_path):
-    cmd = [str(cli()), "search", str(model_dir), "--train", str(data["train"]), "--val", str(data["val"]),
-           "--epochs", "4", "--batch-size", "1", "--threads", "1", "-o", str(tmp_path / "a.json")]
+@pytest.mark.parametrize("kind, extra", [("search", []), ("finetune", ["--ranks", "4"])])
+@pytest.mark.parametrize("checkpoint", [False, True])
+def test_sigint_stops_both_jobs_with_130(model_dir, data, tmp_path, kind, extra, checkpoint):
+    """Both jobs stop on Ctrl-C with exit 130 and write no output; the message says whether the run was saved."""
+    ckpt = ["--checkpoint-dir", str(tmp_path / "ckpt")] if checkpoint else []
+    cmd = [str(cli()), kind, str(model_dir), "--train", str(data["train"]), "--val", str(data["val"]), *extra,
+           "--epochs", "4", "--batch-size", "1", "--threads", "1", *ckpt, "-o", str(tmp_path / "out")]
     p = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        assert "search step" in p.stderr.readline()
+        assert f"{kind} step" in p.stderr.readline()
         p.send_signal(signal.SIGINT)
         _, err = p.communicate(timeout=600)
     finally:
         p.kill()
-    assert p.returncode == 130 and "nothing was saved" in err, err
-    assert not (tmp_path / "a.json").exists()
+    assert p.returncode == 130, err
+    assert ("run the same command again to resume" if checkpoint else "nothing was saved") in err, err
+    assert (tmp_path / "ckpt" / "state.safetensors").is_file() == checkpoint
+    assert not (tmp_path / "out").exists()
 
 
 def test_compare_on_data_files(model_dir, data):
@@ -244,3 +250,29 @@ def test_compare_on_data_files(model_dir, data):
         assert column in r.stdout
     for row in ("searched (warm)", "uniform r=8", "random #1"):
         assert row in r.stdout
+
+
+def test_progress_on_a_terminal_is_one_redrawn_line(model_dir, data, tmp_path):
+    """With stderr on a terminal, each step redraws one line (carriage return, erase line); the epoch ends keep
+    their line."""
+    import pty
+    master, slave = pty.openpty()
+    cmd = [str(cli()), "search", str(model_dir), "--train", str(data["train"]), "--val", str(data["val"]),
+           "--space", "2,4", "--epochs", "2", "--batch-size", "4", "--threads", "1", "-o", str(tmp_path / "s.json")]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    assert p.wait(timeout=600) == 0
+    text = b"".join(chunks).decode()
+    assert text.count("\r\x1b[K") == 6 + 2, text  # 3 steps per epoch, 2 epochs, and 2 epoch lines
+    assert "search step 3/6" in text and "steps/s" in text and "left" in text
+    assert text.count("\n") == 2 or text.count("\r\n") == 2, text

@@ -53,7 +53,8 @@ extension MllamaModel {
     /// The checks both jobs make on their data, and the base-weight part of their fingerprint.
     func checkRunData(_ train: Dataset, _ validation: Dataset, job: String) throws -> String {
         try require(train.count > 0 && validation.count > 0, "\(job) needs non-empty train and validation sets")
-        try require(train.config == config && validation.config == config, "the datasets were made for another model (their config.json differs)")
+        try require(train.config == config && validation.config == config,
+                    "the datasets were made for another model (their config.json differs)")
         return "\(train.count)|\(validation.count)|\(parameterCount)|\(weightsFingerprint)"
     }
 }
