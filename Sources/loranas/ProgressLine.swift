@@ -6,7 +6,7 @@ import LoRANAS
 /// callback asks the run to stop once Ctrl-C was pressed.
 final class ProgressLine {
     let what: String
-    let total: Int?
+    let maxSteps: Int?
     let every: Int
     let epochs: Int
     let live = isatty(STDERR_FILENO) != 0
@@ -14,11 +14,11 @@ final class ProgressLine {
     private var firstStep = 0
     private var drawn = false
 
-    /// `total`: the run's steps when known (epochs × steps per epoch, or --max-steps).
+    /// `what` names the job in each line; the total is epochs × steps per epoch, or `maxSteps`.
     init(what: String, epochs: Int, maxSteps: Int?, every: Int = 10) {
         self.what = what
         self.every = every
-        total = maxSteps
+        self.maxSteps = maxSteps
         self.epochs = epochs
     }
 
@@ -31,15 +31,15 @@ final class ProgressLine {
     }
 
     private func report(_ e: ProgressEvent) {
-        let all = min(total ?? Int.max, epochs * e.stepsPerEpoch)
-        if start == nil {
+        let all = min(maxSteps ?? Int.max, epochs * e.stepsPerEpoch)
+        if start == nil {  // the rate counts from the first report (a resumed run starts late)
             start = Date()
-            firstStep = e.step - 1
+            firstStep = e.step
         }
         let done = e.step - firstStep
         let seconds = Date().timeIntervalSince(start ?? Date())
         let rate = seconds > 0 ? Double(done) / seconds : 0
-        let left = rate > 0 ? Double(all - e.step) / rate : 0
+        let left = rate > 0 ? Double(all - e.step) / rate : .nan
         let epochEnd = e.kind == .epoch
         var line = epochEnd ? "\(what) epoch \(e.epoch + 1)/\(epochs) done, step" : "\(what) step"
         line += " \(e.step)/\(all)  loss \(String(format: "%.4f", e.trainLoss))"
