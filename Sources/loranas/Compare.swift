@@ -29,7 +29,7 @@ struct Compare: ParsableCommand {
     @Option(help: "Cut .jsonl samples to this many tokens.") var maxLength: Int?
     @Option(help: "Synthetic training samples.") var trainSamples = 48
     @Option(help: "Synthetic validation samples.") var valSamples = 16
-    @Option(help: "Text tokens per sample (3 or more, within the model's max_position_embeddings).")
+    @Option(help: "Synthetic text tokens per sample (3 or more, within max_position_embeddings).")
     var seqLen = 12
     @Option(help: "Search epochs.") var searchEpochs = 2
     @Option(help: "Fine-tune epochs.") var epochs = 3
