@@ -8,9 +8,12 @@ struct Compare: ParsableCommand {
         abstract: "Search ranks, then fine-tune searched, uniform and random-rank LoRA at equal budget and compare "
             + "eval perplexity.",
         discussion: """
-            Uses a synthetic image-conditioned counting task (see Dataset.synthetic) so it runs on \
-            any Mllama checkpoint without a dataset. MODEL is a model directory; with --random-init \
-            its weights are replaced by seeded random ones (for configs without trained weights).
+            Prints the paper's Table-1 columns for each adapter: LoRA parameters and their share of \
+            the model, eval perplexity and seconds per epoch. With --train and --val (Cauldron .jsonl \
+            or .pack) it runs on that data; without them it uses a synthetic image-conditioned \
+            counting task (see Dataset.synthetic), so it runs on any Mllama checkpoint without a \
+            dataset. MODEL is a model directory; with --random-init its weights are replaced by \
+            seeded random ones (for configs without trained weights).
             """)
 
     @Argument(help: "Model directory (config.json + safetensors).")
@@ -19,9 +22,14 @@ struct Compare: ParsableCommand {
     @Option(help: "Rank choices, comma-separated, increasing.") var space = "2,4,8,16"
     @Option(help: "Budget as a fraction of uniform max-rank parameters, in (0, 1].") var budget = 0.4
     @Option(help: "Target module types (all, mlp, qk, or q,k,v,...).") var targets = "all"
-    @Option(help: "Training samples.") var train = 48
-    @Option(help: "Validation samples (the search's α set and the fine-tune's eval set).") var val = 16
-    @Option(help: "Text tokens per sample (3 or more, within the model's max_position_embeddings).")
+    @Option(help: "Training data (.jsonl or .pack); without --train and --val, the synthetic task.")
+    var train: String?
+    @Option(help: "Validation data (.jsonl or .pack): the search's α set and the fine-tune's eval set.")
+    var val: String?
+    @Option(help: "Cut .jsonl samples to this many tokens.") var maxLength: Int?
+    @Option(help: "Synthetic training samples.") var trainSamples = 48
+    @Option(help: "Synthetic validation samples.") var valSamples = 16
+    @Option(help: "Synthetic text tokens per sample (3 or more, within max_position_embeddings).")
     var seqLen = 12
     @Option(help: "Search epochs.") var searchEpochs = 2
     @Option(help: "Fine-tune epochs.") var epochs = 3
@@ -40,7 +48,9 @@ struct Compare: ParsableCommand {
     func validate() throws {
         _ = try parseSpace(space)
         guard budget > 0 && budget <= 1 else { throw ValidationError("--budget must be in (0, 1], got \(budget)") }
-        for (name, v) in [("--train", train), ("--val", val)] where !(1...Self.maxSamples).contains(v) {
+        try validateData()
+        for (name, v) in [("--train-samples", trainSamples), ("--val-samples", valSamples)]
+        where !(1...Self.maxSamples).contains(v) {
             throw ValidationError("\(name) must be in 1...\(Self.maxSamples), got \(v)")
         }
         guard seqLen >= 3 else { throw ValidationError("--seq-len must be 3 or more, got \(seqLen)") }
@@ -51,6 +61,28 @@ struct Compare: ParsableCommand {
         if let threads, !(1...Engine.maxThreads).contains(threads) {
             throw ValidationError("--threads must be in 1...\(Engine.maxThreads), got \(threads)")
         }
+    }
+
+    /// --train and --val come together, as data files.
+    func validateData() throws {
+        switch (train, val) {
+        case (nil, nil): break
+        case let (t?, v?): try DataFiles.check([("--train", t), ("--val", v)], maxLength: maxLength)
+        default: throw ValidationError("--train and --val go together (neither: the synthetic task)")
+        }
+    }
+
+    /// The data files, or the synthetic task's samples.
+    func datasets(_ m: MllamaModel) throws -> (Dataset, Dataset) {
+        if let train, let val {
+            let files = try DataFiles(model: model, maxLength: maxLength)
+            return (try files.load(train), try files.load(val))
+        }
+        try checkSizes(m.config)
+        return (
+            try Dataset.synthetic(config: m.config, count: trainSamples, seqLen: seqLen, seed: seed &+ 1),
+            try Dataset.synthetic(config: m.config, count: valSamples, seqLen: seqLen, seed: seed &+ 2)
+        )
     }
 
     /// "4,8,16" as ranks; an entry that is not a positive integer is an error, not dropped.
@@ -77,9 +109,7 @@ struct Compare: ParsableCommand {
         if randomInit { m.initializeRandomly(seed: seed) }
         let spaceList = try parseSpace(space)
         let spec = try TargetSpec(parsing: targets)
-        try checkSizes(m.config)
-        let trainSet = try Dataset.synthetic(config: m.config, count: train, seqLen: seqLen, seed: seed &+ 1)
-        let valSet = try Dataset.synthetic(config: m.config, count: val, seqLen: seqLen, seed: seed &+ 2)
+        let (trainSet, valSet) = try datasets(m)
         let t0 = Date()
         let searched = try search(m, trainSet, valSet, space: spaceList, targets: spec)
         let searchTime = Date().timeIntervalSince(t0)
@@ -103,8 +133,8 @@ struct Compare: ParsableCommand {
         }
         let v = c.vision
         let perSample = Size.product([v.maxNumTiles, v.numChannels, v.imageSize, v.imageSize, 4])
-        let data = perSample.flatMap { Size.product([train + val, $0]) }
-        try Memory.require(data, for: "the synthetic task's images (\(train + val) samples)")
+        let data = perSample.flatMap { Size.product([trainSamples + valSamples, $0]) }
+        try Memory.require(data, for: "the synthetic task's images (\(trainSamples + valSamples) samples)")
         // A batch's logits and their gradient.
         try Memory.require(
             Size.product([batchSize, seqLen, c.text.vocabSize, 8]),

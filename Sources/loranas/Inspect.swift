@@ -98,5 +98,6 @@ struct Inspect: ParsableCommand {
 struct CLIError: Error, CustomStringConvertible {
     let message: String
     init(_ error: Error) { message = "\(error)" }
+    init(message: String) { self.message = message }
     var description: String { message }
 }

@@ -7,7 +7,10 @@ struct LoRANASCommand: ParsableCommand {
         commandName: "loranas",
         abstract: "Search a LoRA rank for every layer of a vision-language model, and fine-tune it.",
         version: LoRANAS.version,
-        subcommands: [Inspect.self, Pack.self, Compare.self])
+        subcommands: [
+            Inspect.self, Pack.self, SearchCommand.self, FinetuneCommand.self, EvalCommand.self, ExportCommand.self,
+            Compare.self,
+        ])
 }
 
 // A setting the engine cannot honour (LORANAS_NUM_THREADS=abc) is an error, never ignored.
