@@ -4,8 +4,8 @@
 Builds a small random Mllama (tiles4_gqa's shapes with 56-pixel tiles and the Llama-3 vocabulary, saved by
 transformers), a Cauldron JSONL file of N records with one seeded PNG each (up to 400x300 pixels, so canvases
 of 1 to 4 tiles), packs it with the CLI, then in fresh processes evaluates the model on every sample
-(batch 16), once streaming the pack and once holding the dataset in memory, and reports each process's peak
-RSS (ru_maxrss) beside the pack's size.
+(batch 16), once streaming the pack and once holding the dataset in memory, and reports the resident set
+sampled every 0.2 s during the epoch (VmRSS, RssAnon, RssFile from /proc) beside the pack's size.
 
     python bench/pack_stream.py [--samples 20000] [--work DIR]
 """
@@ -26,17 +26,33 @@ TILES4 = ROOT / "Tests/LoRANASTests/Fixtures/mllama/tiles4_gqa"
 sys.path[:0] = [str(ROOT / "python"), str(ROOT / "python" / "tests")]
 
 STREAM = """
-import resource, sys, time
+import sys, threading, time
 import loranas
+
+def status():
+    fields = dict(line.split(":", 1) for line in open("/proc/self/status"))
+    return {k: int(fields[k].split()[0]) for k in ("VmRSS", "RssAnon", "RssFile")}
+
+peak = {"VmRSS": 0, "RssAnon": 0, "RssFile": 0}
+done = threading.Event()
+
+def sample():  # the engine releases the GIL during evaluate: this thread samples the resident set meanwhile
+    while not done.wait(0.2):
+        for k, v in status().items():
+            peak[k] = max(peak[k], v)
+
 model_dir, source, mode = sys.argv[1:4]
 model = loranas.Model(model_dir)
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = status()["VmRSS"]
 t = time.perf_counter()
 ds = loranas.Dataset.load(source) if mode == "pack" else loranas.Dataset.from_cauldron(source, model=model_dir)
 loaded = time.perf_counter() - t
+threading.Thread(target=sample, daemon=True).start()
 t = time.perf_counter()
 result = model.evaluate(ds, batch_size=16)
-print(len(ds), base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, loaded, time.perf_counter() - t)
+seconds = time.perf_counter() - t
+done.set()
+print(len(ds), base, peak["VmRSS"], peak["RssAnon"], peak["RssFile"], loaded, seconds)
 """
 
 
@@ -80,8 +96,9 @@ def write_records(path: Path, n: int) -> None:
 def peak(model: Path, source: Path, mode: str) -> dict:
     out = subprocess.run([sys.executable, "-c", STREAM, str(model), str(source), mode], check=True,
                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "python")})
-    n, base, peak_kb, loaded, seconds = out.stdout.split()
-    return {"samples": int(n), "rss_after_model_mib": int(base) / 1024, "peak_rss_mib": int(peak_kb) / 1024,
+    n, base, rss, anon, file, loaded, seconds = out.stdout.split()
+    return {"samples": int(n), "rss_after_model_mib": int(base) / 1024, "peak_rss_mib": int(rss) / 1024,
+            "peak_anon_mib": int(anon) / 1024, "peak_file_mib": int(file) / 1024,
             "load_seconds": float(loaded), "epoch_seconds": float(seconds)}
 
 
@@ -107,8 +124,9 @@ def main() -> None:
     rows = {"pack": peak(model, pack, "pack"), "memory": peak(model, data, "memory")}
     print(f"pack: {args.samples} samples, {size:.0f} MiB, written by `loranas pack` in {pack_seconds:.1f} s")
     for mode, r in rows.items():
-        print(f"{mode:>6}: peak RSS {r['peak_rss_mib']:.0f} MiB (after loading the model "
-              f"{r['rss_after_model_mib']:.0f} MiB), load {r['load_seconds']:.1f} s, epoch {r['epoch_seconds']:.1f} s")
+        print(f"{mode:>6}: peak RSS during the epoch {r['peak_rss_mib']:.0f} MiB (anonymous {r['peak_anon_mib']:.0f}, "
+              f"file-backed {r['peak_file_mib']:.0f}; {r['rss_after_model_mib']:.0f} MiB after loading the model), "
+              f"load {r['load_seconds']:.1f} s, epoch {r['epoch_seconds']:.1f} s")
     print(json.dumps({"samples": args.samples, "pack_mib": size, "pack_seconds": pack_seconds, **rows}))
 
 

@@ -57,13 +57,21 @@ final class MappedBytes: @unchecked Sendable {
         }
     }
 
+    /// The window Linux maps around a read fault on a file mapping ("fault-around", 64 KiB by default): a read
+    /// of one page maps the cached pages of its whole aligned window, neighbours included.
+    static let faultAroundBytes = 1 << 16
+
     /// Hands the pages under `range` (byte offsets) back to the kernel: a mapped file's clean pages leave the
-    /// resident set and are read again from the page cache when touched. Nothing for a heap copy.
+    /// resident set and are read again from the page cache when touched. The range is widened to whole
+    /// fault-around windows, since reading it mapped those too; a neighbour's pages dropped with it are mapped
+    /// again when it is read (the mapping is never written). Nothing for a heap copy.
     func dropPages(_ range: Range<Int>) {
         guard isMapped, !range.isEmpty else { return }
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let from = range.lowerBound / page * page
-        let to = min(range.upperBound, count)
-        madvise(UnsafeMutableRawPointer(mutating: base + from), to - from, MADV_DONTNEED)
+        // Windows are aligned in the address space; the mapping itself is only page-aligned.
+        let window = Self.faultAroundBytes
+        let first = Int(bitPattern: base)
+        let from = max((first + range.lowerBound) / window * window, first)
+        let to = min((first + range.upperBound + window - 1) / window * window, first + count)
+        madvise(UnsafeMutableRawPointer(bitPattern: from), to - from, MADV_DONTNEED)
     }
 }
