@@ -8,11 +8,14 @@ both sides generate exactly 32 new tokens (the engine with no stop id, transform
 Each side runs once to warm up, then 3 timed runs; the table gives the median wall time of a whole generate
 call (vision + prefill + 31 decode steps) and new tokens per second. The same thread count is used for
 both (torch.set_num_threads and loranas.set_num_threads). The greedy tokens are compared too.
+On a machine whose cores other processes also use, torch's OpenMP threads spin-wait for each other and
+lose most of their time; OMP_WAIT_POLICY=PASSIVE (recorded in the JSON) makes them sleep instead.
 
   LORANAS_LIBRARY=.build/release/libloranas.so PYTHONPATH=python .venv-test/bin/python bench/generate.py
 """
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -94,7 +97,8 @@ def bench(size: str, threads: int, runs: int) -> dict:
     return {"size": size, "threads": threads, "prompt": PROMPT, "new_tokens": NEW, "runs": runs,
             "engine_s": round(ours_s, 4), "torch_s": round(torch_s, 4),
             "engine_tok_s": round(NEW / ours_s, 1), "torch_tok_s": round(NEW / torch_s, 1),
-            "speedup": round(torch_s / ours_s, 2), "same_tokens": bool(np.array_equal(new_t[:upto], new_o[:upto]))}
+            "speedup": round(torch_s / ours_s, 2), "same_tokens": bool(np.array_equal(new_t[:upto], new_o[:upto])),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "loadavg": os.getloadavg()[0]}
 
 
 def main():
