@@ -156,12 +156,15 @@ def test_batched_left_padding_equals_transformers(tiles4, hf_tiles4, tiles4_inpu
             np.testing.assert_array_equal(row[-12:], alone[-12:])
 
 
-def test_peft_adapter_equals_transformers(tiles4_inputs):
+def test_peft_adapter_equals_transformers(tiles4_inputs, tmp_path):
     hf = hf_model(TILES4, TILES4 / "peft")
     with loranas.load_model(TILES4, adapter=TILES4 / "peft") as model:
         for inputs in (sample(tiles4_inputs, 0), sample(tiles4_inputs, 1, 11)):
             check_equal(model, hf, TILES4, inputs, 16)
         plain = model.generate(**sample(tiles4_inputs, 0), max_new_tokens=16)
+        model.save_merged(tmp_path / "merged")
+    with loranas.load_model(tmp_path / "merged") as merged:  # merged weights give the same tokens
+        np.testing.assert_array_equal(merged.generate(**sample(tiles4_inputs, 0), max_new_tokens=16), plain)
     with loranas.load_model(TILES4) as base:
         assert not np.array_equal(plain, base.generate(**sample(tiles4_inputs, 0), max_new_tokens=16))
 
@@ -222,6 +225,37 @@ def test_bad_arguments(tiles4, tiles4_inputs):
         tiles4.generate(**right)
     with pytest.raises(loranas.InvalidArgumentError, match="not both"):
         tiles4.generate(input_ids=inputs["input_ids"], prompt="hi")
+
+
+def test_c_abi_checks_every_argument(tiles4, tiles4_inputs):
+    import ctypes
+
+    from loranas import _bindings as B
+    from loranas.data import make_batch, prepare_inputs
+    from loranas.errors import check
+
+    arrays = prepare_inputs(sample(tiles4_inputs, 0), batched=True, context="test")
+    batch = make_batch(arrays)
+    out, lengths, stops = np.empty((1, 4), np.int64), np.empty(1, np.int64), np.array([1], np.int64)
+    p = lambda a: a.ctypes.data_as(B.c_int64_p)  # noqa: E731
+
+    def call(**kw):
+        args = dict(prompt=ctypes.byref(batch), n=4, t=0.0, top_p=1.0, seed=0, stops=p(stops), n_stops=1,
+                    out=p(out), out_count=4, lengths=p(lengths), lengths_count=1)
+        args.update(kw)
+        with tiles4._use() as h:
+            return B.loranas_model_generate(h, *args.values())
+
+    assert call() == B.LORANAS_OK
+    assert 1 <= lengths[0] <= 4 and (out[0, lengths[0]:] == -1).all()
+    bad = [dict(prompt=None), dict(out=None), dict(lengths=None), dict(out_count=3), dict(lengths_count=2),
+           dict(n=0, out_count=0), dict(stops=None), dict(n_stops=-1), dict(t=float("inf")), dict(top_p=float("nan"))]
+    for kw in bad:
+        assert call(**kw) == B.LORANAS_ERR_INVALID_ARGUMENT, kw
+    with pytest.raises(loranas.InvalidArgumentError):
+        check(call(out_count=3), "loranas_model_generate")
+    assert B.loranas_model_generate(None, ctypes.byref(batch), 4, 0.0, 1.0, 0, None, 0, p(out), 4, p(lengths),
+                                    1) == B.LORANAS_ERR_INVALID_ARGUMENT
 
 
 def test_images_and_prompt_shortcut(llama3_tokenizer_dir, tmp_path):
