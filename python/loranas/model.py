@@ -150,7 +150,8 @@ class Model(OwnedHandle):
         Parameters
         ----------
         input_ids, attention_mask, pixel_values, aspect_ratio_ids, aspect_ratio_mask, cross_attention_mask
-            The prompt, as for :meth:`forward` (no labels).
+            The prompt, as for :meth:`forward` (no labels). Pass ``attention_mask`` with padded prompts:
+            without it every token counts as real (transformers would infer it from the pad token).
         max_new_tokens : int
             New tokens per sample at most, in [1, max_position_embeddings - prompt length].
         temperature : float
