@@ -184,6 +184,17 @@ loranas_model_forward = _bind(
     c_int32,
 )
 
+# int32_t loranas_model_generate(loranas_model *model, const loranas_batch *prompt, int64_t max_new_tokens,
+#                                double temperature, double top_p, uint64_t seed, const int64_t *stop_ids,
+#                                int64_t num_stop_ids, int64_t *out_ids, int64_t out_count, int64_t *out_lengths,
+#                                int64_t lengths_count);
+loranas_model_generate = _bind(
+    "loranas_model_generate",
+    [loranas_model_p, POINTER(loranas_batch), c_int64, c_double, c_double, c_uint64, c_int64_p, c_int64, c_int64_p,
+     c_int64, c_int64_p, c_int64],
+    c_int32,
+)
+
 # int32_t loranas_model_load_adapter(loranas_model *model, const char *dir);
 loranas_model_load_adapter = _bind("loranas_model_load_adapter", [loranas_model_p, c_char_p], c_int32)
 

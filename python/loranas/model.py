@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import ctypes
+import json
 import os
 from typing import Any
 
@@ -136,6 +137,124 @@ class Model(OwnedHandle):
 
     __call__ = forward
 
+    def generate(self, input_ids=None, attention_mask=None, pixel_values=None, aspect_ratio_ids=None,
+                 aspect_ratio_mask=None, cross_attention_mask=None, *, max_new_tokens: int = 20,
+                 temperature: float = 0.0, top_p: float = 1.0, seed: int = 0, stop_token_ids=None,
+                 images=None, prompt: str | None = None):
+        """Generate after each prompt, as transformers' ``generate`` does (greedy when ``temperature`` is 0).
+
+        The vision tower and the prompt run once; then one token per step against a KV cache, with the
+        adapters applied as in :meth:`forward`. Batched prompts must be left-padded (``attention_mask`` 0
+        before the tokens), as transformers requires.
+
+        Parameters
+        ----------
+        input_ids, attention_mask, pixel_values, aspect_ratio_ids, aspect_ratio_mask, cross_attention_mask
+            The prompt, as for :meth:`forward` (no labels). Pass ``attention_mask`` with padded prompts:
+            without it every token counts as real (transformers would infer it from the pad token).
+        max_new_tokens : int
+            New tokens per sample at most, in [1, max_position_embeddings - prompt length].
+        temperature : float
+            0 = greedy (argmax); > 0 samples from softmax(logits / temperature).
+        top_p : float
+            In (0, 1]: sampling keeps the most likely tokens until their mass reaches top_p.
+        seed : int
+            The sampler's seed (0 ≤ seed < 2^64): the same seed gives the same tokens.
+        stop_token_ids : int or iterable of int, optional
+            A sample stops after producing one of these (default: the config's ``eos_token_id``).
+        images, prompt
+            The shortcut: ``generate(images=[...], prompt="...")`` formats ``prompt`` with the chat template
+            (one image slot per image), runs :class:`loranas.Processor` of the model directory, stops at eos
+            or ``<|eot_id|>`` and returns the decoded answer (str, special tokens removed).
+
+        Returns
+        -------
+        numpy.ndarray
+            int64, (B, S + new): the prompt ids followed by the new ids (each sample's stop id included);
+            rows that stopped early are padded with the pad token id, as transformers pads them.
+        """
+        if prompt is not None or images is not None:
+            if input_ids is not None:
+                raise InvalidArgumentError("pass either input_ids or images/prompt, not both",
+                                           context="Model.generate")
+            return self._generate_text(images, prompt, max_new_tokens=max_new_tokens, temperature=temperature,
+                                       top_p=top_p, seed=seed, stop_token_ids=stop_token_ids)
+        context = "Model.generate"
+        arrays = prepare_inputs(
+            {"input_ids": input_ids, "attention_mask": attention_mask, "pixel_values": pixel_values,
+             "aspect_ratio_ids": aspect_ratio_ids, "aspect_ratio_mask": aspect_ratio_mask,
+             "cross_attention_mask": cross_attention_mask},
+            batched=True, context=context)
+        n = _int_arg(max_new_tokens, "max_new_tokens", context, below=2**62)
+        room = self._max_positions() - arrays["input_ids"].shape[1]
+        if n > room:  # checked here too, before the output buffer is allocated
+            raise InvalidArgumentError(f"max_new_tokens must be in 1...{room} (max_position_embeddings − prompt "
+                                       f"length), got {n}", context=context)
+        temperature, top_p = _float_arg(temperature, "temperature", context), _float_arg(top_p, "top_p", context)
+        seed = _seed_arg(seed, context)
+        stops = np.ascontiguousarray(self._stop_ids(stop_token_ids, context), dtype=np.int64)
+        batch = make_batch(arrays)
+        ids = arrays["input_ids"]
+        b = ids.shape[0]
+        out = np.empty((b, n), dtype=np.int64)
+        lengths = np.empty(b, dtype=np.int64)
+        stop_ptr = stops.ctypes.data_as(B.c_int64_p) if stops.size else None
+        with self._use() as h:
+            status = B.loranas_model_generate(h, ctypes.byref(batch), n, temperature, top_p, seed, stop_ptr,
+                                              stops.size, out.ctypes.data_as(B.c_int64_p), out.size,
+                                              lengths.ctypes.data_as(B.c_int64_p), lengths.size)
+            check(status, "loranas_model_generate")
+        width = int(lengths.max())
+        new = out[:, :width].copy()
+        new[new < 0] = self._pad_token_id()
+        return np.concatenate([ids, new], axis=1)
+
+    def _generate_text(self, images, prompt, **options) -> str:
+        """The images + prompt shortcut of :meth:`generate`: chat template, processor, decoded answer."""
+        from .processor import Processor
+
+        if not isinstance(prompt, str):
+            raise InvalidArgumentError("prompt must be a str", context="Model.generate")
+        images = [] if images is None else list(images)
+        with Processor(self.path) as processor:
+            content = [{"type": "image"}] * len(images) + [{"type": "text", "text": prompt}]
+            chat = processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
+            inputs = processor(images=[images] if images else None, text=chat)
+            tokenizer = processor.tokenizer
+            if options["stop_token_ids"] is None:
+                eot = tokenizer.token_to_id("<|eot_id|>")
+                options["stop_token_ids"] = self._stop_ids(None, "Model.generate") + ([] if eot is None else [eot])
+            ids = self.generate(**inputs, **options)
+            answer = ids[0, inputs["input_ids"].shape[1]:]
+            return tokenizer.decode([int(t) for t in answer], skip_special_tokens=True)
+
+    def _config_json(self) -> dict:
+        with open(os.path.join(self.path, "config.json"), encoding="utf-8") as f:
+            return json.load(f)
+
+    def _stop_ids(self, given, context: str) -> list[int]:
+        """``given`` as a list of ints, or the config's eos_token_id(s) (text_config first)."""
+        if given is None:
+            config = self._config_json()
+            eos = config.get("text_config", {}).get("eos_token_id", config.get("eos_token_id"))
+            given = [] if eos is None else eos
+        if isinstance(given, (int, np.integer)) and not isinstance(given, bool):
+            given = [given]
+        try:
+            ids = [int(t) for t in given]
+        except (TypeError, ValueError):
+            raise InvalidArgumentError("stop_token_ids must be an int or a list of ints", context=context) from None
+        if any(isinstance(t, bool) for t in given):
+            raise InvalidArgumentError("stop_token_ids must be ints, not bools", context=context)
+        return ids
+
+    def _max_positions(self) -> int:
+        return int(self._config_json().get("text_config", {}).get("max_position_embeddings", 131072))
+
+    def _pad_token_id(self) -> int:
+        pad = self._config["text"].get("pad_token_id")
+        return 0 if pad is None else int(pad)
+
     def evaluate(self, samples, batch_size: int = 8) -> dict:
         """Token-weighted evaluation of labelled samples, in order, ``batch_size`` at a time.
 
@@ -214,3 +333,16 @@ def _int_arg(value, name: str, context: str, *, below: int) -> int:
         bound = f"2^{below.bit_length() - 1} ({below})" if below & (below - 1) == 0 else str(below)
         raise InvalidArgumentError(f"{name} must be less than {bound}, got {value}", context=context)
     return value
+
+
+def _float_arg(value, name: str, context: str) -> float:
+    """``value`` as a float (the engine checks its range); bools and non-numbers are refused."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise InvalidArgumentError(f"{name} must be a number, got {type(value).__name__}", context=context)
+    return float(value)
+
+
+def _seed_arg(value, context: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= int(value) < 2**64:
+        raise InvalidArgumentError(f"seed must be an int in [0, 2^64), got {value!r}", context=context)
+    return int(value)

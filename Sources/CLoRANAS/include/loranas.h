@@ -178,6 +178,21 @@ int32_t loranas_model_describe(const loranas_model *model, char *buf, int64_t bu
    loss and has_loss may be NULL. */
 int32_t loranas_model_forward(loranas_model *model, const loranas_batch *batch, float *logits, int64_t logits_count,
                               float *loss, int32_t *has_loss);
+/* Generates up to max_new_tokens tokens after each prompt, token for token as transformers'
+   MllamaForConditionalGeneration.generate: the vision tower and the prompt run once, then one token per step
+   against a KV cache; generated tokens see the prompt's last cross_attention_mask row. The prompt's labels
+   are ignored; with B > 1 it must be left-padded (attention_mask 0 before the tokens).
+   max_new_tokens: 1 ... max_position_embeddings - seq_len. temperature: 0 = greedy, else finite > 0
+   (sampling from softmax(logits / temperature)). top_p in (0, 1]: the nucleus kept when sampling. seed:
+   the sampler's SplitMix64 seed (the same seed gives the same tokens). stop_ids (num_stop_ids in
+   0...65536, NULL when 0): a sample stops after producing one of them (the id is included).
+   out_ids (B, max_new_tokens) must hold out_count = B * max_new_tokens values; each row gets its new ids
+   then -1. out_lengths (B) must hold lengths_count = B values: each row's count. Bad values give
+   LORANAS_ERR_INVALID_ARGUMENT; the cache not fitting in memory too; non-finite logits LORANAS_ERR_NUMERIC. */
+int32_t loranas_model_generate(loranas_model *model, const loranas_batch *prompt, int64_t max_new_tokens,
+                               double temperature, double top_p, uint64_t seed, const int64_t *stop_ids,
+                               int64_t num_stop_ids, int64_t *out_ids, int64_t out_count, int64_t *out_lengths,
+                               int64_t lengths_count);
 
 /* Loads a PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors) onto the
    model, replacing any adapter; mixed ranks via rank_pattern / alpha_pattern. */

@@ -48,7 +48,7 @@ extension MllamaModel {
 
     /// The vision side of a forward pass: what the cross-attention layers read, and with `keep` what
     /// backward reads.
-    private struct EncodedImages {
+    struct EncodedImages {
         let cross: CrossAttentionInputs
         let saved: ImageSaved?
     }
@@ -79,7 +79,7 @@ extension MllamaModel {
 
     /// The vision model and projector on the batch's images, and the cross-attention mask; nil
     /// without images.
-    private func encodeImages(_ batch: MllamaBatch, keep: Bool) throws -> EncodedImages? {
+    func encodeImages(_ batch: MllamaBatch, keep: Bool) throws -> EncodedImages? {
         guard let px = batch.pixelValues else { return nil }
         guard let arIds = batch.aspectRatioIds, let arMask = batch.aspectRatioMask,
               let cam = batch.crossAttentionMask else {

@@ -98,7 +98,7 @@ final class TextCrossAttentionLayer {
     }
 
     /// Scales each row r of t (B·S, H) by rowVisible[r] (transformers' full_text_row_masked_out_mask).
-    private func maskRows(_ t: Tensor, _ d: TextDims, rowVisible: [Float]) {
+    func maskRows(_ t: Tensor, _ d: TextDims, rowVisible: [Float]) {
         for r in 0..<d.rows where rowVisible[r] != 1 {
             let row = t.ptr + r * d.h
             for j in 0..<d.h { row[j] *= rowVisible[r] }

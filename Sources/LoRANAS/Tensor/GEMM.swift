@@ -16,8 +16,13 @@ public func gemm(_ transA: Bool, _ transB: Bool, m: Int, n: Int, k: Int,
         for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
         return
     }
-    let ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans
     let flops = 2 * m * n * k
+    if m <= 4 && !transA {
+        gemvRows(transB, m: m, n: n, k: k, scale: scale, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc,
+                 threads: (!threaded || flops < 3_000_000) ? 1 : Engine.threads)
+        return
+    }
+    let ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans
     let threads = (!threaded || flops < 3_000_000) ? 1 : Engine.threads
     if threads == 1 {
         cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(n), Int32(k), scale, a, Int32(lda), b, Int32(ldb),
@@ -36,5 +41,31 @@ public func gemm(_ transA: Bool, _ transB: Bool, m: Int, n: Int, k: Int,
             cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(r.count), Int32(k), scale, a, Int32(lda),
                         b + bOff, Int32(ldb), beta, c + r.lowerBound, Int32(ldc))
         }
+    }
+}
+
+/// A GEMM with at most a few rows of A (a decode step's activations) as one `cblas_sgemv` per row: sgemm would
+/// pack all of B for each call, which costs as much as the product itself when M is tiny. Columns of C are
+/// split across `threads`.
+private func gemvRows(_ transB: Bool, m: Int, n: Int, k: Int, scale: Float, a: UnsafePointer<Float>, lda: Int,
+                      b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int,
+                      threads: Int) {
+    func part(_ r: Range<Int>) {
+        for i in 0..<m {
+            // C may be uninitialized: some OpenBLAS versions scale y by beta = 0 keeping NaNs.
+            if beta == 0 { (c + i * ldc + r.lowerBound).update(repeating: 0, count: r.count) }
+            if transB {                     // B (N, K): c = B·a
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(r.count), Int32(k), scale, b + r.lowerBound * ldb,
+                            Int32(ldb), a + i * lda, 1, beta, c + i * ldc + r.lowerBound, 1)
+            } else {                        // B (K, N): c = Bᵀ·a
+                cblas_sgemv(CblasRowMajor, CblasTrans, Int32(k), Int32(r.count), scale, b + r.lowerBound,
+                            Int32(ldb), a + i * lda, 1, beta, c + i * ldc + r.lowerBound, 1)
+            }
+        }
+    }
+    if threads == 1 {
+        part(0..<n)
+    } else {
+        Engine.parallelRanges(n) { part($0) }
     }
 }
