@@ -98,6 +98,19 @@ public func loranas_evaluate(
     }
 }
 
+@_cdecl("loranas_evaluate_answers")
+public func loranas_evaluate_answers(
+    _ h: OpaquePointer?, _ data: OpaquePointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?
+) -> Int32 {
+    guarded {
+        let out = try arg(out, "out")
+        out.pointee = nil
+        let ds = try DatasetHandle.borrow(data, "dataset").value
+        let result = try ModelHandle.borrow(h, "model").with { try $0.answerAccuracy(ds) }
+        out.pointee = ResultHandle.retain(result.json.serialized)
+    }
+}
+
 @_cdecl("loranas_result_json")
 public func loranas_result_json(
     _ h: OpaquePointer?, _ buf: UnsafeMutablePointer<CChar>?, _ len: Int64, _ outLen: UnsafeMutablePointer<Int64>?

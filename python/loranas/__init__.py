@@ -42,6 +42,7 @@ from .results import FinetuneResult, SearchResult
 from .processor import Processor
 from .tokenizer import Tokenizer
 from .training import finetune, search
+from .evaluation import EvalResult, evaluate
 from .plots import plot_alpha, plot_losses, plot_ranks
 from .errors import (
     BufferTooSmallError,
@@ -74,6 +75,8 @@ __all__ = [
     "SearchResult",
     "finetune",
     "FinetuneResult",
+    "evaluate",
+    "EvalResult",
     "plot_ranks",
     "plot_alpha",
     "plot_losses",

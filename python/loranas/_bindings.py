@@ -278,6 +278,10 @@ loranas_evaluate = _bind(
     "loranas_evaluate", [loranas_model_p, loranas_dataset_p, c_int64, POINTER(loranas_result_p)], c_int32
 )
 
+# int32_t loranas_evaluate_answers(loranas_model *model, const loranas_dataset *dataset, loranas_result **out);
+loranas_evaluate_answers = _bind(
+    "loranas_evaluate_answers", [loranas_model_p, loranas_dataset_p, POINTER(loranas_result_p)], c_int32)
+
 # int32_t loranas_result_json(const loranas_result *result, char *buf, int64_t buf_len, int64_t *out_len);
 loranas_result_json = _bind("loranas_result_json", [loranas_result_p, c_char_p, c_int64, c_int64_p], c_int32)
 

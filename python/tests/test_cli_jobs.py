@@ -138,6 +138,19 @@ def test_cli_equals_python(pipeline, model_dir, data):
     assert tuned.eval_perplexity == pipeline["finetune"]["eval_perplexity"]
 
 
+def test_cli_eval_equals_python_evaluate(pipeline, model_dir, data):
+    """`loranas eval --json` and loranas.evaluate on the same adapter and data agree on every number and answer."""
+    loranas.set_num_threads(1)
+    with loranas.Model(model_dir) as model:
+        result = loranas.evaluate(model, loranas.Dataset.from_cauldron(data["val"], model=model_dir),
+                                  adapter=pipeline["dir"] / "adapter", answers=True)
+    ev = pipeline["eval"]
+    assert result.perplexity == ev["perplexity"] and result.n_tokens == ev["tokens"]
+    assert result.accuracy == ev["accuracy"]
+    assert [a["generated"] for a in result.answers] == [a["generated"] for a in ev["answers"]]
+    assert len(ev["answers"]) == result.n_samples
+
+
 @pytest.mark.parametrize("sub", SUBCOMMANDS)
 def test_help_snapshots(sub):
     text = ok(run(sub, "--help")).stdout

@@ -258,6 +258,11 @@ int32_t loranas_finetune(loranas_model *model, const loranas_dataset *train, con
 /* Token-weighted evaluation of a dataset (batch_size in 1...2^20); the result's JSON has loss,
    perplexity, mean_batch_loss. */
 int32_t loranas_evaluate(loranas_model *model, const loranas_dataset *dataset, int64_t batch_size, loranas_result **out);
+/* Exact-match answer accuracy by greedy generation: each sample's last answer (its last run of labelled
+   tokens: the answer and its <|eot_id|>) is generated from the tokens before it, stopping at that run's last
+   token, and compared token for token. The result's JSON has accuracy and answers (per sample: reference,
+   generated, correct). */
+int32_t loranas_evaluate_answers(loranas_model *model, const loranas_dataset *dataset, loranas_result **out);
 /* A result as JSON (same buffer protocol as loranas_checkpoint_name). */
 int32_t loranas_result_json(const loranas_result *result, char *buf, int64_t buf_len, int64_t *out_len);
 void loranas_result_free(loranas_result *result);
