@@ -94,8 +94,10 @@ def write_records(path: Path, n: int) -> None:
 
 
 def peak(model: Path, source: Path, mode: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", STREAM, str(model), str(source), mode], check=True,
-                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "python")})
+    out = subprocess.run([sys.executable, "-c", STREAM, str(model), str(source), mode], capture_output=True,
+                         text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "python")})
+    if out.returncode != 0:
+        raise SystemExit(f"the {mode} run failed:\n{out.stderr}")
     n, base, rss, anon, file, loaded, seconds = out.stdout.split()
     return {"samples": int(n), "rss_after_model_mib": int(base) / 1024, "peak_rss_mib": int(rss) / 1024,
             "peak_anon_mib": int(anon) / 1024, "peak_file_mib": int(file) / 1024,
