@@ -8,8 +8,8 @@ struct LoRANASCommand: ParsableCommand {
         abstract: "Search a LoRA rank for every layer of a vision-language model, and fine-tune it.",
         version: LoRANAS.version,
         subcommands: [
-            Inspect.self, Pack.self, SearchCommand.self, FinetuneCommand.self, EvalCommand.self, ExportCommand.self,
-            Compare.self,
+            Inspect.self, Pack.self, SearchCommand.self, FinetuneCommand.self, EvalCommand.self, GenerateCommand.self,
+            ExportCommand.self, Compare.self,
         ])
 }
 

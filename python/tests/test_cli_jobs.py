@@ -28,7 +28,7 @@ from test_cauldron_dataset import model_dir, records, write_jsonl  # noqa: E402,
 from test_cli import cli  # noqa: E402
 
 HELP_DIR = Path(__file__).parent / "fixtures" / "cli_help"
-SUBCOMMANDS = ["search", "finetune", "eval", "export", "compare"]
+SUBCOMMANDS = ["search", "finetune", "eval", "generate", "export", "compare"]
 # One engine thread everywhere: runs are bit-reproducible for a given thread count (see test_interrupt.py).
 SEARCH = ["--space", "2,4,8", "--epochs", "2", "--batch-size", "2", "--lr", "3e-3", "--alpha-lr", "3e-2",
           "--seed", "5", "--threads", "1"]
@@ -289,3 +289,16 @@ def test_progress_on_a_terminal_is_one_redrawn_line(model_dir, data, tmp_path):
     assert text.count("\r\x1b[K") == 6 + 2, text  # 3 steps per epoch, 2 epochs, and 2 epoch lines
     assert "search step 3/6" in text and "steps/s" in text and "left" in text
     assert text.count("\n") == 2 or text.count("\r\n") == 2, text
+
+
+def test_cli_generate_equals_python(pipeline, model_dir, data):
+    """`loranas generate` (images read as paths) answers as Model.generate(images=paths, prompt=...), which
+    test_generate.py checks against transformers' processor, chat template and generate()."""
+    image = next(p for p in sorted(data["val"].parent.iterdir()) if p.suffix in (".png", ".jpg"))
+    args = ["--image", image, "--prompt", "What is shown?", "--max-new-tokens", "6"]
+    cli_answer = json.loads(ok(run("generate", model_dir, *args, "--adapter", pipeline["dir"] / "adapter",
+                                   "--json")).stdout)["answer"]
+    with loranas.Model(model_dir, adapter=pipeline["dir"] / "adapter") as model:
+        assert cli_answer == model.generate(images=[str(image)], prompt="What is shown?", max_new_tokens=6)
+    one_error(run("generate", model_dir, "--image", data["dir"] / "missing.png", "--prompt", "x"), 1, "missing.png")
+    one_error(run("generate", model_dir, "--prompt", "x", "--top-p", "0"), 64, "--top-p")
