@@ -14,7 +14,7 @@ echo "== pip packages"
 # torch: the CPU wheel (pip would otherwise pick a newer CUDA build from PyPI, gigabytes of it).
 links=(); [ -d /opt/wheels ] && links=(--find-links /opt/wheels)
 "$VENV/bin/pip" install -q --disable-pip-version-check "${links[@]}" numpy pytest safetensors tokenizers pillow tqdm \
-    "torch==2.13.0+cpu" "transformers==5.24.*" "peft==0.21.*" quicktok-v1 tiktoken datasets
+    "torch==2.13.0+cpu" "transformers==5.24.*" "peft==0.21.*" quicktok-v1 tiktoken datasets matplotlib
 
 echo "== XCTest"
 swift build --product loranas          # the debug libloranas.so the header/symbol test reads

@@ -1,5 +1,6 @@
 import importlib.util
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,13 @@ import loranas
 
 REPO = Path(__file__).resolve().parents[2]
 LLAMA3_BUILDER = Path(os.environ.get("LORANAS_LLAMA3_BUILDER", REPO / "tools" / "build_llama3_tokenizer.py"))
+
+
+def pytest_configure(config):
+    # A shell that starts pytest in the background (`cmd &`) leaves SIGINT ignored; the Ctrl-C tests need
+    # Python's own handler, which an interactive or CI run has (loranas leaves an ignored SIGINT alone).
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_report_header(config):
