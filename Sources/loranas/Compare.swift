@@ -118,7 +118,7 @@ struct Compare: ParsableCommand {
             print(
                 JSON.object([
                     ("search", searched.json), ("search_seconds", .number(searchTime)),
-                    ("runs", .array(rows.map { name, r in .object([("name", .string(name)), ("result", r.json)]) })),
+                    ("runs", .array(rows.map(\.json))),
                 ]).serialized)
         } else {
             printTable(searched, searchTime: searchTime, rows: rows)
@@ -168,7 +168,7 @@ struct Compare: ParsableCommand {
     func finetuneAll(
         _ m: MllamaModel, _ trainSet: Dataset, _ valSet: Dataset, searched: SearchResult,
         space: [Int], targets: TargetSpec
-    ) throws -> [(String, FinetuneResult)] {
+    ) throws -> [CompareRow] {
         var base = FinetuneOptions()
         base.targets = targets
         base.epochs = epochs
@@ -195,15 +195,18 @@ struct Compare: ParsableCommand {
             o.ranks = ranks
             o.initialization = initialization
             let r = try m.finetune(train: trainSet, validation: valSet, options: o)
+            // Answers exist only in chat data: the synthetic task labels every token.
+            let accuracy = train == nil ? nil : try m.answerAccuracy(valSet).accuracy
             if !json {
                 let ppl = r.evaluations.map { String(format: "%.3f", $0.perplexity) }.joined(separator: " → ")
-                print("\(name): \(r.loraParameters) LoRA params, eval ppl \(ppl)")
+                let acc = accuracy.map { String(format: ", answer accuracy %.3f", $0) } ?? ""
+                print("\(name): \(r.loraParameters) LoRA params, eval ppl \(ppl)\(acc)")
             }
-            return (name, r)
+            return CompareRow(name: name, result: r, accuracy: accuracy)
         }
     }
 
-    func printTable(_ searched: SearchResult, searchTime: Double, rows: [(String, FinetuneResult)]) {
+    func printTable(_ searched: SearchResult, searchTime: Double, rows: [CompareRow]) {
         let missed = searched.budgetMet == false ? " (no assignment reaches ±5%: the closest)" : ""
         print(
             "\nsearch: \(searched.steps) steps in \(String(format: "%.1f", searchTime)) s; budget "
@@ -211,14 +214,28 @@ struct Compare: ParsableCommand {
         let histogram = Dictionary(grouping: searched.ranks, by: \.1).mapValues(\.count).sorted { $0.key < $1.key }
         print("searched ranks: " + histogram.map { "r\($0.key)×\($0.value)" }.joined(separator: " "))
         func cell(_ s: String, _ width: Int) -> String { s.padding(toLength: width, withPad: " ", startingAt: 0) }
-        print("\n" + cell("METHOD", 20) + "LORA PARAMS   SHARE     EVAL PPL   s/EPOCH")
-        for (name, r) in rows {
+        print("\n" + cell("METHOD", 20) + "LORA PARAMS   SHARE     EVAL PPL   ACCURACY   s/EPOCH")
+        for row in rows {
+            let r = row.result
             let share = 100 * Double(r.loraParameters) / Double(max(1, r.modelParameters))
             let perplexity = r.evaluations.last?.perplexity ?? .nan
             let perEpoch = r.epochTimes.reduce(0, +) / Double(max(1, r.epochTimes.count))
+            let accuracy = row.accuracy.map { String(format: "%.4f", $0) } ?? "—"
             print(
-                cell(name, 20) + cell(String(r.loraParameters), 14) + cell(String(format: "%.2f%%", share), 10)
-                    + cell(String(format: "%.4f", perplexity), 11) + String(format: "%.2f", perEpoch))
+                cell(row.name, 20) + cell(String(r.loraParameters), 14) + cell(String(format: "%.2f%%", share), 10)
+                    + cell(String(format: "%.4f", perplexity), 11) + cell(accuracy, 11)
+                    + String(format: "%.2f", perEpoch))
         }
+    }
+}
+
+/// One adapter of the comparison: its fine-tune and, on chat data, its answer accuracy on the validation set.
+struct CompareRow {
+    let name: String
+    let result: FinetuneResult
+    let accuracy: Double?
+
+    var json: JSON {
+        .object([("name", .string(name)), ("result", result.json), ("accuracy", accuracy.map(JSON.number) ?? .null)])
     }
 }

@@ -259,10 +259,18 @@ def test_sigint_stops_both_jobs_with_130(model_dir, data, tmp_path, kind, extra,
 def test_compare_on_data_files(model_dir, data):
     r = ok(run("compare", model_dir, "--train", data["train"], "--val", data["val"], "--space", "2,4,8",
                "--search-epochs", "1", "--epochs", "1", "--batch-size", "4", "--random-runs", "1", "--threads", "1"))
-    for column in ("LORA PARAMS", "SHARE", "EVAL PPL", "s/EPOCH"):
+    for column in ("LORA PARAMS", "SHARE", "EVAL PPL", "ACCURACY", "s/EPOCH"):
         assert column in r.stdout
     for row in ("searched (warm)", "uniform r=8", "random #1"):
         assert row in r.stdout
+    table = json.loads(ok(run("compare", model_dir, "--train", data["train"], "--val", data["val"], "--space", "2,4,8",
+                              "--search-epochs", "1", "--epochs", "1", "--batch-size", "4", "--random-runs", "0",
+                              "--threads", "1", "--json")).stdout)
+    val = loranas.Dataset.from_cauldron(data["val"], model=model_dir)
+    for run_ in table["runs"]:
+        assert 0 <= run_["accuracy"] <= 1
+        # the accuracy is a count of exact answers over the validation samples
+        assert round(run_["accuracy"] * len(val)) == pytest.approx(run_["accuracy"] * len(val))
 
 
 def test_progress_on_a_terminal_is_one_redrawn_line(model_dir, data, tmp_path):
