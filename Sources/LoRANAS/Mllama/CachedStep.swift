@@ -77,13 +77,7 @@ extension TextCrossAttentionLayer {
             let mask = a.baseAddress.map { AttentionMask.dense(allowed: $0) } ?? .none
             return block(d).forward(q: qn, k: kv.k, v: kv.v, mask: mask, keep: false).0
         }
-        let h = x.copy()
-        TanhGate.forward(y: h.ptr, a: out.ptr, gate: p[attnGate].ptr[0], n: h.count)
-        let (mlpOut, _) = mlp.forward(h, eps: eps, params: p, keep: false)
-        maskRows(mlpOut, d, rowVisible: rows.rowVisible)
-        let y = h.copy()
-        TanhGate.forward(y: y.ptr, a: mlpOut.ptr, gate: p[mlpGate].ptr[0], n: y.count)
-        return y
+        return gatedResiduals(x, attention: out, d, rowVisible: rows.rowVisible, eps: eps, params: p, keep: false).y
     }
 }
 

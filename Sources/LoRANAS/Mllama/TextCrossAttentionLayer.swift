@@ -62,12 +62,8 @@ final class TextCrossAttentionLayer {
         let kt = k.forward(cs), kn = Tensor(zeros: kt.shape), rstdK = Tensor(zeros: [d.b * d.n * d.nkv])
         RMSNorm.forward(y: kn.ptr, rstd: rstdK.ptr, x: kt.ptr, w: p[kNorm].ptr, n: d.b * d.n * d.nkv, c: d.hd, eps: eps)
         let (out, attention) = block(d).forward(q: qn, k: kn, v: v.forward(cs), mask: mask, keep: keep)
-        let h = x.copy()
-        TanhGate.forward(y: h.ptr, a: out.ptr, gate: p[attnGate].ptr[0], n: h.count)
-        let (mlpOut, mlpSaved) = mlp.forward(h, eps: eps, params: p, keep: keep)
-        maskRows(mlpOut, d, rowVisible: cross.rowVisible)
-        let y = h.copy()
-        TanhGate.forward(y: y.ptr, a: mlpOut.ptr, gate: p[mlpGate].ptr[0], n: y.count)
+        let (y, mlpOut, mlpSaved) = gatedResiduals(x, attention: out, d, rowVisible: cross.rowVisible, eps: eps,
+                                                   params: p, keep: keep)
         guard let attention, let mlpSaved else { return (y, nil) }
         return (y, Saved(x: x, n: n, rstd: rstd, q: qt, rstdQ: rstdQ, k: kt, rstdK: rstdK, attention: attention,
                          out: out, mlpOut: mlpOut, mlp: mlpSaved, cross: cross))
@@ -95,6 +91,20 @@ final class TextCrossAttentionLayer {
         RMSNorm.backward(dx: dh.ptr, dw: grads?[norm].ptr, dy: dn.ptr, x: s.x.ptr, w: p[norm].ptr, rstd: s.rstd.ptr,
                          n: d.rows, c: d.h)
         return dh
+    }
+
+    /// The layer's two tanh-gated residual branches after attention: h = x + tanh(g_attn)·out, then
+    /// y = h + tanh(g_mlp)·mlp(h) with the MLP's rows masked where no tile is visible; also returns the masked
+    /// MLP output and the MLP's cache, which backward reads. Training and the cached generation step share it.
+    func gatedResiduals(_ x: Tensor, attention out: Tensor, _ d: TextDims, rowVisible: [Float], eps: Float,
+                        params p: ParameterSet, keep: Bool) -> (y: Tensor, mlpOut: Tensor, mlp: TextMLP.Saved?) {
+        let h = x.copy()
+        TanhGate.forward(y: h.ptr, a: out.ptr, gate: p[attnGate].ptr[0], n: h.count)
+        let (mlpOut, mlpSaved) = mlp.forward(h, eps: eps, params: p, keep: keep)
+        maskRows(mlpOut, d, rowVisible: rowVisible)
+        let y = h.copy()
+        TanhGate.forward(y: y.ptr, a: mlpOut.ptr, gate: p[mlpGate].ptr[0], n: y.count)
+        return (y, mlpOut, mlpSaved)
     }
 
     /// Scales each row r of t (B·S, H) by rowVisible[r] (transformers' full_text_row_masked_out_mask).

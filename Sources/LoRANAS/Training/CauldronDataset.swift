@@ -103,11 +103,16 @@ public struct ModelConfigFile: Sendable {
     /// Reads `directory`/config.json.
     public init(directory: URL) throws {
         let path = directory.appendingPathComponent("config.json").path
-        text = String(decoding: try Files.read(path), as: UTF8.self)
-        config = try MllamaConfig(contentsOf: path)
+        do {
+            try self.init(text: String(decoding: try Files.read(path), as: UTF8.self))
+        } catch let e as LoRANASError {
+            guard case .format = e else { throw e }
+            throw e.prefixed("\(path): ")
+        }
     }
 
-    /// A config from its text (a pack's `model_config`).
+    /// A config from its text (a pack's `model_config`); duplicate keys allowed, the last one winning, as in
+    /// Python's json and so transformers.
     public init(text: String) throws {
         self.text = text
         config = try MllamaConfig(json: try JSON.parse(Data(text.utf8), rejectDuplicateKeys: false))
