@@ -13,6 +13,17 @@ public func loranas_model_load(_ path: UnsafePointer<CChar>?, _ out: UnsafeMutab
     }
 }
 
+@_cdecl("loranas_model_init")
+public func loranas_model_init(
+    _ path: UnsafePointer<CChar>?, _ seed: UInt64, _ out: UnsafeMutablePointer<OpaquePointer?>?
+) -> Int32 {
+    guarded {
+        let out = try arg(out, "out")
+        out.pointee = nil
+        out.pointee = ModelHandle.retain(try MllamaModel.untrained(path: try string(path, "path"), seed: seed))
+    }
+}
+
 @_cdecl("loranas_model_free")
 public func loranas_model_free(_ h: OpaquePointer?) { ModelHandle.release(h) }
 

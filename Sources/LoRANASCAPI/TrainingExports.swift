@@ -23,10 +23,16 @@ public func loranas_model_save_adapter(_ h: OpaquePointer?, _ dir: UnsafePointer
 }
 
 @_cdecl("loranas_model_save_merged")
-public func loranas_model_save_merged(_ h: OpaquePointer?, _ dir: UnsafePointer<CChar>?) -> Int32 {
+public func loranas_model_save_merged(
+    _ h: OpaquePointer?, _ dir: UnsafePointer<CChar>?, _ dtype: UnsafePointer<CChar>?
+) -> Int32 {
     guarded {
         let dir = try string(dir, "dir")
-        try ModelHandle.borrow(h, "model").with { try $0.saveMerged(to: dir) }
+        let name = dtype.map { String(cString: $0) } ?? WeightDType.float32.rawValue
+        guard let type = WeightDType(rawValue: name) else {
+            throw LoRANASError.invalidArgument("dtype must be float32 or bfloat16, got \(name)")
+        }
+        try ModelHandle.borrow(h, "model").with { try $0.saveMerged(to: dir, dtype: type) }
     }
 }
 
@@ -79,6 +85,18 @@ public func loranas_finetune(
     runJob(h, train, val, out) { model, tr, va in
         let o = try OptionsJSON.finetune(try OptionsJSON.parse(options))
         return try model.finetune(train: tr, validation: va, options: o, progress: progressCallback(progress, user))
+            .json
+    }
+}
+
+@_cdecl("loranas_pretrain")
+public func loranas_pretrain(
+    _ h: OpaquePointer?, _ train: OpaquePointer?, _ val: OpaquePointer?, _ options: UnsafePointer<CChar>?,
+    _ progress: ProgressFn?, _ user: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?
+) -> Int32 {
+    runJob(h, train, val, out) { model, tr, va in
+        let o = try OptionsJSON.pretrain(try OptionsJSON.parse(options))
+        return try model.pretrain(train: tr, validation: va, options: o, progress: progressCallback(progress, user))
             .json
     }
 }

@@ -28,6 +28,7 @@ __version__ = "0.1.0"
 from .api import (
     abi_version,
     get_num_threads,
+    init_model,
     library_path,
     load_model,
     matmul,
@@ -38,10 +39,10 @@ from .api import (
 from .checkpoint import Checkpoint
 from .data import Dataset
 from .model import Model, ModelOutput
-from .results import FinetuneResult, SearchResult
+from .results import FinetuneResult, PretrainResult, SearchResult
 from .processor import Processor
 from .tokenizer import Tokenizer
-from .training import finetune, search
+from .training import finetune, pretrain, search
 from .evaluation import EvalResult, evaluate
 from .plots import plot_alpha, plot_losses, plot_ranks
 from .errors import (
@@ -66,6 +67,7 @@ __all__ = [
     "matmul",
     "Checkpoint",
     "load_model",
+    "init_model",
     "Model",
     "ModelOutput",
     "Dataset",
@@ -75,6 +77,8 @@ __all__ = [
     "SearchResult",
     "finetune",
     "FinetuneResult",
+    "pretrain",
+    "PretrainResult",
     "evaluate",
     "EvalResult",
     "plot_ranks",

@@ -41,7 +41,7 @@ from ._status import (  # noqa: F401  (re-exported)
 # ---- constants (mirror loranas.h) --------------------------------------------------------------
 
 # The ABI these bindings were written for.
-LORANAS_ABI_VERSION = 2
+LORANAS_ABI_VERSION = 3
 
 LORANAS_MAX_DIMS = 8
 
@@ -170,6 +170,9 @@ loranas_matmul_f32 = _bind(
 # int32_t loranas_model_load(const char *path, loranas_model **out);
 loranas_model_load = _bind("loranas_model_load", [c_char_p, POINTER(loranas_model_p)], c_int32)
 
+# int32_t loranas_model_init(const char *path, uint64_t seed, loranas_model **out);
+loranas_model_init = _bind("loranas_model_init", [c_char_p, c_uint64, POINTER(loranas_model_p)], c_int32)
+
 # void loranas_model_free(loranas_model *model);
 loranas_model_free = _bind("loranas_model_free", [loranas_model_p], None)
 
@@ -201,8 +204,8 @@ loranas_model_load_adapter = _bind("loranas_model_load_adapter", [loranas_model_
 # int32_t loranas_model_save_adapter(loranas_model *model, const char *dir);
 loranas_model_save_adapter = _bind("loranas_model_save_adapter", [loranas_model_p, c_char_p], c_int32)
 
-# int32_t loranas_model_save_merged(loranas_model *model, const char *dir);
-loranas_model_save_merged = _bind("loranas_model_save_merged", [loranas_model_p, c_char_p], c_int32)
+# int32_t loranas_model_save_merged(loranas_model *model, const char *dir, const char *dtype);
+loranas_model_save_merged = _bind("loranas_model_save_merged", [loranas_model_p, c_char_p, c_char_p], c_int32)
 
 # int32_t loranas_model_clear_adapters(loranas_model *model);
 loranas_model_clear_adapters = _bind("loranas_model_clear_adapters", [loranas_model_p], c_int32)
@@ -257,6 +260,16 @@ loranas_dataset_sample = _bind("loranas_dataset_sample", [loranas_dataset_p, c_i
 #                        const char *options_json, loranas_progress_fn progress, void *user_data, loranas_result **out);
 loranas_search = _bind(
     "loranas_search",
+    [loranas_model_p, loranas_dataset_p, loranas_dataset_p, c_char_p, loranas_progress_fn, c_void_p,
+     POINTER(loranas_result_p)],
+    c_int32,
+)
+
+# int32_t loranas_pretrain(loranas_model *model, const loranas_dataset *train, const loranas_dataset *validation,
+#                          const char *options_json, loranas_progress_fn progress, void *user_data,
+#                          loranas_result **out);
+loranas_pretrain = _bind(
+    "loranas_pretrain",
     [loranas_model_p, loranas_dataset_p, loranas_dataset_p, c_char_p, loranas_progress_fn, c_void_p,
      POINTER(loranas_result_p)],
     c_int32,

@@ -116,3 +116,11 @@ def load_model(path: str | os.PathLike, adapter: str | os.PathLike | None = None
         When the directory, a file or a tensor is missing or malformed.
     """
     return Model(path, adapter=adapter)
+
+
+def init_model(path: str | os.PathLike, seed: int = 0) -> Model:
+    """A model from a directory's ``config.json`` with fresh weights, for training from scratch with
+    :func:`loranas.pretrain`: drawn as transformers' ``_init_weights`` draws them (N(0, 0.02²) matrices and
+    embeddings, norms 1, biases and the cross-attention gates 0), from ``seed``. The directory needs no
+    weights; save the trained model with :meth:`Model.save_merged`."""
+    return Model(path, fresh_seed=seed)

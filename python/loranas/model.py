@@ -51,13 +51,19 @@ class Model(OwnedHandle):
     _kind = "model"
     _free = staticmethod(B.loranas_model_free)
 
-    def __init__(self, path: str | os.PathLike, adapter: str | os.PathLike | None = None):
+    def __init__(self, path: str | os.PathLike, adapter: str | os.PathLike | None = None, *,
+                 fresh_seed: int | None = None):
         super().__init__()
         self.path = os.fspath(path)
         self._adapter_version = 0  # bumped by every call that may change the adapters
         handle = B.loranas_model_p()
-        context = f"loranas_model_load({self.path!r})"
-        check(B.loranas_model_load(c_path(self.path, context), ctypes.byref(handle)), context)
+        if fresh_seed is None:
+            context = f"loranas_model_load({self.path!r})"
+            check(B.loranas_model_load(c_path(self.path, context), ctypes.byref(handle)), context)
+        else:
+            context = f"loranas_model_init({self.path!r})"
+            seed = _seed_arg(fresh_seed, context)
+            check(B.loranas_model_init(c_path(self.path, context), seed, ctypes.byref(handle)), context)
         self._adopt(handle, context)
         try:
             with self._use() as h:
@@ -298,11 +304,16 @@ class Model(OwnedHandle):
         self._path_call(B.loranas_model_save_adapter, os.fspath(directory), "loranas_model_save_adapter",
                         changes_adapters=False)
 
-    def save_merged(self, directory: str | os.PathLike) -> None:
+    def save_merged(self, directory: str | os.PathLike, dtype: str = "float32") -> None:
         """Write ``config.json`` + ``model.safetensors`` with the LoRA adapters merged into the
-        weights (a plain checkpoint that :func:`loranas.load_model` or transformers can load)."""
-        self._path_call(B.loranas_model_save_merged, os.fspath(directory), "loranas_model_save_merged",
-                        changes_adapters=False)
+        weights (a plain checkpoint that :func:`loranas.load_model` or transformers can load).
+        ``dtype`` is ``"float32"`` or ``"bfloat16"`` (rounded to nearest even, as torch rounds)."""
+        if dtype not in ("float32", "bfloat16"):
+            raise InvalidArgumentError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}", context="save_merged")
+        directory = os.fspath(directory)
+        with self._use() as h:
+            context = f"loranas_model_save_merged({directory!r})"
+            check(B.loranas_model_save_merged(h, c_path(directory, context), dtype.encode()), context)
 
     def clear_adapters(self) -> None:
         """Remove every adapter (LoRA or a search's supernet), back to the base model."""

@@ -85,7 +85,7 @@ _R = TypeVar("_R", bound="_JsonResult")
 
 
 class _JsonResult:
-    """What :class:`SearchResult` and :class:`FinetuneResult` share: the conversion from and to
+    """What the result classes share: the conversion from and to
     the engine's result JSON (one key per name in ``_FIELDS``, in that order), ``save``/``load``
     and equality by JSON. Subclasses set ``_FIELDS``, ``_KIND`` (the class name, for error
     contexts) and ``_WHAT`` (the result in words, for messages). Keys in ``_DEFAULTS`` may be
@@ -103,7 +103,8 @@ class _JsonResult:
             raise FormatError(f"a {cls._WHAT} is a JSON object", context=kind)
         fields = {k: obj.get(k, cls._DEFAULTS[k]) if k in cls._DEFAULTS else _require(obj, k, kind)
                   for k in cls._FIELDS}
-        fields["ranks"] = _ranks(fields["ranks"], kind)
+        if "ranks" in fields:
+            fields["ranks"] = _ranks(fields["ranks"], kind)
         try:
             return cls(**fields)
         except (TypeError, ValueError) as exc:
@@ -293,3 +294,37 @@ class FinetuneResult(_JsonResult):
         ppl = f"{self.eval_perplexity[-1]:.4g}" if self.eval_perplexity else "n/a"
         return (f"<loranas.FinetuneResult {len(self.ranks)} modules, lora_parameters={self.lora_parameters}, "
                 f"steps={self.steps}, eval_perplexity={ppl}>")
+
+
+class PretrainResult(_JsonResult):
+    """The outcome of :func:`loranas.pretrain`.
+
+    Attributes
+    ----------
+    model_parameters : int
+    initial_evaluation : dict
+        Validation before the first step.
+    evaluations : list[dict]
+        Validation after every finished epoch.
+    eval_perplexity : list[float]
+        The token-weighted perplexity of each of ``evaluations``.
+    epoch_times, train_losses, steps, stopped
+        As in :class:`FinetuneResult`.
+    """
+
+    _KIND = "PretrainResult"
+    _WHAT = "pretraining result"
+    _FIELDS = ("model_parameters", "initial_evaluation", "evaluations", "eval_perplexity", "epoch_times",
+               "train_losses", "steps", "stopped")
+
+    def __init__(self, *, model_parameters, initial_evaluation, evaluations, eval_perplexity, epoch_times,
+                 train_losses, steps, stopped=False):
+        kind = "PretrainResult"
+        self.model_parameters = int(model_parameters)
+        self.initial_evaluation = evaluation_from_json(initial_evaluation, kind)
+        self.evaluations = [evaluation_from_json(e, kind) for e in evaluations]
+        self.eval_perplexity = [float(x) for x in eval_perplexity]
+        self.epoch_times = [float(x) for x in epoch_times]
+        self.train_losses = [float(x) for x in train_losses]
+        self.steps = int(steps)
+        self.stopped = _bool(stopped, "stopped")

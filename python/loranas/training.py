@@ -14,7 +14,7 @@ from .data import Dataset, as_dataset
 from .errors import InvalidArgumentError, check
 from .model import Model
 from .progress import ProgressBridge
-from .results import FinetuneResult, SearchResult, take_result
+from .results import FinetuneResult, PretrainResult, SearchResult, take_result
 
 
 def _json_default(value):
@@ -88,11 +88,12 @@ def _targets(targets, context: str):
 
 def _run(kind: str, model: Model, train, val, options: dict, progress) -> dict:
     """Run loranas_search / loranas_finetune with datasets converted and progress bridged."""
-    fn = B.loranas_search if kind == "search" else B.loranas_finetune
+    fn = {"search": B.loranas_search, "finetune": B.loranas_finetune, "pretrain": B.loranas_pretrain}[kind]
     context = f"loranas_{kind}"
     if not isinstance(model, Model):
         raise InvalidArgumentError(f"model must be a loranas.Model, got {type(model).__name__}", context=kind)
-    options = {**options, "targets": _targets(options.get("targets"), kind)}
+    if kind != "pretrain":
+        options = {**options, "targets": _targets(options.get("targets"), kind)}
     options_json = _options_json(options, kind)
     bridge = ProgressBridge(progress, what=kind, epochs=int(options.get("epochs") or 1),
                             max_steps=options.get("max_steps"))
@@ -247,3 +248,23 @@ def finetune(model: Model, train, val, ranks=8, init: str = "fresh", epochs: int
     result._model = model
     result._adapter_version = model._adapter_version
     return result
+
+
+def pretrain(model: Model, train, val, epochs: int = 1, batch_size: int = 8, lr: float = 1e-3,
+             warmup_steps: int = 100, seed: int = 0, checkpoint_dir: str | os.PathLike | None = None, progress=None,
+             **options) -> PretrainResult:
+    """Train every weight of ``model`` (vision tower, projector, decoder, LM head): AdamW with a linear
+    warm-up to ``lr`` over ``warmup_steps`` and a cosine decay to ``min_lr_ratio * lr``, the gradient's
+    global norm clipped to ``max_grad_norm``. ``val`` is evaluated before the first step and after
+    every epoch. The model must have no adapters; start from :func:`loranas.init_model` to train from
+    scratch.
+
+    ``**options`` are passed to the engine as is: ``eval_batch_size``, ``min_lr_ratio`` (0.1),
+    ``weight_decay`` (0.01, matrices and embeddings only), ``max_grad_norm`` (1.0), ``checkpoint_every``,
+    ``max_steps``, ``group_by_length``. ``progress`` and ``checkpoint_dir`` work as in :func:`search`,
+    and so does Ctrl-C.
+    """
+    opts = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "warmup_steps": warmup_steps, "seed": seed,
+            "checkpoint_dir": None if checkpoint_dir is None else os.fspath(checkpoint_dir)}
+    opts.update(options)
+    return PretrainResult._from_obj(_run("pretrain", model, train, val, opts, progress))

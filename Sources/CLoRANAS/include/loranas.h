@@ -26,7 +26,7 @@
 extern "C" {
 #endif
 
-#define LORANAS_ABI_VERSION 2
+#define LORANAS_ABI_VERSION 3
 
 enum {
     LORANAS_OK = 0,
@@ -169,6 +169,10 @@ typedef struct loranas_batch {
 
 /* Loads a model directory (config.json + model.safetensors or a sharded index). */
 int32_t loranas_model_load(const char *path, loranas_model **out);
+/* A model from a directory's config.json with fresh weights drawn as transformers' _init_weights draws them
+   (N(0, 0.02^2) matrices and embeddings, norms 1, biases and cross-attention gates 0), from a SplitMix64 seed:
+   for training from scratch with loranas_pretrain. The directory needs no weights. */
+int32_t loranas_model_init(const char *path, uint64_t seed, loranas_model **out);
 void loranas_model_free(loranas_model *model);
 /* A JSON object describing the model (config, parameter counts, targetable modules);
    same buffer protocol as loranas_checkpoint_name. */
@@ -199,8 +203,9 @@ int32_t loranas_model_generate(loranas_model *model, const loranas_batch *prompt
 int32_t loranas_model_load_adapter(loranas_model *model, const char *dir);
 /* Saves the model's LoRA adapters in PEFT's format (PeftModel.from_pretrained loads them). */
 int32_t loranas_model_save_adapter(loranas_model *model, const char *dir);
-/* Writes config.json + model.safetensors with the LoRA adapters merged into the weights. */
-int32_t loranas_model_save_merged(loranas_model *model, const char *dir);
+/* Writes config.json + model.safetensors with the LoRA adapters merged into the weights. dtype: "float32"
+   (or NULL) or "bfloat16" (rounded to nearest even, as torch's .to(torch.bfloat16)). */
+int32_t loranas_model_save_merged(loranas_model *model, const char *dir, const char *dtype);
 /* Removes every adapter (LoRA or supernet). */
 int32_t loranas_model_clear_adapters(loranas_model *model);
 
@@ -254,6 +259,12 @@ int32_t loranas_search(loranas_model *model, const loranas_dataset *train, const
    lora_alpha, dropout, epochs, batch_size, eval_batch_size, lr, weight_decay, seed,
    checkpoint_dir, checkpoint_every, max_steps. */
 int32_t loranas_finetune(loranas_model *model, const loranas_dataset *train, const loranas_dataset *validation,
+                         const char *options_json, loranas_progress_fn progress, void *user_data, loranas_result **out);
+/* Full-parameter training (every base weight; the model must have no adapters): AdamW with a linear warm-up
+   and a cosine decay, the gradient's global norm clipped. options_json: epochs, batch_size, eval_batch_size,
+   lr (the peak), warmup_steps, min_lr_ratio, weight_decay (matrices and embeddings only), max_grad_norm,
+   seed, checkpoint_dir, checkpoint_every, max_steps, group_by_length. */
+int32_t loranas_pretrain(loranas_model *model, const loranas_dataset *train, const loranas_dataset *validation,
                          const char *options_json, loranas_progress_fn progress, void *user_data, loranas_result **out);
 /* Token-weighted evaluation of a dataset (batch_size in 1...2^20); the result's JSON has loss,
    perplexity, mean_batch_loss. */

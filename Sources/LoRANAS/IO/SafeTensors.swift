@@ -348,6 +348,8 @@ public enum SafeTensorsWriter {
     public enum Payload {
         /// Float32 data with the tensor's shape.
         case f32(Tensor)
+        /// Float32 data stored as bfloat16 (rounded to nearest, ties to even), with the tensor's shape.
+        case bf16(Tensor)
         /// 64-bit integers with an explicit shape.
         case i64([Int], shape: [Int])
     }
@@ -368,6 +370,7 @@ public enum SafeTensorsWriter {
             let (dtype, shape, bytes): (String, [Int], Int)
             switch p {
             case .f32(let t): (dtype, shape, bytes) = ("F32", t.shape, t.count * 4)
+            case .bf16(let t): (dtype, shape, bytes) = ("BF16", t.shape, t.count * 2)
             case .i64(let v, let s):
                 guard v.count == s.reduce(1, *) else {
                     throw LoRANASError.invalidArgument("\(name): \(v.count) values for shape \(s)")
@@ -387,11 +390,20 @@ public enum SafeTensorsWriter {
         for (_, p) in tensors {
             switch p {
             case .f32(let t): data.append(UnsafeBufferPointer(start: t.ptr, count: t.count))
+            case .bf16(let t): (0..<t.count).map { bfloat16Bits(t.ptr[$0]) }.withUnsafeBytes { data.append(contentsOf: $0) }
             case .i64(let v, _): v.map { Int64($0).littleEndian }.withUnsafeBytes { data.append(contentsOf: $0) }
             }
         }
         try AtomicFile.write(data, to: path)
     }
+}
+
+/// The bfloat16 nearest to `x` (ties to even), as PyTorch's `x.to(torch.bfloat16)` rounds; NaN stays NaN.
+func bfloat16Bits(_ x: Float) -> UInt16 {
+    let bits = x.bitPattern
+    if x.isNaN { return UInt16(truncatingIfNeeded: bits >> 16) | 0x40 }
+    let rounded = bits &+ 0x7fff &+ ((bits >> 16) & 1)
+    return UInt16(truncatingIfNeeded: rounded >> 16)
 }
 
 /// Writes a file by writing a sibling temporary file, syncing it, and renaming it over the target,

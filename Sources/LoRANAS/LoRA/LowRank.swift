@@ -92,4 +92,10 @@ public final class TrainableTensor: @unchecked Sendable {
         self.value = value
         grad = Tensor(zeros: value.shape)
     }
+    /// A parameter whose gradient lives elsewhere (the model's full-parameter gradient set).
+    public init(name: String, value: Tensor, grad: Tensor) {
+        self.name = name
+        self.value = value
+        self.grad = grad
+    }
 }

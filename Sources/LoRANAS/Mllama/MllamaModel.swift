@@ -42,9 +42,18 @@ public final class MllamaModel: @unchecked Sendable {
         sourcePath = path
     }
 
-    /// Writes config.json (copied from the source directory) and model.safetensors with every
-    /// LoRA adapter merged into its weight; the model itself is left unmerged.
-    public func saveMerged(to dir: String) throws {
+    /// A model with `config.json` from a directory and fresh weights (`initializeForTraining(seed:)`), for
+    /// training from scratch; the directory needs no weights.
+    public static func untrained(path: String, seed: UInt64) throws -> MllamaModel {
+        let model = try MllamaModel(config: MllamaConfig(contentsOf: path))
+        model.initializeForTraining(seed: seed)
+        model.sourcePath = path
+        return model
+    }
+
+    /// Writes config.json (copied from the source directory) and model.safetensors (`dtype` float32 or
+    /// bfloat16) with every LoRA adapter merged into its weight; the model itself is left unmerged.
+    public func saveMerged(to dir: String, dtype: WeightDType = .float32) throws {
         guard let src = sourcePath else {
             throw LoRANASError.unsupported("saving needs a model loaded from a directory (for its config.json)")
         }
@@ -62,8 +71,10 @@ public final class MllamaModel: @unchecked Sendable {
             try a.merge(into: w)
             done.append((a, w))
         }
-        try SafeTensorsWriter.write(params.entries.map { ($0.name, .f32(params[$0.name])) }, metadata: ["format": "pt"],
-                                    to: dir + "/model.safetensors")
+        let tensors = params.entries.map { e -> (String, SafeTensorsWriter.Payload) in
+            dtype == .float32 ? (e.name, .f32(params[e.name])) : (e.name, .bf16(params[e.name]))
+        }
+        try SafeTensorsWriter.write(tensors, metadata: ["format": "pt"], to: dir + "/model.safetensors")
         guard let config = FileManager.default.contents(atPath: src + "/config.json") else {
             throw LoRANASError.io("cannot read \(src)/config.json")
         }
@@ -118,35 +129,32 @@ public final class MllamaModel: @unchecked Sendable {
 
     /// Turns full-parameter gradients on (allocating them, zeroed) or off.
     public func setBaseTrainable(_ on: Bool) {
-        grads = on ? ParameterSet(Self.specs(config)) : nil
+        if on {
+            _ = trainBase()
+        } else {
+            attachBaseGradients(nil)
+        }
+    }
+
+    /// Turns full-parameter gradients on and returns them (allocated, zeroed).
+    func trainBase() -> ParameterSet {
+        let set = ParameterSet(Self.specs(config))
+        attachBaseGradients(set)
+        return set
+    }
+
+    private func attachBaseGradients(_ set: ParameterSet?) {
+        grads = set
         for l in allLinears {
-            l.weightGrad = grads?[l.name + ".weight"]
-            l.biasGrad = l.bias == nil ? nil : grads?[l.name + ".bias"]
+            l.weightGrad = set?[l.name + ".weight"]
+            l.biasGrad = l.bias == nil ? nil : set?[l.name + ".bias"]
         }
     }
 
     public var parameterCount: Int { params.parameterCount }
 }
 
-extension MllamaModel {
-    /// Fills every parameter from a seeded generator: matrices uniform in ±1/√fan-in, norm weights
-    /// 1, biases 0, embeddings and positional tables ±0.5, gates 0.5 (so every path is active).
-    /// For benchmarks and synthetic experiments; real work loads a checkpoint.
-    public func initializeRandomly(seed: UInt64) {
-        var rng = SplitMix64(seed: seed)
-        for e in params.entries {
-            let t = params[e.name], n = e.name
-            if n.hasSuffix("gate") || n.hasSuffix("gate_attn") || n.hasSuffix("gate_ffn") {
-                t.ptr[0] = 0.5
-            } else if n.contains("norm") && n.hasSuffix(".weight") && e.shape.count == 1 {
-                t.ptr.update(repeating: 1, count: t.count)
-            } else if n.hasSuffix(".bias") {
-                t.zero()
-            } else {
-                let fanIn = e.shape.count >= 2 ? e.shape.dropFirst().reduce(1, *) : 4
-                let bound: Float = n.contains("embed") || n.contains("embedding") ? 0.5 : 1 / Float(fanIn).squareRoot()
-                for i in 0..<t.count { t.ptr[i] = rng.uniform(-bound, bound) }
-            }
-        }
-    }
+/// How saved weights are stored.
+public enum WeightDType: String, Sendable {
+    case float32, bfloat16
 }

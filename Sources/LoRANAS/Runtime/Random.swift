@@ -19,6 +19,14 @@ public struct SplitMix64: RandomNumberGenerator, Sendable, Equatable {
         lo + (hi - lo) * Float(next() >> 40) / Float(1 << 24)
     }
 
+    /// Standard normal (Box–Muller on two uniforms in (0, 1]; one of the pair is dropped, so each call
+    /// draws exactly two numbers).
+    public mutating func normal() -> Float {
+        let u1 = (Double(next() >> 11) + 1) / 9_007_199_254_740_992.0
+        let u2 = Double(next() >> 11) / 9_007_199_254_740_992.0
+        return Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
+    }
+
     /// A generator for a named sub-stream, independent of how many numbers this one has drawn.
     public func derived(_ label: String) -> SplitMix64 {
         var h: UInt64 = 0xcbf29ce484222325

@@ -37,7 +37,7 @@ public struct FinetuneOptions: Sendable {
     public init() {}
 
     func validate() throws {
-        try validateRun()
+        try validateAdapterRun()
         try require(
             evalBatchSize > 0 && evalBatchSize <= Evaluation.maxBatchSize,
             "eval_batch_size must be in 1...\(Evaluation.maxBatchSize), got \(evalBatchSize)")
@@ -46,11 +46,11 @@ public struct FinetuneOptions: Sendable {
 
     var fingerprint: String {
         let types = targets.types.map(\.rawValue).sorted()
-        return "finetune|\(ranks)|\(types)|\(targets.side)|\(initialization)|\(dropout)|\(runFingerprint)"
+        return "finetune|\(ranks)|\(types)|\(targets.side)|\(initialization)|\(dropout)|\(adapterRunFingerprint)"
     }
 }
 
-extension FinetuneOptions: RunSettings {}
+extension FinetuneOptions: AdapterRunSettings {}
 
 public struct FinetuneResult: Sendable {
     public var ranks: [(String, Int)]

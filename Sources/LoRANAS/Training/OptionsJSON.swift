@@ -26,6 +26,23 @@ public enum OptionsJSON {
         "group_by_length",
     ]
 
+    static let pretrainKeys: Set<String> = [
+        "epochs", "batch_size", "eval_batch_size", "lr", "warmup_steps", "min_lr_ratio", "weight_decay",
+        "max_grad_norm", "seed", "checkpoint_dir", "checkpoint_every", "max_steps", "group_by_length",
+    ]
+
+    public static func pretrain(_ j: JSON) throws -> PretrainOptions {
+        try checkKeys(j, pretrainKeys)
+        let r = ConfigReader(json: j, section: "options")
+        var o = PretrainOptions()
+        o.evalBatchSize = try r.int("eval_batch_size") ?? o.evalBatchSize
+        o.warmupSteps = try nonNegative(r, "warmup_steps") ?? o.warmupSteps
+        o.minLRRatio = try r.float("min_lr_ratio") ?? o.minLRRatio
+        o.maxGradNorm = try r.float("max_grad_norm") ?? o.maxGradNorm
+        try readRunSettings(&o, r)
+        return o
+    }
+
     public static func search(_ j: JSON) throws -> SearchOptions {
         try checkKeys(j, searchKeys)
         let r = ConfigReader(json: j, section: "options")

@@ -7,7 +7,6 @@ public protocol RunSettings {
     var lr: Float { get set }
     var weightDecay: Float { get set }
     var seed: UInt64 { get set }
-    var loraAlpha: Float? { get set }
     var checkpointDir: String? { get set }
     var checkpointEvery: Int { get set }
     var maxSteps: Int? { get set }
@@ -33,8 +32,6 @@ extension RunSettings {
             "batch_size must be in 1...\(RunLimits.maxBatchSize), got \(batchSize)")
         try require(lr > 0 && lr.isFinite, "lr must be a positive number, got \(lr)")
         try require(weightDecay >= 0 && weightDecay.isFinite, "weight_decay must be non-negative, got \(weightDecay)")
-        try require(
-            loraAlpha.map { $0 > 0 && $0.isFinite } ?? true, "lora_alpha must be positive, got \(loraAlpha ?? 0)")
         try require(checkpointEvery > 0, "checkpoint_every must be positive, got \(checkpointEvery)")
         try require((maxSteps ?? 0) >= 0, "max_steps must be non-negative, got \(maxSteps ?? 0)")
         if let dir = checkpointDir {
@@ -45,8 +42,24 @@ extension RunSettings {
 
     /// The settings every run's fingerprint holds (a resumed run must match them).
     var runFingerprint: String {
-        "\(String(describing: loraAlpha))|\(epochs)|\(batchSize)|\(lr)|\(weightDecay)|\(seed)|\(groupByLength)"
+        "\(epochs)|\(batchSize)|\(lr)|\(weightDecay)|\(seed)|\(groupByLength)"
     }
+}
+
+/// The settings of runs that train LoRA adapters (search, fine-tune).
+public protocol AdapterRunSettings: RunSettings {
+    /// lora_alpha (scaling lora_alpha / r); nil: the run's default.
+    var loraAlpha: Float? { get set }
+}
+
+extension AdapterRunSettings {
+    func validateAdapterRun() throws {
+        try validateRun()
+        try require(
+            loraAlpha.map { $0 > 0 && $0.isFinite } ?? true, "lora_alpha must be positive, got \(loraAlpha ?? 0)")
+    }
+
+    var adapterRunFingerprint: String { "\(String(describing: loraAlpha))|\(runFingerprint)" }
 }
 
 extension MllamaModel {

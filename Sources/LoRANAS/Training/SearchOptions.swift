@@ -43,7 +43,7 @@ public struct SearchOptions: Sendable {
     var resolvedLoraAlpha: Float { loraAlpha ?? Float(2 * maxRank) }
 
     func validate() throws {
-        try validateRun()
+        try validateAdapterRun()
         try require(
             !space.isEmpty && space.allSatisfy { $0 > 0 && $0 <= RunLimits.maxRank }
                 && space == space.sorted() && Set(space).count == space.count,
@@ -62,8 +62,8 @@ public struct SearchOptions: Sendable {
     var fingerprint: String {
         let types = targets.types.map(\.rawValue).sorted()
         return "search|\(types)|\(targets.side)|\(space)|\(slices)|\(resolvedLoraAlpha)|\(String(describing: budget))|"
-            + "\(budgetWeight)|\(alphaLR)|\(alphaWeightDecay)|\(runFingerprint)"
+            + "\(budgetWeight)|\(alphaLR)|\(alphaWeightDecay)|\(adapterRunFingerprint)"
     }
 }
 
-extension SearchOptions: RunSettings {}
+extension SearchOptions: AdapterRunSettings {}
