@@ -47,3 +47,8 @@ def number_words(n: int) -> str:
 def join(items: Sequence[str]) -> str:
     """``a``, ``a and b``, ``a, b and c``."""
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def article(noun: str) -> str:
+    """``noun`` with ``a`` or ``an`` before it."""
+    return ("an " if noun[0] in "aeiou" else "a ") + noun
