@@ -15,22 +15,25 @@ Everything is deterministic by ``seed``: each example draws from its own ``numpy
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from pathlib import Path
 
 import numpy as np
 
 from . import charts, diagrams, digits, documents, geometry, spatial
-from ._example import Example, choice
+from ._example import Example
 from ._files import atomic_write, png_bytes, record, remove_stale, write_json, write_jsonl
 
 NAMES = ("charts", "spatial", "geometry", "documents", "diagrams", "digits")
 SPLITS = ("train", "val", "eval")
+#: Attempts to draw an image not drawn before, per example.
+MAX_DRAWS = 1000
 CAPTION_PROMPTS = ("Describe the image.", "What does the picture show?", "Describe what you see in the image.")
 _MODULES = {"charts": charts, "spatial": spatial, "geometry": geometry, "documents": documents,
             "diagrams": diagrams, "digits": digits}
 
-__all__ = ["NAMES", "SPLITS", "Example", "make", "make_captions", "rng_for", "sample"]
+__all__ = ["NAMES", "SPLITS", "CAPTION_PROMPTS", "Example", "generate", "make", "make_captions", "rng_for"]
 
 
 def rng_for(seed: int, task: str, split: str, index: int) -> np.random.Generator:
@@ -40,20 +43,42 @@ def rng_for(seed: int, task: str, split: str, index: int) -> np.random.Generator
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=key)))
 
 
-def sample(task: str, seed: int, split: str, index: int, image_size: int = 112) -> Example:
-    """Example ``index`` of ``task``'s ``split`` (``train``, ``val``, ``eval`` or ``captions``) for ``seed``."""
+def generate(task: str, counts: dict[str, int], seed: int = 0, image_size: int = 112, seen: set | None = None):
+    """Yields ``(split, index, example, png)`` for ``task``: ``counts[split]`` examples of each split in the order
+    of ``counts`` (``train``, ``val``, ``eval`` or ``captions``), exactly as :func:`make` and :func:`make_captions`
+    write them.
+
+    Example ``index`` of a split draws from :func:`rng_for` ``(seed, task, split, index)``; when its image is
+    byte-equal to one drawn before (or to one in ``seen``, a set of SHA-256 digests of PNG bytes, which it
+    extends), the same generator draws again, so no image repeats within a task and evaluation images never
+    equal training ones.
+    """
     _check_names([task])
     _check_size(image_size)
-    return _MODULES[task].sample(rng_for(seed, task, split, index), image_size, split)
+    seen = set() if seen is None else seen
+    for split, n in counts.items():
+        for index in range(n):
+            rng = rng_for(seed, task, split, index)
+            for _ in range(MAX_DRAWS):
+                example = _MODULES[task].sample(rng, image_size, split)
+                data = png_bytes(example.image)
+                digest = hashlib.sha256(data).digest()
+                if digest not in seen:
+                    break
+            else:
+                raise ValueError(f"{task}: no new image in {MAX_DRAWS} draws at image_size {image_size}")
+            seen.add(digest)
+            yield split, index, example, data
 
 
 def make(directory, names=None, n_train: int = 200, n_val: int = 50, n_eval: int = 50, seed: int = 0,
          image_size: int = 112) -> dict[str, dict[str, Path]]:
     """Writes ``DIRECTORY/<task>/{train,val,eval}.jsonl``, their images ``DIRECTORY/<task>/images/<split>-<i>.png``
-    and ``DIRECTORY/<task>/meta.json`` for each task of ``names`` (default: all of :data:`NAMES`).
+    and ``DIRECTORY/<task>/meta.json`` for each task of ``names`` (default: all of :data:`NAMES`; a list or a
+    comma-separated string).
 
     Returns ``{task: {split: jsonl path}}``. Raises ValueError for an unknown task, a negative count or an
-    ``image_size`` below 32.
+    ``image_size`` below 32, before writing anything.
     """
     names = _check_names(NAMES if names is None else names)
     counts = {"train": n_train, "val": n_val, "eval": n_eval}
@@ -63,10 +88,18 @@ def make(directory, names=None, n_train: int = 200, n_val: int = 50, n_eval: int
     root = Path(directory)
     out = {}
     for task in names:
-        sources = {}
+        records = {split: [] for split in SPLITS}
+        sources = {split: [] for split in SPLITS}
+        for split, index, example, data in generate(task, counts, seed, image_size):
+            name = f"{split}-{index:05d}.png"
+            atomic_write(root / task / "images" / name, data)
+            records[split].append(record(f"images/{name}", example.question, example.answer))
+            sources[split].append(example.source)
         out[task] = {}
         for split in SPLITS:
-            out[task][split], sources[split] = _write_split(root / task, task, split, counts[split], seed, image_size)
+            remove_stale(root / task / "images", split, {f"{split}-{i:05d}.png" for i in range(counts[split])})
+            out[task][split] = root / task / f"{split}.jsonl"
+            write_jsonl(out[task][split], records[split])
         meta = {"task": task, "seed": seed, "image_size": image_size, "counts": counts}
         if any(any(s) for s in sources.values()):
             meta["sources"] = sources
@@ -75,50 +108,37 @@ def make(directory, names=None, n_train: int = 200, n_val: int = 50, n_eval: int
 
 
 def make_captions(directory, n_per_task: int = 500, seed: int = 0, image_size: int = 112, names=None) -> Path:
-    """Writes ``DIRECTORY/captions.jsonl``: ``n_per_task`` description records per task (tasks interleaved),
-    images in ``DIRECTORY/images/<task>-<i>.png``, drawn from the ``captions`` seed stream (and, for digits, its
-    own scans), so no caption image is a QA image. Also writes ``DIRECTORY/captions.meta.json``. Returns the
-    JSONL path."""
+    """Writes ``DIRECTORY/captions.jsonl``: ``n_per_task`` description records per task (tasks interleaved), with
+    images ``DIRECTORY/images/<task>-<i>.png`` and ``DIRECTORY/captions.meta.json``; returns the JSONL path.
+
+    The pictures come from the ``captions`` seed stream (and, for digits, their own scans), and any image
+    byte-equal to one of the task splits already in ``DIRECTORY/<task>/images`` is drawn again, so pretraining
+    never sees an evaluation image when the tasks are made first in the same directory.
+    """
     names = _check_names(NAMES if names is None else names)
     _check_count("n_per_task", n_per_task)
     _check_size(image_size)
     root = Path(directory)
-    records, sources, written = [], [], set()
+    streams = {}
+    for task in names:
+        seen = {hashlib.sha256(p.read_bytes()).digest() for p in sorted((root / task / "images").glob("*.png"))}
+        streams[task] = generate(task, {"captions": n_per_task}, seed, image_size, seen)
+    records, sources = [], []
     for i in range(n_per_task):
         for task in names:
-            rng = rng_for(seed, task, "captions", i)
-            example = _MODULES[task].sample(rng, image_size, "captions")
+            _, _, example, data = next(streams[task])
             name = f"{task}-{i:05d}.png"
-            _write_image(root / "images" / name, example)
-            written.add(name)
-            records.append(record(f"images/{name}", choice(rng, CAPTION_PROMPTS), example.caption))
+            atomic_write(root / "images" / name, data)
+            prompt = CAPTION_PROMPTS[zlib.crc32(f"{seed}/{task}/{i}".encode()) % len(CAPTION_PROMPTS)]
+            records.append(record(f"images/{name}", prompt, example.caption))
             sources.append({"task": task, "index": i, **example.source})
     for task in names:
-        remove_stale(root / "images", task, written)
+        remove_stale(root / "images", task, {f"{task}-{i:05d}.png" for i in range(n_per_task)})
     path = root / "captions.jsonl"
     write_jsonl(path, records)
     write_json(root / "captions.meta.json", {"seed": seed, "image_size": image_size, "n_per_task": n_per_task,
                                              "tasks": list(names), "sources": sources})
     return path
-
-
-def _write_split(task_dir: Path, task: str, split: str, n: int, seed: int, image_size: int):
-    records, sources, written = [], [], set()
-    for i in range(n):
-        example = _MODULES[task].sample(rng_for(seed, task, split, i), image_size, split)
-        name = f"{split}-{i:05d}.png"
-        _write_image(task_dir / "images" / name, example)
-        written.add(name)
-        records.append(record(f"images/{name}", example.question, example.answer))
-        sources.append(example.source)
-    remove_stale(task_dir / "images", split, written)
-    path = task_dir / f"{split}.jsonl"
-    write_jsonl(path, records)
-    return path, sources
-
-
-def _write_image(path: Path, example: Example) -> None:
-    atomic_write(path, png_bytes(example.image))
 
 
 def _check_names(names) -> tuple[str, ...]:

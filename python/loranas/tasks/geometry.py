@@ -26,7 +26,7 @@ def _angles(rng, size: int) -> Example:
     angles = [a, b, 180 - a - b]
     ca = math.sin(math.radians(b)) / math.sin(math.radians(angles[2]))
     unit = [(0.0, 0.0), (1.0, 0.0), (ca * math.cos(math.radians(a)), ca * math.sin(math.radians(a)))]
-    points = _fit(unit, size, mirror=bool(rng.integers(2)))
+    points = _fit(rng, unit, size)
     image, draw = canvas(size)
     draw.polygon(points, outline=INK)
     cx, cy = sum(p[0] for p in points) / 3, sum(p[1] for p in points) / 3
@@ -71,9 +71,9 @@ def _segment(rng, size: int) -> Example:
 def _rectangle(rng, size: int) -> Example:
     w, h = int(rng.integers(2, 13)), int(rng.integers(2, 13))
     k = size / 112
-    scale = 70 * k / max(w, h)
+    scale = uniform(rng, 50, 76) * k / max(w, h)
     pw, ph = max(w * scale, 14 * k), max(h * scale, 14 * k)
-    x0, y0 = (size - pw) / 2 + uniform(rng, -6, 6) * k, (size - ph) / 2 + uniform(rng, -6, 6) * k
+    x0, y0 = (size - pw) / 2 + uniform(rng, -10, 8) * k, (size - ph) / 2 + uniform(rng, -8, 10) * k
     image, draw = canvas(size)
     draw.rectangle([x0, y0, x0 + pw, y0 + ph], outline=INK, width=max(1, round(k)))
     centered(draw, (x0 + pw / 2, y0 - 7 * k), str(w), text_px(size))
@@ -90,27 +90,38 @@ def _hypotenuse(rng, size: int) -> Example:
     a, b, c = choice(rng, TRIPLES)
     if rng.integers(2):
         a, b = b, a
-    points = _fit([(0.0, 0.0), (a / b, 0.0), (0.0, 1.0)], size, mirror=bool(rng.integers(2)))
+    points = _fit(rng, [(0.0, 0.0), (a / b, 0.0), (0.0, 1.0)], size)
     image, draw = canvas(size)
     draw.polygon(points, outline=INK)
-    (rx, ry), (bx, _), (_, ty) = points
-    m = 6 * size / 112 * (1 if bx > rx else -1)
-    draw.line([(rx + m, ry), (rx + m, ry - abs(m)), (rx, ry - abs(m))], fill=INK)
-    centered(draw, ((rx + bx) / 2, ry + 7 * size / 112), str(a), text_px(size))
-    centered(draw, (rx - m - 2 * math.copysign(size / 112, m), (ry + ty) / 2), str(b), text_px(size))
+    right, end_a, end_b = points
+    m = 6 * size / 112
+    units = [((p[0] - right[0]) / math.dist(p, right), (p[1] - right[1]) / math.dist(p, right)) for p in (end_a, end_b)]
+    corner = [(right[0] + m * units[0][0], right[1] + m * units[0][1]),
+              (right[0] + m * (units[0][0] + units[1][0]), right[1] + m * (units[0][1] + units[1][1])),
+              (right[0] + m * units[1][0], right[1] + m * units[1][1])]
+    draw.line(corner, fill=INK)
+    centre = (sum(p[0] for p in points) / 3, sum(p[1] for p in points) / 3)
+    for end, length in ((end_a, a), (end_b, b)):
+        middle = ((right[0] + end[0]) / 2, (right[1] + end[1]) / 2)
+        _label(draw, middle, centre, -8 * size / 112, str(length), text_px(size))
     question = choice(rng, ("What is the length of the hypotenuse?", "How long is the hypotenuse?"))
     return Example(image, question, str(c), f"A right triangle with legs {a} and {b}.")
 
 
-def _fit(unit: list[tuple[float, float]], size: int, mirror: bool) -> list[tuple[float, float]]:
-    """Unit-space points (y up) scaled into the canvas with a margin for labels, y flipped, optionally mirrored."""
-    xs, ys = [p[0] for p in unit], [p[1] for p in unit]
-    margin = 18 * size / 112
+def _fit(rng, unit: list[tuple[float, float]], size: int) -> list[tuple[float, float]]:
+    """Unit-space points (y up), turned by a random angle and optionally mirrored, scaled into the canvas with a
+    random margin for labels and a little offset, y flipped."""
+    turn = uniform(rng, 0, 2 * math.pi)
+    mirror = -1 if rng.integers(2) else 1
+    turned = [(mirror * (x * math.cos(turn) - y * math.sin(turn)), x * math.sin(turn) + y * math.cos(turn))
+              for x, y in unit]
+    xs, ys = [p[0] for p in turned], [p[1] for p in turned]
+    margin = uniform(rng, 17, 24) * size / 112
     scale = (size - 2 * margin) / max(max(xs) - min(xs), max(ys) - min(ys))
     width, height = (max(xs) - min(xs)) * scale, (max(ys) - min(ys)) * scale
-    ox, oy = (size - width) / 2, (size + height) / 2
-    points = [(ox + (x - min(xs)) * scale, oy - (y - min(ys)) * scale) for x, y in unit]
-    return [(size - x, y) for x, y in points] if mirror else points
+    ox = (size - width) / 2 + uniform(rng, -0.5, 0.5) * (size - 2 * margin - width)
+    oy = (size + height) / 2 + uniform(rng, -0.5, 0.5) * (size - 2 * margin - height)
+    return [(ox + (x - min(xs)) * scale, oy - (y - min(ys)) * scale) for x, y in turned]
 
 
 def _label(draw, point, centre, offset: float, text: str, px: int) -> None:
