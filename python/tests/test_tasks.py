@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-PIL = pytest.importorskip("PIL")
+pytest.importorskip("PIL")
 from PIL import Image  # noqa: E402
 
 from loranas import tasks  # noqa: E402

@@ -45,17 +45,15 @@ def canvas(image_size: int) -> tuple[Image.Image, ImageDraw.ImageDraw]:
 
 
 def fit(text: str, max_width: float, size: int) -> ImageFont.FreeTypeFont:
-    """The largest font of at most ``size`` px (at least 6) whose rendering of ``text`` is ``max_width`` wide or less."""
+    """The largest font of at most ``size`` px (at least 6) that draws ``text`` at most ``max_width`` wide."""
     while size > 6 and font(size).getlength(text) > max_width:
         size -= 1
     return font(size)
 
 
-def centered(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, size: int,
-             fill=INK, max_width: float | None = None) -> None:
-    """Draws ``text`` centred on ``xy``, shrunk to ``max_width`` if given."""
-    face = fit(text, max_width, size) if max_width else font(size)
-    draw.text(xy, text, font=face, fill=fill, anchor="mm")
+def centered(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, size: int, fill=INK) -> None:
+    """Draws ``text`` in a ``size`` px font centred on ``xy``."""
+    draw.text(xy, text, font=font(size), fill=fill, anchor="mm")
 
 
 def arrow(draw: ImageDraw.ImageDraw, start, end, fill=INK, width: int = 1, head: float = 5.0) -> None:

@@ -10,8 +10,10 @@ from ._example import Example, choice, join, number_words, sample_distinct
 LABELS = ("ant", "bee", "cat", "dog", "elk", "fox", "owl", "yak", "emu", "cod", "hen", "pig", "cow", "rat", "bat")
 
 TEMPLATES = {
-    ("bar", "value"): ("What is the value of {a}?", "What value does the {a} bar show?", "How high is the bar for {a}?"),
-    ("bar", "max"): ("Which bar is the tallest?", "Which category has the tallest bar?", "Which label has the highest bar?"),
+    ("bar", "value"): ("What is the value of {a}?", "What value does the {a} bar show?",
+                       "How high is the bar for {a}?"),
+    ("bar", "max"): ("Which bar is the tallest?", "Which category has the tallest bar?",
+                     "Which label has the highest bar?"),
     ("bar", "min"): ("Which bar is the shortest?", "Which category has the shortest bar?",
                      "Which label has the lowest bar?"),
     ("bar", "count"): ("How many bars are there?", "How many bars does the chart have?"),
@@ -36,8 +38,7 @@ def sample(rng, image_size: int, split: str = "train") -> Example:
     question, answer = _question(rng, kind, labels, values)
     facts = join([f"{label} {value}" for label, value in zip(labels, values)])
     what = f"{number_words(n)} {colour} bars" if kind == "bar" else f"a {colour} line through {number_words(n)} points"
-    caption = choice(rng, (f"A bar chart with {what}: {facts}." if kind == "bar" else f"A line chart with {what}: {facts}.",
-                           f"A {kind} chart. From left to right: {facts}."))
+    caption = choice(rng, (f"A {kind} chart with {what}: {facts}.", f"A {kind} chart. From left to right: {facts}."))
     return Example(image, question, answer, caption)
 
 

@@ -8,7 +8,8 @@ from ._draw import GREY, INK, canvas, fit, font, text_px
 from ._example import Example, choice, join, sample_distinct, uniform
 
 ROWS = ("tea", "pen", "cup", "hat", "map", "box", "jam", "ink", "bag", "key")
-COLUMN_SETS = (("Mon", "Tue", "Wed"), ("Q1", "Q2", "Q3"), ("Jan", "Feb", "Mar"), ("A", "B", "C"), ("2021", "2022", "2023"))
+COLUMN_SETS = (("Mon", "Tue", "Wed"), ("Q1", "Q2", "Q3"), ("Jan", "Feb", "Mar"), ("A", "B", "C"),
+               ("2021", "2022", "2023"))
 ITEMS = ("milk", "eggs", "bread", "tea", "rice", "soap", "jam", "fish", "cake", "salt", "figs", "oil")
 SHOPS = ("RECEIPT", "MARKET", "CAFE", "SHOP")
 FIELDS = {"name": ("Ann", "Bob", "Eve", "Max", "Zoe", "Liam", "Mia", "Noah", "Ida", "Leo"),
@@ -34,7 +35,8 @@ def _table(rng, size: int) -> Example:
     grid = [[""] + columns] + [[r] + [str(v) for v in row] for r, row in zip(rows, cells)]
     for i, line in enumerate(grid):
         for j, text in enumerate(line):
-            draw.text((x0 + cw * (j + 0.5), y0 + ch * (i + 0.5)), text, font=fit(text, cw - 2, px), fill=INK, anchor="mm")
+            face = fit(text, cw - 2, px)
+            draw.text((x0 + cw * (j + 0.5), y0 + ch * (i + 0.5)), text, font=face, fill=INK, anchor="mm")
     for i in range(len(grid) + 1):
         draw.line([(x0, y0 + ch * i), (x0 + cw * (len(columns) + 1), y0 + ch * i)], fill=GREY)
     for j in range(len(columns) + 2):
