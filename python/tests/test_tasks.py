@@ -5,6 +5,7 @@ arithmetic and arrows re-derived from each example's caption), disjoint digit sc
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -23,6 +24,7 @@ from loranas import tasks  # noqa: E402
 from loranas.tasks._draw import COLOURS  # noqa: E402
 from loranas.tasks._files import png_bytes  # noqa: E402
 
+REPO = Path(__file__).resolve().parents[2]
 SEED = 7
 COUNTS = {"train": 40, "val": 10, "eval": 30}
 N_CAPTIONS = 30
@@ -115,6 +117,14 @@ def test_a_smaller_run_replaces_the_tree_and_other_image_sizes_work(tmp_path):
         with Image.open(tmp_path / task / "images" / "train-00001.png") as image:
             assert image.size == (64, 64)
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_generate_draws_again_for_an_image_seen_before():
+    _, _, example, data = next(tasks.generate("geometry", {"train": 1}, seed=3))
+    seen = {hashlib.sha256(data).digest()}
+    _, _, other, again = next(tasks.generate("geometry", {"train": 1}, seed=3, seen=seen))
+    assert again != data and len(seen) == 2
+    assert next(tasks.generate("geometry", {"train": 1}, seed=3))[3] == data
 
 
 @pytest.mark.parametrize("call, message", [
@@ -420,3 +430,29 @@ def test_cli_bad_arguments_fail_with_one_error_line(tmp_path, args):
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
     assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------------------------------------- engine
+
+
+def test_the_engine_reads_the_files_as_cauldron_datasets(llama3_tokenizer_dir, tmp_path):
+    """Dataset.from_cauldron encodes every split of every task and the captions for a tiny Mllama (the
+    tiles4_gqa test model's config with the Llama-3 vocabulary, as in test_cauldron_dataset; no weights needed),
+    skipping none."""
+    from test_image_processor import CLIP_MEAN, CLIP_STD
+    from test_processor import write_model_dir
+
+    import loranas
+
+    model_dir = write_model_dir(tmp_path / "model", llama3_tokenizer_dir, 12, 4, CLIP_MEAN, CLIP_STD)
+    config = json.loads((REPO / "Tests/LoRANASTests/Fixtures/mllama/tiles4_gqa/config.json").read_text())
+    config["text_config"].update(vocab_size=128256, pad_token_id=128004, bos_token_id=128000, eos_token_id=128009)
+    config["image_token_index"] = 128256
+    (model_dir / "config.json").write_text(json.dumps(config))
+    made = tasks.make(tmp_path / "tasks", n_train=3, n_val=1, n_eval=2)
+    paths = [p for splits in made.values() for p in splits.values()]
+    paths.append(tasks.make_captions(tmp_path / "tasks", n_per_task=2))
+    with loranas.Processor(model_dir) as processor:
+        for path in paths:
+            ds = loranas.Dataset.from_cauldron(path, model=model_dir, processor=processor)
+            assert (len(ds), ds.skipped) == (len(read_jsonl(path)), 0), path
