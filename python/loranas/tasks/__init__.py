@@ -55,6 +55,8 @@ def generate(task: str, counts: dict[str, int], seed: int = 0, image_size: int =
     """
     _check_names([task])
     _check_size(image_size)
+    for split, n in counts.items():
+        _check_count(f"counts[{split!r}]", n)
     seen = set() if seen is None else seen
     for split, n in counts.items():
         for index in range(n):
