@@ -1,5 +1,9 @@
 """``python -m loranas plot RESULT.json -o FIGURE.png [--kind ranks|alpha|losses]``: the figures of
-:mod:`loranas.plots` from a saved search or fine-tune result."""
+:mod:`loranas.plots` from a saved search or fine-tune result.
+
+``python -m loranas tasks make DIR [--tasks charts,spatial] [--n-train N] [--n-val N] [--n-eval N] [--seed S]
+[--image-size P] [--captions N]``: the procedural Cauldron tasks of :mod:`loranas.tasks` (and, with
+``--captions N``, N caption records per task for pretraining)."""
 
 from __future__ import annotations
 
@@ -28,7 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     plot.add_argument("result", help="a result JSON written by SearchResult.save / FinetuneResult.save or the CLI")
     plot.add_argument("-o", "--output", required=True, help="the image to write (.png, .pdf, .svg)")
     plot.add_argument("--kind", choices=sorted(PLOTS), default="ranks")
+    add_tasks_parser(sub)
     args = parser.parse_args(argv)
+    if args.command == "tasks":
+        return make_tasks(args)
     try:
         result = load_result(args.result)
         if args.kind == "alpha" and not isinstance(result, SearchResult):
@@ -38,6 +45,45 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"wrote {args.output}")
+    return 0
+
+
+def add_tasks_parser(sub) -> None:
+    """The ``tasks make`` subcommand's arguments."""
+    tasks = sub.add_parser("tasks", help="write the procedural vision-language tasks (loranas.tasks)")
+    action = tasks.add_subparsers(dest="action", required=True)
+    make = action.add_parser("make", help="write DIR/<task>/{train,val,eval}.jsonl with PNG images")
+    make.add_argument("directory", help="the output directory")
+    make.add_argument("--tasks", default=None, help="comma-separated task names (default: all six)")
+    make.add_argument("--n-train", type=int, default=200)
+    make.add_argument("--n-val", type=int, default=50)
+    make.add_argument("--n-eval", type=int, default=50)
+    make.add_argument("--seed", type=int, default=0)
+    make.add_argument("--image-size", type=int, default=112)
+    make.add_argument("--captions", type=int, default=0, metavar="N",
+                      help="also write DIR/captions.jsonl with N records per task (default: none)")
+
+
+def make_tasks(args) -> int:
+    """Runs ``tasks make``; a bad argument prints one ``error:`` line and returns 1."""
+    from . import tasks
+
+    if args.captions < 0:
+        print(f"error: --captions must be an integer >= 0, got {args.captions}", file=sys.stderr)
+        return 1
+    try:
+        out = tasks.make(args.directory, names=args.tasks, n_train=args.n_train, n_val=args.n_val,
+                         n_eval=args.n_eval, seed=args.seed, image_size=args.image_size)
+        if args.captions:
+            captions = tasks.make_captions(args.directory, n_per_task=args.captions, seed=args.seed,
+                                           image_size=args.image_size, names=args.tasks)
+    except (OSError, ValueError, ImportError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for task, splits in out.items():
+        print(f"{task}: {', '.join(str(p) for p in splits.values())}")
+    if args.captions:
+        print(f"captions: {captions}")
     return 0
 
 
