@@ -3,7 +3,9 @@
 
 ``python -m loranas tasks make DIR [--tasks charts,spatial] [--n-train N] [--n-val N] [--n-eval N] [--seed S]
 [--image-size P] [--captions N]``: the procedural Cauldron tasks of :mod:`loranas.tasks` (and, with
-``--captions N``, N caption records per task for pretraining)."""
+``--captions N``, N caption records per task for pretraining).
+``python -m loranas demo [OUT] [--full] [--tasks a,b] [--seed S] [--threads N]``: the main job (:mod:`loranas.demo`).
+"""
 
 from __future__ import annotations
 
@@ -33,9 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     plot.add_argument("-o", "--output", required=True, help="the image to write (.png, .pdf, .svg)")
     plot.add_argument("--kind", choices=sorted(PLOTS), default="ranks")
     add_tasks_parser(sub)
+    add_demo_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "tasks":
         return make_tasks(args)
+    if args.command == "demo":
+        return run_demo(args)
     try:
         result = load_result(args.result)
         if args.kind == "alpha" and not isinstance(result, SearchResult):
@@ -84,6 +89,33 @@ def make_tasks(args) -> int:
         print(f"{task}: {', '.join(str(p) for p in splits.values())}")
     if args.captions:
         print(f"captions: {captions}")
+    return 0
+
+
+def add_demo_parser(sub) -> None:
+    """The ``demo`` subcommand's arguments."""
+    demo = sub.add_parser("demo", help="the main job: search vs uniform vs random ranks on the built-in tasks")
+    demo.add_argument("output", nargs="?", default="loranas-demo", help="the output directory (default: %(default)s)")
+    demo.add_argument("--full", action="store_true", help="the full mode: three adapter sets, more data")
+    demo.add_argument("--tasks", default=None, help="comma-separated task names (default: all six)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--threads", type=int, default=None, help="engine threads (default: all cores)")
+
+
+def run_demo(args) -> int:
+    """Runs ``demo``; bad input prints one ``error:`` line and returns 1."""
+    from . import demo
+    from .api import set_num_threads
+    from .errors import LoranasError
+
+    try:
+        if args.threads is not None:
+            set_num_threads(args.threads)
+        names = None if args.tasks is None else [t for t in args.tasks.split(",") if t]
+        demo.run(args.output, mode="full" if args.full else "quick", names=names, seed=args.seed)
+    except (OSError, ValueError, ImportError, LoranasError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -10,12 +10,15 @@ Each returns the matplotlib Figure and writes it to ``path`` when one is given.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import re
 from typing import Any
 
 import numpy as np
+
+from ._files import atomic_write_bytes
 
 __all__ = ["plot_ranks", "plot_alpha", "plot_losses", "module_grid"]
 
@@ -65,8 +68,12 @@ def module_grid(ranks: dict[str, int]) -> dict[str, tuple[list[str], list[str], 
 
 
 def _save(fig, path: str | os.PathLike | None):
+    """Writes the figure atomically when a path is given (the format follows its suffix)."""
     if path is not None:
-        fig.savefig(os.fspath(path), dpi=120, bbox_inches="tight")
+        buf = io.BytesIO()
+        fmt = os.path.splitext(os.fspath(path))[1].lstrip(".").lower() or "png"
+        fig.savefig(buf, format=fmt, dpi=120, bbox_inches="tight")
+        atomic_write_bytes(path, buf.getvalue())
     return fig
 
 

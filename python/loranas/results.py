@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from typing import Any, TypeVar
 
 import numpy as np
 
 from . import _bindings as B
 from ._handle import read_string
+from ._files import atomic_write_text
 from .errors import FormatError
 
 
@@ -31,25 +31,6 @@ def parse_json(text: str, context: str) -> Any:
         return json.loads(text)
     except ValueError as exc:
         raise FormatError(f"not valid JSON ({exc}): {text[:200]!r}", context=context) from None
-
-
-def _atomic_write(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to a temporary file next to ``path`` and rename it over ``path``."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def _require(obj: dict, key: str, kind: str) -> Any:
@@ -125,7 +106,7 @@ class _JsonResult:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write :meth:`to_json` to ``path`` atomically (a temporary file, then a rename)."""
-        _atomic_write(path, self.to_json(indent=1))
+        atomic_write_text(path, self.to_json(indent=1))
 
     @classmethod
     def load(cls: type[_R], path: str | os.PathLike) -> _R:

@@ -23,7 +23,8 @@ import numpy as np
 
 from . import charts, diagrams, digits, documents, geometry, spatial
 from ._example import Example
-from ._files import atomic_write, png_bytes, record, remove_stale, write_json, write_jsonl
+from .._files import atomic_write_bytes
+from ._files import png_bytes, record, remove_stale, write_json, write_jsonl
 
 NAMES = ("charts", "spatial", "geometry", "documents", "diagrams", "digits")
 SPLITS = ("train", "val", "eval")
@@ -94,7 +95,7 @@ def make(directory, names=None, n_train: int = 200, n_val: int = 50, n_eval: int
         sources = {split: [] for split in SPLITS}
         for split, index, example, data in generate(task, counts, seed, image_size):
             name = f"{split}-{index:05d}.png"
-            atomic_write(root / task / "images" / name, data)
+            atomic_write_bytes(root / task / "images" / name, data)
             records[split].append(record(f"images/{name}", example.question, example.answer))
             sources[split].append(example.source)
         out[task] = {}
@@ -130,7 +131,7 @@ def make_captions(directory, n_per_task: int = 500, seed: int = 0, image_size: i
         for task in names:
             _, _, example, data = next(streams[task])
             name = f"{task}-{i:05d}.png"
-            atomic_write(root / "images" / name, data)
+            atomic_write_bytes(root / "images" / name, data)
             prompt = CAPTION_PROMPTS[zlib.crc32(f"{seed}/{task}/{i}".encode()) % len(CAPTION_PROMPTS)]
             records.append(record(f"images/{name}", prompt, example.caption))
             sources.append({"task": task, "index": i, **example.source})

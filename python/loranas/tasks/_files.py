@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from PIL import Image
+
+from .._files import atomic_write_bytes
 
 
 def png_bytes(image: Image.Image) -> bytes:
@@ -16,19 +16,6 @@ def png_bytes(image: Image.Image) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format="PNG", compress_level=6, optimize=False)
     return buf.getvalue()
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Writes ``data`` to a temporary file beside ``path`` and renames it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def record(image: str, user: str, assistant: str) -> dict:
@@ -39,12 +26,12 @@ def record(image: str, user: str, assistant: str) -> dict:
 def write_jsonl(path: Path, records: list[dict]) -> None:
     """``records`` one JSON object a line (UTF-8, keys in insertion order)."""
     lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-    atomic_write(path, lines.encode("utf-8"))
+    atomic_write_bytes(path, lines.encode("utf-8"))
 
 
 def write_json(path: Path, obj) -> None:
     """``obj`` as indented JSON."""
-    atomic_write(path, (json.dumps(obj, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
+    atomic_write_bytes(path, (json.dumps(obj, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
 def remove_stale(images: Path, prefix: str, written: set[str]) -> None:
