@@ -14,7 +14,8 @@ echo "== pip packages"
 # torch: the CPU wheel (pip would otherwise pick a newer CUDA build from PyPI, gigabytes of it).
 links=(); [ -d /opt/wheels ] && links=(--find-links /opt/wheels)
 "$VENV/bin/pip" install -q --disable-pip-version-check "${links[@]}" numpy pytest safetensors tokenizers pillow tqdm \
-    "torch==2.13.0+cpu" "transformers==5.24.*" "peft==0.21.*" quicktok-v1 tiktoken datasets matplotlib
+    "torch==2.13.0+cpu" "transformers==5.24.*" "peft==0.21.*" quicktok-v1 tiktoken datasets matplotlib \
+    scikit-learn nbclient nbformat nbconvert ipykernel
 
 echo "== XCTest"
 swift build --product loranas          # the debug libloranas.so the header/symbol test reads
@@ -26,6 +27,9 @@ echo "== Python package"
 
 echo "== pytest"
 "$VENV/bin/python" -m pytest -q python/tests
+
+echo "== the quickstart notebook, executed (nbclient)"
+"$VENV/bin/python" tools/make_notebook.py --check
 
 echo "== thread pool under ThreadSanitizer"
 bash tools/test_pool.sh

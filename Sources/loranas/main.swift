@@ -9,7 +9,7 @@ struct LoRANASCommand: ParsableCommand {
         version: LoRANAS.version,
         subcommands: [
             Inspect.self, Pack.self, SearchCommand.self, FinetuneCommand.self, EvalCommand.self, GenerateCommand.self,
-            ExportCommand.self, Compare.self,
+            ExportCommand.self, Compare.self, TasksCommand.self,
         ])
 }
 
