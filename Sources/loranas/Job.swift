@@ -5,6 +5,7 @@ import LoRANAS
 /// What the training jobs share: engine errors as one line, Ctrl-C and progress, atomic outputs.
 enum Job {
     /// Runs `body`, turning engine errors into one-line CLI errors.
+    @discardableResult
     static func engine<T>(_ body: () throws -> T) throws -> T {
         do { return try body() } catch let e as LoRANASError { throw CLIError(e) }
     }
