@@ -53,13 +53,14 @@ def figures(runs: list[TaskRun], directory: Path) -> list[Path]:
 
 
 def write(runs: list[TaskRun], out: Path, settings: dict, seconds: float) -> dict:
-    """results.json, results.md and figures/ in ``out``; returns the JSON object."""
+    """results.json, results.md and figures/ in ``out``; returns the JSON object as written."""
     rows = [r for run in runs for r in run.rows]
     obj = {"settings": settings, "seconds": seconds, "rows": [r.to_json() for r in rows],
            "searches": {f"{run.name}/{k}": s.search._to_obj() for run in runs for k, s in run.sets.items()}}
-    atomic_write_text(out / "results.json", json.dumps(obj, indent=1) + "\n")
+    text = json.dumps(obj, indent=1) + "\n"
+    atomic_write_text(out / "results.json", text)
     header = (f"# loranas demo: searched vs uniform-64 vs random ranks ({settings['mode']} mode, "
               f"{seconds / 60:.1f} min)")
     atomic_write_text(out / "results.md", markdown(rows, header))
     figures(runs, out / "figures")
-    return obj
+    return json.loads(text)
