@@ -10,8 +10,9 @@ struct ExportCommand: ParsableCommand {
         discussion: """
             Writes OUTPUT/config.json and OUTPUT/model.safetensors (F32), with every LoRA module \
             merged into its weight (W + (lora_alpha/r)·B·A), as a unit: transformers' \
-            MllamaForConditionalGeneration.from_pretrained(OUTPUT) loads it. The adapter directory \
-            itself is already the PEFT export, so --merge is required.
+            MllamaForConditionalGeneration.from_pretrained(OUTPUT) loads it. The model's tokenizer, \
+            processor and chat-template files are copied beside them, so OUTPUT is a complete model \
+            directory. The adapter directory itself is already the PEFT export, so --merge is required.
             """)
 
     @Argument(help: "Model directory (config.json and weights).")
@@ -31,8 +32,26 @@ struct ExportCommand: ParsableCommand {
         try Job.engine {
             let m = try MllamaModel(path: model)
             try m.loadPEFTAdapter(adapter)
-            try AtomicDirectory.write(output) { staging in try m.saveMerged(to: staging) }
+            try AtomicDirectory.write(output) { staging in
+                try m.saveMerged(to: staging)
+                try copyProcessorFiles(to: staging)
+            }
         }
         print("wrote \(output)")
+    }
+
+    /// The files beside the weights that make a model directory usable by a processor.
+    static let processorFiles = [
+        "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "preprocessor_config.json",
+        "processor_config.json", "chat_template.jinja", "chat_template.json", "generation_config.json",
+    ]
+
+    private func copyProcessorFiles(to staging: String) throws {
+        for name in Self.processorFiles {
+            let source = URL(fileURLWithPath: model).appendingPathComponent(name)
+            guard FileManager.default.fileExists(atPath: source.path) else { continue }
+            let data = try Files.read(source.path)
+            try AtomicFile.write(data, to: URL(fileURLWithPath: staging).appendingPathComponent(name).path)
+        }
     }
 }

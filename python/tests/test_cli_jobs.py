@@ -310,3 +310,30 @@ def test_cli_generate_equals_python(pipeline, model_dir, data):
         assert cli_answer == model.generate(images=[str(image)], prompt="What is shown?", max_new_tokens=6)
     one_error(run("generate", model_dir, "--image", data["dir"] / "missing.png", "--prompt", "x"), 1, "missing.png")
     one_error(run("generate", model_dir, "--prompt", "x", "--top-p", "0"), 64, "--top-p")
+
+
+def test_tasks_make_runs_the_python_generators(tmp_path):
+    """`loranas tasks make` writes what loranas.tasks.make writes, byte for byte."""
+    import sys
+
+    from loranas import tasks
+
+    env = dict(os.environ, LORANAS_PYTHON=sys.executable)
+    args = ["--tasks", "spatial,digits", "--n-train", "3", "--n-val", "1", "--n-eval", "2", "--seed", "4"]
+    r = subprocess.run([str(cli()), "tasks", "make", str(tmp_path / "cli"), *args], capture_output=True,
+                       text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr
+    tasks.make(tmp_path / "py", names=["spatial", "digits"], n_train=3, n_val=1, n_eval=2, seed=4)
+    files = sorted(p.relative_to(tmp_path / "py") for p in (tmp_path / "py").rglob("*") if p.is_file())
+    assert len(files) == 2 * (3 + 1 + 2 + 4)  # images, three JSONL files and meta.json per task
+    for f in files:
+        assert (tmp_path / "cli" / f).read_bytes() == (tmp_path / "py" / f).read_bytes(), f
+
+
+def test_tasks_make_without_the_python_package_is_one_error_line(tmp_path):
+    env = dict(os.environ, LORANAS_PYTHON="false")
+    r = subprocess.run([str(cli()), "tasks", "make", str(tmp_path)], capture_output=True, text=True, timeout=60,
+                       env=env)
+    assert r.returncode == 1
+    assert r.stderr.count("\n") == 1 and "cannot import loranas.tasks" in r.stderr
+    assert not any(tmp_path.iterdir())
