@@ -171,7 +171,7 @@ def test_progress_callback_type_matches(header):
 
 def test_functions_taking_a_callback_use_its_type(header):
     users = [name for name, (_, params) in _prototypes(header).items() if any("loranas_progress_fn" in p for p in params)]
-    assert sorted(users) == ["loranas_finetune", "loranas_search"]
+    assert sorted(users) == ["loranas_finetune", "loranas_pretrain", "loranas_search"]
     for name in users:
         assert B.loranas_progress_fn in getattr(B, name).argtypes, name
 

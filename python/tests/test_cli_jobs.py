@@ -69,7 +69,7 @@ def pipeline(model_dir, data, tmp_path_factory) -> dict:
     ev = ok(run("eval", model_dir, "--data", data["val"], "--adapter", out / "adapter", "--json", "--threads", "1"))
     ok(run("export", model_dir, "--adapter", out / "adapter", "--merge", "-o", out / "merged"))
     return {"dir": out, "search": json.loads(search.stdout), "finetune": json.loads(tune.stdout),
-            "eval": json.loads(ev.stdout)}
+            "eval": json.loads(ev.stdout), "model_dir": Path(model_dir)}
 
 
 def test_pipeline_writes_every_output(pipeline):
@@ -78,7 +78,12 @@ def test_pipeline_writes_every_output(pipeline):
     assert (out / "search.supernet.safetensors").is_file()
     assert pipeline["finetune"]["ranks"] == pipeline["search"]["ranks"]
     assert {p.name for p in (out / "adapter").iterdir()} == {"adapter_config.json", "adapter_model.safetensors"}
-    assert {p.name for p in (out / "merged").iterdir()} == {"config.json", "model.safetensors"}
+    # The weights, and the model directory's processor files copied beside them: a complete model directory.
+    processor_files = {"tokenizer.json", "tokenizer_config.json", "preprocessor_config.json", "chat_template.jinja",
+                       "generation_config.json"}
+    assert {p.name for p in (out / "merged").iterdir()} == {"config.json", "model.safetensors"} | processor_files
+    for name in processor_files:
+        assert (out / "merged" / name).read_bytes() == (pipeline["model_dir"] / name).read_bytes()
     ev = pipeline["eval"]
     # eval of the saved adapter = the fine-tune's own last evaluation (same data, batch size 8 both).
     assert ev["perplexity"] == pytest.approx(pipeline["finetune"]["evaluations"][-1]["perplexity"], rel=1e-6)
