@@ -50,18 +50,22 @@ func progressCallback(_ fn: ProgressFn?, _ user: UnsafeMutableRawPointer?) -> Pr
     }
 }
 
-/// The shared shape of loranas_search and loranas_finetune: borrow the handles, parse the
-/// options, run the job under the model's lock, and hand back its JSON as a result handle.
-func runJob(
-    _ h: OpaquePointer?, _ train: OpaquePointer?, _ val: OpaquePointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?,
-    _ job: (MllamaModel, Dataset, Dataset) throws -> JSON
+/// The shared shape of loranas_search, loranas_finetune and loranas_pretrain: borrow the handles, parse the
+/// options, run the job under the model's lock with the progress callback, and hand back its JSON as a result
+/// handle.
+func runJob<Options>(
+    _ h: OpaquePointer?, _ train: OpaquePointer?, _ val: OpaquePointer?, _ options: UnsafePointer<CChar>?,
+    _ progress: ProgressFn?, _ user: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?,
+    parse: (JSON) throws -> Options,
+    job: (MllamaModel, Dataset, Dataset, Options, ProgressCallback?) throws -> JSON
 ) -> Int32 {
     guarded {
         let out = try arg(out, "out")
         out.pointee = nil
         let model = try ModelHandle.borrow(h, "model")
         let tr = try DatasetHandle.borrow(train, "train").value, va = try DatasetHandle.borrow(val, "validation").value
-        let result = try model.with { try job($0, tr, va) }
+        let o = try parse(try OptionsJSON.parse(options))
+        let result = try model.with { try job($0, tr, va, o, progressCallback(progress, user)) }
         out.pointee = ResultHandle.retain(result.serialized)
     }
 }
@@ -71,9 +75,8 @@ public func loranas_search(
     _ h: OpaquePointer?, _ train: OpaquePointer?, _ val: OpaquePointer?, _ options: UnsafePointer<CChar>?,
     _ progress: ProgressFn?, _ user: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?
 ) -> Int32 {
-    runJob(h, train, val, out) { model, tr, va in
-        let o = try OptionsJSON.search(try OptionsJSON.parse(options))
-        return try model.search(train: tr, validation: va, options: o, progress: progressCallback(progress, user)).json
+    runJob(h, train, val, options, progress, user, out, parse: OptionsJSON.search) {
+        try $0.search(train: $1, validation: $2, options: $3, progress: $4).json
     }
 }
 
@@ -82,10 +85,8 @@ public func loranas_finetune(
     _ h: OpaquePointer?, _ train: OpaquePointer?, _ val: OpaquePointer?, _ options: UnsafePointer<CChar>?,
     _ progress: ProgressFn?, _ user: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?
 ) -> Int32 {
-    runJob(h, train, val, out) { model, tr, va in
-        let o = try OptionsJSON.finetune(try OptionsJSON.parse(options))
-        return try model.finetune(train: tr, validation: va, options: o, progress: progressCallback(progress, user))
-            .json
+    runJob(h, train, val, options, progress, user, out, parse: OptionsJSON.finetune) {
+        try $0.finetune(train: $1, validation: $2, options: $3, progress: $4).json
     }
 }
 
@@ -94,10 +95,8 @@ public func loranas_pretrain(
     _ h: OpaquePointer?, _ train: OpaquePointer?, _ val: OpaquePointer?, _ options: UnsafePointer<CChar>?,
     _ progress: ProgressFn?, _ user: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?
 ) -> Int32 {
-    runJob(h, train, val, out) { model, tr, va in
-        let o = try OptionsJSON.pretrain(try OptionsJSON.parse(options))
-        return try model.pretrain(train: tr, validation: va, options: o, progress: progressCallback(progress, user))
-            .json
+    runJob(h, train, val, options, progress, user, out, parse: OptionsJSON.pretrain) {
+        try $0.pretrain(train: $1, validation: $2, options: $3, progress: $4).json
     }
 }
 

@@ -245,13 +245,8 @@ class FinetuneResult(_JsonResult):
         self.lora_parameters = int(lora_parameters)
         self.model_parameters = int(model_parameters)
         self.lora_share = float(lora_share)
-        self.initial_evaluation = evaluation_from_json(initial_evaluation, kind)
-        self.evaluations = [evaluation_from_json(e, kind) for e in evaluations]
-        self.eval_perplexity = [float(x) for x in eval_perplexity]
-        self.epoch_times = [float(x) for x in epoch_times]
-        self.train_losses = [float(x) for x in train_losses]
-        self.steps = int(steps)
-        self.stopped = _bool(stopped, "stopped")
+        _set_run_fields(self, kind, initial_evaluation, evaluations, eval_perplexity, epoch_times, train_losses,
+                        steps, stopped)
         self._model = None  # the Model it came from, for save_peft
         self._adapter_version: int | None = None
 
@@ -302,10 +297,17 @@ class PretrainResult(_JsonResult):
                  train_losses, steps, stopped=False):
         kind = "PretrainResult"
         self.model_parameters = int(model_parameters)
-        self.initial_evaluation = evaluation_from_json(initial_evaluation, kind)
-        self.evaluations = [evaluation_from_json(e, kind) for e in evaluations]
-        self.eval_perplexity = [float(x) for x in eval_perplexity]
-        self.epoch_times = [float(x) for x in epoch_times]
-        self.train_losses = [float(x) for x in train_losses]
-        self.steps = int(steps)
-        self.stopped = _bool(stopped, "stopped")
+        _set_run_fields(self, kind, initial_evaluation, evaluations, eval_perplexity, epoch_times, train_losses,
+                        steps, stopped)
+
+
+def _set_run_fields(result, kind: str, initial_evaluation, evaluations, eval_perplexity, epoch_times, train_losses,
+                    steps, stopped) -> None:
+    """The fields fine-tune and pretraining results share, converted and checked."""
+    result.initial_evaluation = evaluation_from_json(initial_evaluation, kind)
+    result.evaluations = [evaluation_from_json(e, kind) for e in evaluations]
+    result.eval_perplexity = [float(x) for x in eval_perplexity]
+    result.epoch_times = [float(x) for x in epoch_times]
+    result.train_losses = [float(x) for x in train_losses]
+    result.steps = int(steps)
+    result.stopped = _bool(stopped, "stopped")
