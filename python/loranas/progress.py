@@ -24,18 +24,33 @@ from . import _bindings as B
 ProgressCallable = Callable[[dict], Any]
 
 
+def _tqdm_class():
+    """tqdm's notebook widget in a Jupyter kernel that has ipywidgets, its text bar elsewhere (also in a kernel
+    without ipywidgets, where the bar goes to the cell's stderr), or None without tqdm."""
+    try:
+        import tqdm
+    except ImportError:
+        return None
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    if shell is not None and "IPKernelApp" in getattr(shell, "config", {}):
+        try:
+            from tqdm.notebook import IProgress, tqdm as notebook_tqdm
+        except ImportError:
+            return tqdm.tqdm
+        if IProgress is not None:
+            return notebook_tqdm
+    return tqdm.tqdm
+
+
 class _Reporter:
-    """``progress=True``: a tqdm bar when tqdm is importable, else one line per epoch on stderr."""
+    """``progress=True``: a tqdm bar (a widget in notebooks) when tqdm is importable, else one line per epoch on
+    stderr."""
 
     def __init__(self, what: str, epochs: int, max_steps: int | None):
         self.what, self.epochs, self.max_steps = what, epochs, max_steps
         self.bar = None
-        try:
-            import tqdm  # noqa: F401  (optional)
-
-            self._tqdm = tqdm.tqdm
-        except ImportError:
-            self._tqdm = None
+        self._tqdm = _tqdm_class()
 
     def __call__(self, event: dict) -> bool:
         if self._tqdm is not None:
