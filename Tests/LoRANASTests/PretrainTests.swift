@@ -12,7 +12,9 @@ final class PretrainTests: XCTestCase {
     }
     override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: dir) }
 
-    func fresh() throws -> MllamaModel { try MllamaModel.untrained(path: MllamaFixtureTests.path("tiles4_gqa"), seed: 3) }
+    func fresh() throws -> MllamaModel {
+        try MllamaModel.untrained(path: MllamaFixtureTests.path("tiles4_gqa"), seed: 3)
+    }
 
     func options(epochs: Int = 3) -> PretrainOptions {
         var o = PretrainOptions()

@@ -390,7 +390,8 @@ public enum SafeTensorsWriter {
         for (_, p) in tensors {
             switch p {
             case .f32(let t): data.append(UnsafeBufferPointer(start: t.ptr, count: t.count))
-            case .bf16(let t): (0..<t.count).map { bfloat16Bits(t.ptr[$0]) }.withUnsafeBytes { data.append(contentsOf: $0) }
+            case .bf16(let t):
+                (0..<t.count).map { bfloat16Bits(t.ptr[$0]) }.withUnsafeBytes { data.append(contentsOf: $0) }
             case .i64(let v, _): v.map { Int64($0).littleEndian }.withUnsafeBytes { data.append(contentsOf: $0) }
             }
         }

@@ -33,7 +33,7 @@ extension MllamaModel {
             let t = params[e.name], n = e.name
             if Self.isNormWeight(e) {
                 t.ptr.update(repeating: 1, count: t.count)
-            } else if n.hasSuffix(".bias") || (Self.isGate(n) && !n.hasSuffix("gate_attn") && !n.hasSuffix("gate_ffn")) {
+            } else if n.hasSuffix(".bias") || n.hasSuffix("gate") {  // not the vision layers' gate_attn, gate_ffn
                 t.zero()
             } else {
                 for i in 0..<t.count { t.ptr[i] = std * rng.normal() }

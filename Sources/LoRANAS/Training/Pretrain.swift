@@ -50,9 +50,10 @@ final class PretrainRun: ResumableRun {
         parameters = model.params.entries.map {
             TrainableTensor(name: $0.name, value: model.params[$0.name], grad: grads[$0.name])
         }
-        let isMatrix = model.params.entries.map { $0.shape.count >= 2 }
-        decayed = Adam(zip(parameters, isMatrix).filter { $0.1 }.map(\.0), AdamConfig(lr: o.lr, weightDecay: o.weightDecay))
-        undecayed = Adam(zip(parameters, isMatrix).filter { !$0.1 }.map(\.0), AdamConfig(lr: o.lr))
+        let isMatrix = Set(model.params.entries.filter { $0.shape.count >= 2 }.map(\.name))
+        let decay = AdamConfig(lr: o.lr, weightDecay: o.weightDecay)
+        decayed = Adam(parameters.filter { isMatrix.contains($0.name) }, decay)
+        undecayed = Adam(parameters.filter { !isMatrix.contains($0.name) }, AdamConfig(lr: o.lr))
     }
 
     func step(_ batch: MllamaBatch, step: Int) throws -> Float {

@@ -33,7 +33,9 @@ public struct PretrainOptions: Sendable {
         try require(maxGradNorm > 0 && maxGradNorm.isFinite, "max_grad_norm must be positive, got \(maxGradNorm)")
     }
 
-    var fingerprint: String { "pretrain|\(warmupSteps)|\(minLRRatio)|\(maxGradNorm)|\(maxSteps ?? -1)|\(runFingerprint)" }
+    var fingerprint: String {
+        "pretrain|\(warmupSteps)|\(minLRRatio)|\(maxGradNorm)|\(maxSteps ?? -1)|\(runFingerprint)"
+    }
 
     /// The learning rate of optimizer step `step` (1-based) in a run of `totalSteps`.
     func learningRate(step: Int, totalSteps: Int) -> Float {
