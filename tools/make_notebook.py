@@ -35,7 +35,7 @@ loranas.set_num_threads(2)
 model = loranas.load_model(demo.base_path())
 print(f"{model.config['total_parameters']:,} parameters; tasks: {', '.join(tasks.NAMES)}")"""),
     ("markdown", "## A task: chart reading (ChartQA-like), as Cauldron JSONL with PNG images"),
-    ("code", """files = tasks.make("quickstart-tasks", names=["charts"], n_train=96, n_val=24, n_eval=32, seed=0)["charts"]
+    ("code", """files = tasks.make("quickstart-tasks", names=["charts"], n_train=96, n_val=24, n_eval=32)["charts"]
 import json
 records = [json.loads(line) for line in files["eval"].read_text().splitlines()]
 fig, axes = plt.subplots(1, 4, figsize=(12, 3.4))
@@ -44,7 +44,8 @@ for ax, r in zip(axes, records):
     ax.set_title(f"{r['texts'][0]['user']}\\n→ {r['texts'][0]['assistant']}", fontsize=8)
     ax.axis("off")
 plt.show()"""),
-    ("code", """train, val, test = (loranas.Dataset.from_cauldron(files[s], model=model) for s in ("train", "val", "eval"))
+    ("code", """train, val, test = (loranas.Dataset.from_cauldron(files[split], model=model)
+                    for split in ("train", "val", "eval"))
 base = loranas.evaluate(model, test, answers=True)
 print(f"base: eval perplexity {base.perplexity:.2f}, answer accuracy {base.accuracy:.0%}")
 for a in base.answers[:4]:

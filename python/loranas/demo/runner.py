@@ -76,9 +76,9 @@ class TaskRun:
         found = search(self.model, self.data["train"], self.data["val"], targets=targets, space=SPACE, budget=BUDGET,
                        epochs=s.search_epochs, batch_size=s.batch_size, lr=s.lr, alpha_lr=s.alpha_lr, seed=self.seed,
                        lora_alpha=s.lora_alpha)
+        share = found.lora_parameters / found.uniform_max_parameters
         self.log(f"{self.name} / {set_name}: searched in {time.perf_counter() - t0:.0f} s, "
-                 f"{found.lora_parameters:,} LoRA parameters ({found.lora_parameters / found.uniform_max_parameters:.0%}"
-                 " of uniform 64)")
+                 f"{found.lora_parameters:,} LoRA parameters ({share:.0%} of uniform 64)")
         controls = {"searched": found, "uniform-64": max(SPACE),
                     "random": {"random": found.lora_parameters, "space": list(SPACE), "seed": self.seed}}
         tuned = {}
