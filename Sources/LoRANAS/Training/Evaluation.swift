@@ -13,6 +13,11 @@ public struct Evaluation: Sendable, Equatable {
     /// The largest evaluation batch: a batch's logits alone take B·S·vocab floats.
     public static let maxBatchSize = 1 << 20
 
+    /// Refuses an evaluation batch size outside 1...maxBatchSize, naming the setting.
+    static func checkBatchSize(_ n: Int, _ name: String) throws {
+        try require(n > 0 && n <= maxBatchSize, "\(name) must be in 1...\(maxBatchSize), got \(n)")
+    }
+
     public var json: JSON {
         .object([
             ("loss", .number(loss)), ("perplexity", .number(perplexity)),
@@ -42,9 +47,7 @@ public struct Evaluation: Sendable, Equatable {
 extension MllamaModel {
     /// Evaluates `data` in order, `batchSize` samples at a time.
     public func evaluate(_ data: Dataset, batchSize: Int) throws -> Evaluation {
-        try require(
-            batchSize > 0 && batchSize <= Evaluation.maxBatchSize,
-            "batch size must be in 1...\(Evaluation.maxBatchSize), got \(batchSize)")
+        try Evaluation.checkBatchSize(batchSize, "batch size")
         try require(data.count > 0, "cannot evaluate an empty dataset")
         try require(data.config == config, "the dataset was made for another model (its config.json differs)")
         for a in loraAdapters { a.training = false }

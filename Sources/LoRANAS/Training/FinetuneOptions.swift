@@ -38,9 +38,7 @@ public struct FinetuneOptions: Sendable {
 
     func validate() throws {
         try validateAdapterRun()
-        try require(
-            evalBatchSize > 0 && evalBatchSize <= Evaluation.maxBatchSize,
-            "eval_batch_size must be in 1...\(Evaluation.maxBatchSize), got \(evalBatchSize)")
+        try Evaluation.checkBatchSize(evalBatchSize, "eval_batch_size")
         try require(dropout >= 0 && dropout < 1, "dropout must be in [0, 1), got \(dropout)")
     }
 

@@ -25,9 +25,7 @@ public struct PretrainOptions: Sendable {
 
     func validate() throws {
         try validateRun()
-        try require(
-            evalBatchSize > 0 && evalBatchSize <= Evaluation.maxBatchSize,
-            "eval_batch_size must be in 1...\(Evaluation.maxBatchSize), got \(evalBatchSize)")
+        try Evaluation.checkBatchSize(evalBatchSize, "eval_batch_size")
         try require(warmupSteps >= 0, "warmup_steps must be non-negative, got \(warmupSteps)")
         try require(minLRRatio >= 0 && minLRRatio <= 1, "min_lr_ratio must be in [0, 1], got \(minLRRatio)")
         try require(maxGradNorm > 0 && maxGradNorm.isFinite, "max_grad_norm must be positive, got \(maxGradNorm)")
