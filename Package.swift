@@ -1,9 +1,22 @@
 // swift-tools-version:6.0
+import Foundation
 import PackageDescription
 
 // Release builds target AVX2 + FMA: SwiftPM's baseline x86-64 target scalarizes SIMD code
 // (measured 10-50x slower on the elementwise kernels). See ../shared/swift-facts.md.
 let cpuFlags: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"], .when(configuration: .release))]
+
+// Open MPI (Debian's libopenmpi-dev) when it is installed, for data-parallel runs under mpirun; without it
+// the engine builds for one process and says so. LORANAS_MPI=0 or 1 overrides the detection.
+let pkgConfigDirs = ["/usr/lib/x86_64-linux-gnu/pkgconfig", "/usr/lib/aarch64-linux-gnu/pkgconfig",
+                     "/usr/lib/pkgconfig", "/usr/local/lib/pkgconfig"]
+let withMPI = Context.environment["LORANAS_MPI"].map { $0 == "1" }
+    ?? pkgConfigDirs.contains { FileManager.default.fileExists(atPath: $0 + "/ompi-c.pc") }
+let mpiTargets: [Target] = withMPI
+    ? [.systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])])]
+    : []
+let mpiDependency: [Target.Dependency] = withMPI ? ["CMPI"] : []
+let engineFlags = cpuFlags + (withMPI ? [.define("LORANAS_MPI")] : [])
 
 let package = Package(
     name: "loranas",
@@ -26,7 +39,8 @@ let package = Package(
         // setjmp glue for libpng and libjpeg, whose errors are longjmps (see include/lr_image.h).
         .target(name: "CImageIO", dependencies: ["CPNG", "CJPEG"],
                 linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg")]),
-        .target(name: "LoRANAS", dependencies: ["COpenBLAS", "CRuntime", "CImageIO", "CZlib"], swiftSettings: cpuFlags),
+        .target(name: "LoRANAS", dependencies: ["COpenBLAS", "CRuntime", "CImageIO", "CZlib"] + mpiDependency,
+                swiftSettings: engineFlags),
         .target(name: "CLoRANAS"),
         .target(name: "LoRANASCAPI", dependencies: ["LoRANAS", "CLoRANAS"], swiftSettings: cpuFlags),
         .executableTarget(name: "loranas",
@@ -35,7 +49,7 @@ let package = Package(
         .executableTarget(name: "loranas-bench", dependencies: ["LoRANAS"], path: "bench/swift", swiftSettings: cpuFlags),
         .testTarget(name: "LoRANASTests", dependencies: ["LoRANAS", "LoRANASCAPI"],
                     exclude: ["Fixtures"]),
-    ],
+    ] + mpiTargets,
     swiftLanguageModes: [.v5]
 )
 

@@ -24,6 +24,30 @@ public func loranas_set_num_threads(_ n: Int32) -> Int32 {
 @_cdecl("loranas_get_num_threads")
 public func loranas_get_num_threads() -> Int32 { Int32(Engine.threads) }
 
+@_cdecl("loranas_world")
+public func loranas_world(
+    _ rank: UnsafeMutablePointer<Int32>?, _ size: UnsafeMutablePointer<Int32>?,
+    _ summary: UnsafeMutablePointer<CChar>?, _ summaryLen: Int64, _ outLen: UnsafeMutablePointer<Int64>?
+) -> Int32 {
+    guarded {
+        let rank = try arg(rank, "rank"), size = try arg(size, "size")
+        let world = try World.current()
+        rank.pointee = Int32(clamping: world.rank)
+        size.pointee = Int32(clamping: world.size)
+        try copyCString(world.summary, into: summary, capacity: summaryLen, needed: outLen)
+    }
+}
+
+@_cdecl("loranas_world_abort")
+public func loranas_world_abort(_ message: UnsafePointer<CChar>?) {
+    let text = message.map { String(cString: $0) } ?? "stopped"
+    guard let world = try? World.current() else {
+        FileHandle.standardError.write(Data("loranas: \(text)\n".utf8))
+        exit(1)
+    }
+    world.abort(text)
+}
+
 // MARK: - checkpoints
 
 typealias CheckpointHandle = Handle<Checkpoint>

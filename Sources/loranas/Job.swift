@@ -27,7 +27,7 @@ enum Job {
     /// Writes `text` to `path` through a temporary file renamed into place.
     static func write(_ text: String, to path: String) throws {
         try createParent(of: path)
-        try engine { try AtomicFile.write(Data((text + "\n").utf8), to: path) }
+        try engine { try World.current().onRankZero { try AtomicFile.write(Data((text + "\n").utf8), to: path) } }
     }
 
     /// Creates the directory an output file goes into.
@@ -44,8 +44,20 @@ enum Job {
         (json.hasSuffix(".json") ? String(json.dropLast(5)) : json) + ".supernet.safetensors"
     }
 
-    /// Prints a line on stderr (stdout is kept for --json).
+    /// True on the ranks other than 0 of a run under mpirun: rank 0 speaks for the job.
+    nonisolated(unsafe) static var quiet = false
+
+    /// Prints a line on stderr (stdout is kept for --json); rank 0 only.
     static func note(_ text: String) {
-        FileHandle.standardError.write(Data((text + "\n").utf8))
+        if !quiet { FileHandle.standardError.write(Data((text + "\n").utf8)) }
+    }
+
+    /// Sends this process's standard output to /dev/null (ranks other than 0 repeat rank 0's results).
+    static func silenceStandardOutput() {
+        let null = open("/dev/null", O_WRONLY)
+        if null >= 0 {
+            dup2(null, STDOUT_FILENO)
+            close(null)
+        }
     }
 }

@@ -51,6 +51,7 @@ final class ProgressLine {
     }
 
     private func write(_ line: String, step: Int, epochEnd: Bool) {
+        if Job.quiet { return }
         if live {
             let text = epochEnd ? "\r\u{1B}[K" + line + "\n" : "\r\u{1B}[K" + line
             FileHandle.standardError.write(Data(text.utf8))

@@ -37,6 +37,7 @@ from .api import (
     version,
 )
 from .checkpoint import Checkpoint
+from .world import World, abort, is_main_process, world
 from .data import Dataset
 from .model import Model, ModelOutput
 from .results import FinetuneResult, PretrainResult, SearchResult
@@ -64,6 +65,10 @@ __all__ = [
     "set_num_threads",
     "get_num_threads",
     "open_checkpoint",
+    "world",
+    "World",
+    "is_main_process",
+    "abort",
     "matmul",
     "Checkpoint",
     "load_model",
@@ -93,3 +98,5 @@ __all__ = [
     "UnsupportedError",
     "BufferTooSmallError",
 ]
+
+world()  # under mpirun this starts MPI now, in every process alike (see loranas.world)

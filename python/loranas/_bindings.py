@@ -41,7 +41,7 @@ from ._status import (  # noqa: F401  (re-exported)
 # ---- constants (mirror loranas.h) --------------------------------------------------------------
 
 # The ABI these bindings were written for.
-LORANAS_ABI_VERSION = 3
+LORANAS_ABI_VERSION = 4
 
 LORANAS_MAX_DIMS = 8
 
@@ -125,6 +125,13 @@ loranas_set_num_threads = _bind("loranas_set_num_threads", [c_int32], c_int32)
 
 # int32_t loranas_get_num_threads(void);
 loranas_get_num_threads = _bind("loranas_get_num_threads", [], c_int32)
+
+# int32_t loranas_world(int32_t *rank, int32_t *size, char *summary, int64_t summary_len, int64_t *out_len);
+loranas_world = _bind("loranas_world", [POINTER(c_int32), POINTER(c_int32), c_char_p, c_int64, POINTER(c_int64)],
+                      c_int32)
+
+# void loranas_world_abort(const char *message);
+loranas_world_abort = _bind("loranas_world_abort", [c_char_p], None)
 
 # ---- checkpoints -------------------------------------------------------------------------------
 

@@ -9,7 +9,12 @@ from pathlib import Path
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Writes ``data`` to ``path`` atomically (creating the parent directory)."""
+    """Writes ``data`` to ``path`` atomically (creating the parent directory); in a run of several processes,
+    only rank 0 writes."""
+    from .world import is_main_process
+
+    if not is_main_process():
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

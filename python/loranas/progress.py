@@ -20,6 +20,7 @@ import threading
 from typing import Any, Callable
 
 from . import _bindings as B
+from .world import is_main_process
 
 ProgressCallable = Callable[[dict], Any]
 
@@ -104,6 +105,8 @@ class ProgressBridge:
         self._previous_sigint: Any = None
         if progress is None or progress is False:
             self._fn: ProgressCallable | None = None
+        elif progress is True and not is_main_process():
+            self._fn = None  # one bar per job: rank 0 draws it
         elif progress is True:
             self._reporter = _Reporter(what, epochs, max_steps)
             self._fn = self._reporter

@@ -3,7 +3,8 @@
  *
  * Conventions
  *  - Every function returns int32_t status (LORANAS_OK = 0), except the getters loranas_abi_version,
- *    loranas_version, loranas_last_error and loranas_get_num_threads, and the *_free functions.
+ *    loranas_version, loranas_last_error and loranas_get_num_threads, the *_free functions and
+ *    loranas_world_abort.
  *  - On failure, loranas_last_error() returns this thread's message for the last failed call.
  *  - Buffers are contiguous, row-major; dimensions are int64_t; the caller allocates outputs and
  *    passes their element count, which the engine checks.
@@ -26,7 +27,7 @@
 extern "C" {
 #endif
 
-#define LORANAS_ABI_VERSION 3
+#define LORANAS_ABI_VERSION 4
 
 enum {
     LORANAS_OK = 0,
@@ -58,6 +59,17 @@ const char *loranas_last_error(void);
    LORANAS_NUM_THREADS in the environment makes every call fail with a message naming it. */
 int32_t loranas_set_num_threads(int32_t n);
 int32_t loranas_get_num_threads(void);
+
+/* ---- processes (data-parallel runs under mpirun; README "Several processes") ------------- */
+/* This process's rank and the number of processes. When mpirun started the process, the first call
+   of any job (or of this) starts MPI, and searches, fine-tunes, pretraining and evaluations split
+   every batch across the processes; otherwise the world is this process (rank 0 of 1). Fails when
+   mpirun started the process but this build has no Open MPI. Every process must call the same jobs
+   in the same order. `summary` gets "rank 0 of 2 (Open MPI v4.1.4)" or "one process (<why>)". */
+int32_t loranas_world(int32_t *rank, int32_t *size, char *summary, int64_t summary_len, int64_t *out_len);
+/* Prints `message` (may be NULL) on stderr and stops every process of the job (MPI_Abort); in a
+   single process, exits with status 1. Never returns. */
+void loranas_world_abort(const char *message);
 
 /* ---- checkpoints (safetensors, single file, sharded index, or a directory) --------------- */
 typedef struct loranas_checkpoint loranas_checkpoint;

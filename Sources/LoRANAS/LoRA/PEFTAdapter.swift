@@ -27,9 +27,12 @@ public enum PEFTAdapter {
             tensors.append((base + ".lora_A.weight", .f32(a.a.value)))
             tensors.append((base + ".lora_B.weight", .f32(a.b.value)))
         }
-        try AtomicDirectory.write(dir) { staging in
-            try SafeTensorsWriter.write(tensors, metadata: ["format": "pt"], to: staging + "/adapter_model.safetensors")
-            try AtomicFile.write(Data(config.serialized.utf8), to: staging + "/adapter_config.json")
+        try World.current().onRankZero {
+            try AtomicDirectory.write(dir) { staging in
+                try SafeTensorsWriter.write(tensors, metadata: ["format": "pt"],
+                                            to: staging + "/adapter_model.safetensors")
+                try AtomicFile.write(Data(config.serialized.utf8), to: staging + "/adapter_config.json")
+            }
         }
     }
 

@@ -20,7 +20,9 @@ public enum SupernetFile {
             [(s.a.name, .f32(s.a.value)), (s.b.name, .f32(s.b.value)), (s.logits.name, .f32(s.logits.value))]
         }
         let meta = JSON.object([("modules", .array(modules))]).serialized
-        try SafeTensorsWriter.write(tensors, metadata: [metadataKey: meta, "format": "pt"], to: path)
+        try World.current().onRankZero {
+            try SafeTensorsWriter.write(tensors, metadata: [metadataKey: meta, "format": "pt"], to: path)
+        }
     }
 
     /// One module's settings as the file records them.

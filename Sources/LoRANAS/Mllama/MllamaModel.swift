@@ -54,6 +54,10 @@ public final class MllamaModel: @unchecked Sendable {
     /// Writes config.json (copied from the source directory) and model.safetensors (`dtype` float32 or
     /// bfloat16) with every LoRA adapter merged into its weight; the model itself is left unmerged.
     public func saveMerged(to dir: String, dtype: WeightDType = .float32) throws {
+        try World.current().onRankZero { try writeMerged(to: dir, dtype: dtype) }
+    }
+
+    private func writeMerged(to dir: String, dtype: WeightDType) throws {
         guard let src = sourcePath else {
             throw LoRANASError.unsupported("saving needs a model loaded from a directory (for its config.json)")
         }

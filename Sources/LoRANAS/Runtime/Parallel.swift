@@ -22,13 +22,20 @@ public enum Engine {
         // heap (not fresh mmaps) reuses pages instead of faulting and zeroing them again.
         _ = glibcMallopt(-3 /* M_MMAP_THRESHOLD */, 1 << 30)
         _ = glibcMallopt(-1 /* M_TRIM_THRESHOLD */, 1 << 30)
-        return (try? threadsFromEnvironment()) ?? max(1, ProcessInfo.processInfo.activeProcessorCount)
+        return (try? threadsFromEnvironment()) ?? defaultThreads()
     }()
+
+    /// The cores, shared among the ranks `mpirun` started on this machine.
+    private static func defaultThreads() -> Int {
+        let local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE").flatMap { Int(String(cString: $0)) } ?? 1
+        return max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, local))
+    }
     private static let lock = NSLock()
     /// The largest thread count the engine runs: the caller plus lr_pool.c's 63 workers.
     public static let maxThreads = 64
 
-    /// Worker threads used by kernels (default: `LORANAS_NUM_THREADS` or the core count).
+    /// Worker threads used by kernels (default: `LORANAS_NUM_THREADS`, or the core count divided by the
+    /// number of ranks `mpirun` started on this machine).
     public static var threads: Int {
         get {
             lock.lock()

@@ -44,12 +44,37 @@ extension MllamaModel {
         try require(data.count > 0, "cannot evaluate an empty dataset")
         try require(data.config == config, "the dataset was made for another model (its config.json differs)")
         for a in loraAdapters { a.training = false }
-        var checks: [AnswerCheck] = []
-        for i in 0..<data.count {
-            checks.append(try answerCheck(try data.sample(i), index: i, maxNewTokens: maxNewTokens))
+        let world = try World.current()
+        let mine = world.shardRange(data.count)
+        let local = try world.agree {
+            try mine.map { i in try answerCheck(try data.sample(i), index: i, maxNewTokens: maxNewTokens) }
         }
+        let checks = try gather(local, offset: mine.lowerBound, total: data.count, world)
         let correct = checks.filter(\.correct).count
         return AnswerAccuracy(accuracy: Double(correct) / Double(checks.count), checks: checks)
+    }
+
+    /// Every rank's checks in sample order, on every rank: the ranks fill their own slots of zeroed
+    /// length and token tables, which are then summed (exact in int32).
+    private func gather(_ local: [AnswerCheck], offset: Int, total: Int, _ world: World) throws -> [AnswerCheck] {
+        guard world.isDistributed else { return local }
+        var lengths = [Int32](repeating: 0, count: 2 * total)
+        for (k, c) in local.enumerated() {
+            lengths[2 * (offset + k)] = Int32(clamping: c.reference.count)
+            lengths[2 * (offset + k) + 1] = Int32(clamping: c.generated.count)
+        }
+        world.sum(&lengths)
+        let starts = lengths.reduce(into: [0]) { $0.append($0[$0.count - 1] + Int($1)) }
+        var tokens = [Int32](repeating: 0, count: starts[starts.count - 1])
+        for (k, c) in local.enumerated() {
+            let start = starts[2 * (offset + k)]
+            for (j, t) in (c.reference + c.generated).enumerated() { tokens[start + j] = Int32(clamping: t) }
+        }
+        world.sum(&tokens)
+        return (0..<total).map { i in
+            AnswerCheck(reference: tokens[starts[2 * i]..<starts[2 * i + 1]].map(Int.init),
+                        generated: tokens[starts[2 * i + 1]..<starts[2 * i + 2]].map(Int.init))
+        }
     }
 
     private func answerCheck(_ sample: Sample, index: Int, maxNewTokens: Int?) throws -> AnswerCheck {

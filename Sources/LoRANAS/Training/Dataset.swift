@@ -100,6 +100,20 @@ public final class Dataset: @unchecked Sendable {
     /// Sample `i` as floats, as the processor makes it.
     public func sample(_ i: Int) throws -> Sample { try store.sample(storeIndex(i)) }
 
+    /// A hash of the token ids and labels of up to 16 evenly spaced samples: cheap, and enough to tell
+    /// runs (or the ranks of one run) given other data apart.
+    func contentFingerprint() throws -> String {
+        var h = Hasher64()
+        let n = min(count, 16)
+        for k in 0..<n {
+            let s = try sample(k * count / n)
+            for t in s.inputIds { h.combine(UInt64(bitPattern: Int64(t))) }
+            for t in s.labels ?? [] { h.combine(UInt64(bitPattern: Int64(t))) }
+            h.combine(UInt64.max)
+        }
+        return String(h.value, radix: 16)
+    }
+
     /// Sample `i` encoded (uint8 canvases), when the dataset holds encoded samples.
     public func encoded(_ i: Int) throws -> EncodedSample { try store.encoded(storeIndex(i)) }
 

@@ -98,12 +98,17 @@ struct EpochLoop {
                 kind: .epoch, epoch: state.epoch - 1, step: state.globalStep,
                 stepsPerEpoch: order.batchesPerPass, trainLoss: state.trainLosses.last ?? .nan,
                 validationLoss: validation)
-            if progress?(event) == .stop { return true }
+            if try stopRequested(progress, event) { return true }
         }
         return false
     }
 
     private enum EpochEnd { case finished, stopped, reachedMaxSteps }
+
+    /// Reports `event`; true when the callback asked to stop on any rank (every rank stops at the same step).
+    private func stopRequested(_ progress: ProgressCallback?, _ event: ProgressEvent) throws -> Bool {
+        try World.current().any(progress?(event) == .stop)
+    }
 
     private func runEpoch(
         _ state: inout LoopState, progress: ProgressCallback?, save: (LoopState) throws -> Void,
@@ -124,7 +129,7 @@ struct EpochLoop {
             let event = ProgressEvent(
                 kind: .step, epoch: state.epoch, step: state.globalStep,
                 stepsPerEpoch: order.batchesPerPass, trainLoss: loss, validationLoss: other)
-            if progress?(event) == .stop {
+            if try stopRequested(progress, event) {
                 try save(state)
                 return .stopped
             }

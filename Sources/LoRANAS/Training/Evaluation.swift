@@ -45,44 +45,35 @@ public struct Evaluation: Sendable, Equatable {
 }
 
 extension MllamaModel {
-    /// Evaluates `data` in order, `batchSize` samples at a time.
+    /// Evaluates `data` in order, `batchSize` samples at a time; each batch is split across the world's ranks
+    /// and their sums of NLL and tokens are added, so every rank gets the whole dataset's figures.
     public func evaluate(_ data: Dataset, batchSize: Int) throws -> Evaluation {
         try Evaluation.checkBatchSize(batchSize, "batch size")
         try require(data.count > 0, "cannot evaluate an empty dataset")
         try require(data.config == config, "the dataset was made for another model (its config.json differs)")
+        let world = try World.current()
         for a in loraAdapters { a.training = false }
         var nll = 0.0
-        var tokens = 0
+        var tokens = 0.0
         var batchLosses: [Double] = []
         for start in stride(from: 0, to: data.count, by: batchSize) {
-            let pass = try forward(try data.batch(Array(start..<min(data.count, start + batchSize))))
-            guard pass.targetCount > 0 else { continue }
-            guard let l = pass.loss, l.isFinite else { throw LoRANASError.numeric("evaluation loss is not finite") }
-            nll += Double(l) * Double(pass.targetCount)
-            tokens += pass.targetCount
-            batchLosses.append(Double(l))
+            let mine = world.shard(Array(start..<min(data.count, start + batchSize)))
+            var sums = try world.agree { () -> [Double] in
+                guard !mine.isEmpty else { return [0, 0] }
+                let pass = try forward(try data.batch(mine))
+                guard pass.targetCount > 0 else { return [0, 0] }
+                return [Double(pass.loss ?? .nan) * Double(pass.targetCount), Double(pass.targetCount)]
+            }
+            world.sum(&sums)
+            guard sums[1] > 0 else { continue }
+            guard sums[0].isFinite else { throw LoRANASError.numeric("evaluation loss is not finite") }
+            nll += sums[0]
+            tokens += sums[1]
+            batchLosses.append(sums[0] / sums[1])
         }
         try require(tokens > 0, "no sample in the dataset has a target token")
-        let loss = nll / Double(tokens)
+        let loss = nll / tokens
         let meanBatch = batchLosses.reduce(0, +) / Double(batchLosses.count)
-        return Evaluation(loss: loss, perplexity: exp(loss), meanBatchLoss: meanBatch, tokens: tokens)
-    }
-
-    /// Forward and backward on one batch; the batch must have a target and the loss and every
-    /// gradient must be finite (else nothing is applied: the caller's optimizer never runs).
-    func trainingStep(_ batch: MllamaBatch, step: Int, gradients: [TrainableTensor]) throws -> Float {
-        let pass = try forward(batch, keepForBackward: true)
-        guard pass.targetCount > 0 else {
-            throw LoRANASError.invalidArgument("step \(step): the batch has no target tokens (every label is -100)")
-        }
-        guard let loss = pass.loss, loss.isFinite else {
-            throw LoRANASError.numeric(
-                "step \(step): loss is \(pass.loss.map { "\($0)" } ?? "missing") (a diverged run)")
-        }
-        try backward(pass)
-        if let bad = gradients.first(where: { !$0.grad.isFinite }) {
-            throw LoRANASError.numeric("step \(step): gradient of \(bad.name) is not finite")
-        }
-        return loss
+        return Evaluation(loss: loss, perplexity: exp(loss), meanBatchLoss: meanBatch, tokens: Int(tokens))
     }
 }

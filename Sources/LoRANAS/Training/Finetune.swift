@@ -18,7 +18,7 @@ extension MllamaModel {
         let stopped = try loop.run(
             &state, progress: progress, save: run.saver(o, fingerprint: fingerprint),
             step: { state, indices in
-                (try run.step(try train.batch(indices), step: state.globalStep + 1), nil)
+                (try run.step(train, indices, step: state.globalStep + 1), nil)
             },
             endEpoch: {
                 Float(try run.evaluate(validation).loss)
@@ -60,6 +60,9 @@ final class FinetuneRun: ResumableRun {
     init(model: MllamaModel, options o: FinetuneOptions) throws {
         self.model = model
         options = o
+        try require(o.dropout == 0 || !(try World.current().isDistributed),
+                    "dropout with more than one rank is not supported: each rank would draw other masks than "
+                        + "one process, and resuming on another number of ranks could not replay them")
         let ranks = try model.resolveRanks(o.ranks, targets: o.targets)
         let supernets = Dictionary(model.supernetAdapters.map { ($0.module, $0) }, uniquingKeysWith: { a, _ in a })
         if o.initialization == .warm { try Self.checkWarmStart(ranks, supernets) }
@@ -91,9 +94,9 @@ final class FinetuneRun: ResumableRun {
         }
     }
 
-    func step(_ batch: MllamaBatch, step: Int) throws -> Float {
+    func step(_ data: Dataset, _ indices: [Int], step: Int) throws -> Float {
         for a in adapters { a.training = true }
-        let loss = try model.trainingStep(batch, step: step, gradients: parameters)
+        let loss = try model.trainingStep(data, indices, step: step, gradients: parameters)
         optimizer.step()
         return loss
     }

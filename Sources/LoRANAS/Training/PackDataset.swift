@@ -51,6 +51,10 @@ extension Dataset {
 
     /// Writes the dataset's encoded samples as a pack at `path` (a temporary file renamed into place).
     public func save(pack path: String) throws {
+        try World.current().onRankZero { try writePack(path) }
+    }
+
+    private func writePack(_ path: String) throws {
         guard let encoding else {
             throw LoRANASError.invalidArgument("only a dataset made from records (or a pack) can be saved as a pack; "
                                                    + "this one holds arrays")

@@ -17,7 +17,7 @@ extension MllamaModel {
         var state = try run.startingState(o, order: order, fingerprint: fingerprint)
         let stopped = try EpochLoop(order: order, settings: o).run(
             &state, progress: progress, save: run.saver(o, fingerprint: fingerprint),
-            step: { state, indices in (try run.step(try train.batch(indices), step: state.globalStep + 1), nil) },
+            step: { state, indices in (try run.step(train, indices, step: state.globalStep + 1), nil) },
             endEpoch: { Float(try run.evaluate(validation).loss) })
         return PretrainResult(
             modelParameters: parameterCount, initialEvaluation: initial, evaluations: run.evaluations,
@@ -56,8 +56,8 @@ final class PretrainRun: ResumableRun {
         undecayed = Adam(parameters.filter { !isMatrix.contains($0.name) }, AdamConfig(lr: o.lr))
     }
 
-    func step(_ batch: MllamaBatch, step: Int) throws -> Float {
-        let loss = try model.trainingStep(batch, step: step, gradients: parameters)
+    func step(_ data: Dataset, _ indices: [Int], step: Int) throws -> Float {
+        let loss = try model.trainingStep(data, indices, step: step, gradients: parameters)
         clipGradients()
         let lr = options.learningRate(step: step, totalSteps: totalSteps)
         decayed.config.lr = lr

@@ -68,6 +68,7 @@ extension MllamaModel {
         try require(train.count > 0 && validation.count > 0, "\(job) needs non-empty train and validation sets")
         try require(train.config == config && validation.config == config,
                     "the datasets were made for another model (their config.json differs)")
-        return "\(train.count)|\(validation.count)|\(parameterCount)|\(weightsFingerprint)"
+        let contents = try train.contentFingerprint() + "|" + validation.contentFingerprint()
+        return "\(train.count)|\(validation.count)|\(contents)|\(parameterCount)|\(weightsFingerprint)"
     }
 }

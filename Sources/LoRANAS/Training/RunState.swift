@@ -128,6 +128,7 @@ extension ResumableRun {
     /// Where the loop starts: the saved position when the checkpoint directory holds this run
     /// (its tensors restored), else the beginning.
     func startingState(_ settings: some RunSettings, order: BatchOrder, fingerprint: String) throws -> LoopState {
+        try World.current().requireSame(fingerprint, "options and data")
         guard let dir = settings.checkpointDir,
             let saved = try RunState.resume(dir: dir, kind: Self.kind, fingerprint: fingerprint)
         else { return LoopState() }
@@ -138,11 +139,13 @@ extension ResumableRun {
         return state
     }
 
-    /// The loop's `save`: writes a run state when a checkpoint directory is set.
+    /// The loop's `save`: rank 0 writes a run state when a checkpoint directory is set (the ranks hold
+    /// the same state); the others wait for it.
     func saver(_ settings: some RunSettings, fingerprint: String) -> (LoopState) throws -> Void {
         let dir = settings.checkpointDir
         return { state in
-            if let dir { try self.save(dir: dir, state: state, fingerprint: fingerprint) }
+            guard let dir else { return }
+            try World.current().onRankZero { try self.save(dir: dir, state: state, fingerprint: fingerprint) }
         }
     }
 }

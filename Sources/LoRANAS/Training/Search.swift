@@ -22,8 +22,8 @@ extension MllamaModel {
             &state, progress: progress, save: run.saver(o, fingerprint: fingerprint),
             step: { state, indices in
                 let losses = try run.step(
-                    train: try train.batch(indices),
-                    validation: try validation.batch(valOrder.batch(cursor: state.valCursor, label: "val")),
+                    train: (train, indices),
+                    validation: (validation, valOrder.batch(cursor: state.valCursor, label: "val")),
                     step: state.globalStep + 1)
                 state.valCursor += 1
                 return losses
@@ -102,12 +102,12 @@ final class SearchRun: ResumableRun {
 
     /// One bilevel step: (1) A and B on a train batch, α frozen; (2) α on a validation batch,
     /// A and B frozen. Returns the train loss and the α step's loss (with the budget penalty).
-    func step(train: MllamaBatch, validation: MllamaBatch, step: Int) throws -> (train: Float, other: Float?) {
+    func step(train: GlobalBatch, validation: GlobalBatch, step: Int) throws -> (train: Float, other: Float?) {
         for s in supernets { s.train(weights: true, alpha: false) }
-        let loss = try model.trainingStep(train, step: step, gradients: weights)
+        let loss = try model.trainingStep(train.data, train.indices, step: step, gradients: weights)
         weightOptimizer.step()
         for s in supernets { s.train(weights: false, alpha: true) }
-        var vloss = try model.trainingStep(validation, step: step, gradients: arch)
+        var vloss = try model.trainingStep(validation.data, validation.indices, step: step, gradients: arch)
         if let budget { vloss += addBudgetPenalty(budget: budget) }
         archOptimizer.step()
         for s in supernets { s.train(weights: false, alpha: false) }
