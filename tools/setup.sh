@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Installs the system packages loranas needs (Debian: OpenBLAS, libpng, zlib, libjpeg-turbo, Python headers) and
-# builds the release engine: libloranas.so and the loranas-cli binary in .build/release/.
+# Installs the system packages loranas needs (Debian: OpenBLAS, libpng, zlib, libjpeg-turbo, Open MPI, Python
+# headers) and builds the release engine: libloranas.so and the loranas-cli binary in .build/release/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
-for pkg in libopenblas-dev libpng-dev zlib1g-dev libjpeg62-turbo-dev python3-dev; do
+for pkg in libopenblas-dev libpng-dev zlib1g-dev libjpeg62-turbo-dev openmpi-bin libopenmpi-dev python3-dev; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

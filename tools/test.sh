@@ -26,7 +26,11 @@ echo "== Python package"
 (cd /tmp && "$VENV/bin/python" -c "import loranas; print('loranas', loranas.version(), 'ABI', loranas.abi_version())")
 
 echo "== pytest"
-"$VENV/bin/python" -m pytest -q python/tests
+# test_mpi.py runs jobs under `mpirun -np 2`; here a missing mpirun fails them instead of skipping.
+LORANAS_REQUIRE_MPI=1 "$VENV/bin/python" -m pytest -q python/tests
+
+echo "== a build without Open MPI: one process, refused under mpirun"
+bash tools/check_no_mpi.sh "$VENV/bin/python"
 
 echo "== the quickstart notebook, executed (nbclient)"
 "$VENV/bin/python" tools/make_notebook.py --check

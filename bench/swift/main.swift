@@ -135,9 +135,26 @@ func benchBatch(_ c: MllamaConfig, seed: UInt64, batch b: Int = 4, seq s: Int = 
         crossAttentionMask: [Int](repeating: 1, count: b * s * v.maxNumTiles))
 }
 
-func step(size: String, mode: String, steps: Int, warmup: Int, batch: Int, seq: Int, images: Bool) throws {
-    let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+/// The benchmark batch as a dataset of single samples, for the data-parallel step (each rank builds its shard).
+func benchDataset(_ c: MllamaConfig, batch b: Int, seq s: Int, images: Bool) throws -> Dataset {
+    let data = Dataset(config: c)
+    for i in 0..<b {
+        let one = benchBatch(c, seed: 1 + UInt64(i), batch: 1, seq: s, images: images)
+        try data.append(try Sample(batchOfOne: one))
+    }
+    return data
+}
+
+/// A benchmark size (bench/configs/<size>) or a model directory's config.json.
+func configDirectory(_ size: String) -> String {
+    if size.contains("/") { return size }
+    return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("configs/\(size)").path
+}
+
+func step(size: String, mode: String, steps: Int, warmup: Int, batch: Int, seq: Int, images: Bool,
+          dataParallel: Bool) throws {
+    let dir = configDirectory(size)
     let config = try MllamaConfig(contentsOf: dir)
     let model = try MllamaModel(config: config)
     model.initializeRandomly(seed: 0)
@@ -168,21 +185,32 @@ func step(size: String, mode: String, steps: Int, warmup: Int, batch: Int, seq: 
     default: throw LoRANASError.invalidArgument("mode must be lora, supernet or forward")
     }
     let opt = Adam(trainables, AdamConfig(lr: 1e-4, weightDecay: 0.01))
+    let data = dataParallel ? try benchDataset(config, batch: batch, seq: seq, images: images) : nil
+    let world = try World.current()
+    var k = 0
     let times = try time(steps, warmup: warmup) {
         if mode == "forward" {
             _ = try model.forward(inputs)
             return
         }
-        let pass = try model.forward(inputs, keepForBackward: true)
-        try model.backward(pass)
+        k += 1
+        if let data {
+            _ = try model.trainingStep(data, Array(0..<batch), step: k, gradients: trainables)
+        } else {
+            try model.backward(try model.forward(inputs, keepForBackward: true))
+        }
         opt.step()
     }
     let lora = trainables.reduce(0) { $0 + $1.value.count }
+    guard world.rank == 0 else { return }
     print(
         JSON.object([
             ("size", .string(size)), ("mode", .string(mode)), ("threads", .number(Double(Engine.threads))),
+            ("ranks", .number(Double(world.size))), ("data_parallel", .bool(dataParallel)),
             ("step_ms_median", .number(1000 * median(times))),
             ("step_ms_all", .array(times.map { .number(1000 * $0) })),
+            ("reduced_bytes_per_step", .number(Double(world.traffic.bytes / max(1, k)))),
+            ("reduce_ms_per_step", .number(1000 * world.traffic.seconds / Double(max(1, k)))),
             ("peak_rss_mib", .number(peakRSSMiB())), ("params", .number(Double(model.parameterCount))),
             ("trainable_params", .number(Double(lora))),
         ]).serialized)
@@ -202,13 +230,15 @@ do {
         try step(
             size: option("size", "tiny"), mode: option("mode", "lora"), steps: Int(option("steps", "6"))!,
             warmup: Int(option("warmup", "2"))!,
-            batch: Int(option("batch", "4"))!, seq: Int(option("seq", "128"))!, images: option("images", "1") != "0")
+            batch: Int(option("batch", "4"))!, seq: Int(option("seq", "128"))!, images: option("images", "1") != "0",
+            dataParallel: option("data-parallel", "0") == "1")
     default:
         print(
             "usage: loranas-bench kernels | ceiling [--n 2048] [--reps 5] [--threads N]\n"
                 + "       loranas-bench step --size tiny|small|medium --mode lora|supernet|forward\n"
                 + "                          [--steps N] [--warmup N]\n"
-                + "                          [--threads N] [--batch B] [--seq S] [--images 0|1]")
+                + "                          [--threads N] [--batch B] [--seq S] [--images 0|1]\n"
+                + "                          [--data-parallel 0|1]  (1: the jobs' step, split over mpirun's ranks)")
         exit(2)
     }
 } catch {

@@ -1,8 +1,9 @@
 """One job for test_mpi.py: a search or a fine-tune on test_training's synthetic samples for the tiles4_gqa
-fixture, run plainly (one process) or as ``mpirun -np N python mpi_job.py SPEC``. SPEC is JSON: job ("search" or
-"finetune"), model, out (rank 0 writes the result there), and optional checkpoint_dir, max_steps, epochs,
-threads, pause_at and pid_file (rank 1 writes its pid there after that step and sleeps, to be killed), fail_rank (that rank feeds other
-data), adapter (rank 0's PEFT export)."""
+fixture, run plainly (one process) or as ``mpirun -np N python mpi_job.py SPEC``. SPEC is JSON: job ("search",
+"finetune" or "generate"), model, out (rank 0 writes the result there), and optional checkpoint_dir, max_steps, epochs,
+threads; pause_at and pid_file (rank 1 writes its pid there after that step and sleeps, to be killed); fail_rank
+(that rank feeds other data); raise_rank (that rank's script raises before the job); adapter (rank 0's PEFT
+export)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import numpy as np  # noqa: E402
+
 import loranas  # noqa: E402
 from test_training import make_samples  # noqa: E402
 
@@ -22,6 +25,8 @@ world = loranas.world()
 model = loranas.load_model(spec["model"])
 train = make_samples(24, seed=3 if world.rank == spec.get("fail_rank") else 1)
 val = make_samples(8, seed=2)
+if world.rank == spec.get("raise_rank"):
+    raise RuntimeError(f"a bug in rank {world.rank}'s script")
 
 
 def progress(event):
@@ -35,7 +40,15 @@ def progress(event):
 
 common = dict(epochs=spec.get("epochs", 2), batch_size=4, lr=3e-3, seed=7, checkpoint_dir=spec.get("checkpoint_dir"),
               checkpoint_every=1, max_steps=spec.get("max_steps"), progress=progress)
-if spec["job"] == "search":
+if spec["job"] == "generate":
+    # Five prompts (their first 8 tokens) with their images, greedy: split 3 + 2 over two ranks.
+    prompts = make_samples(5, seed=4)
+    cut = ("input_ids", "attention_mask", "cross_attention_mask")
+    whole = ("pixel_values", "aspect_ratio_ids", "aspect_ratio_mask")
+    batch = {k: np.stack([s[k][:8] for s in prompts]) for k in cut}
+    batch.update({k: np.stack([s[k] for s in prompts]) for k in whole})
+    out = {"ids": model.generate(**batch, max_new_tokens=6, stop_token_ids=[]).tolist()}
+elif spec["job"] == "search":
     r = loranas.search(model, train, val, space=(2, 4, 8), alpha_lr=5e-2, **common)
     out = {"ranks": r.ranks, "alpha": {k: v.tolist() for k, v in r.alpha_history.items()},
            "losses": r.train_losses, "val_losses": r.validation_losses, "steps": r.steps}

@@ -21,6 +21,8 @@ import numpy as np
 import pytest
 
 import loranas
+from test_cauldron_dataset import model_dir, records, write_jsonl  # noqa: F401  (pytest fixtures)
+from test_cli_jobs import data, pipeline  # noqa: F401  (pytest fixtures)
 
 HERE = Path(__file__).resolve().parent
 TILES4 = HERE.parents[1] / "Tests/LoRANASTests/Fixtures/mllama/tiles4_gqa"
@@ -33,17 +35,20 @@ TOLERANCE = 1e-4
 
 def environment() -> dict:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(loranas.__file__).resolve().parent.parent), env.get("PYTHONPATH", "")])
+    package_parent = str(Path(loranas.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join([package_parent, env.get("PYTHONPATH", "")])
     env["LORANAS_LIBRARY"] = loranas.library_path()
     return env
 
 
+def mpirun(ranks: int) -> list[str]:
+    root = ["--allow-run-as-root"] if os.geteuid() == 0 else []
+    return [MPIRUN, "-np", str(ranks), "--oversubscribe", *root]
+
+
 def command(ranks: int, spec: dict) -> list[str]:
     job = [sys.executable, str(HERE / "mpi_job.py"), json.dumps({"model": str(TILES4), **spec})]
-    if ranks == 1:
-        return job
-    root = ["--allow-run-as-root"] if os.geteuid() == 0 else []
-    return [MPIRUN, "-np", str(ranks), "--oversubscribe", *root, *job]
+    return job if ranks == 1 else mpirun(ranks) + job
 
 
 def run_job(ranks: int, tmp_path: Path, name: str, **spec) -> dict:
@@ -95,6 +100,10 @@ def test_a_run_state_resumes_on_another_number_of_ranks(one_process, tmp_path, j
     assert_close(one_process[job], run_job(then, tmp_path, "rest", job=job, checkpoint_dir=ckpt))
 
 
+def test_greedy_generation_split_across_ranks_equals_one_process(tmp_path):
+    assert run_job(2, tmp_path, "two", job="generate")["ids"] == run_job(1, tmp_path, "one", job="generate")["ids"]
+
+
 def test_rank_zero_alone_writes_the_adapter(tmp_path):
     adapter = tmp_path / "adapter"
     run_job(2, tmp_path, "ft", job="finetune", max_steps=2, adapter=str(adapter))
@@ -107,6 +116,18 @@ def test_different_data_on_one_rank_is_an_error_on_every_rank(tmp_path):
                        capture_output=True, text=True, timeout=120, env=environment())
     assert r.returncode != 0
     assert "rank 1: this rank's options and data differ from rank 0's" in r.stderr
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_an_uncaught_exception_on_one_rank_stops_every_rank(tmp_path):
+    """Rank 1's script raises while rank 0 is already in the search: the excepthook aborts the whole job."""
+    start = time.monotonic()
+    r = subprocess.run(command(2, {"job": "search", "out": str(tmp_path / "x.json"), "raise_rank": 1}),
+                       capture_output=True, text=True, timeout=120, env=environment())
+    assert time.monotonic() - start < 60
+    assert r.returncode != 0
+    assert "RuntimeError: a bug in rank 1's script" in r.stderr
+    assert "rank 1 of 2: uncaught RuntimeError" in r.stderr
     assert not (tmp_path / "x.json").exists()
 
 
@@ -132,3 +153,28 @@ def test_a_killed_rank_stops_the_job_and_the_last_run_state_resumes(one_process,
     assert "exited on signal 9" in rest
     assert not (tmp_path / "killed.json").exists()
     assert_close(one_process["search"], run_job(1, tmp_path, "resumed", job="search", checkpoint_dir=str(ckpt)))
+
+
+def test_cli_search_and_eval_under_mpirun(pipeline, model_dir, data, tmp_path):
+    """`mpirun -np 2 loranas search|eval` on a pack and a JSONL with images: the search ends at the one-process
+    ranks and losses, evaluation at its perplexity and the very same answers; rank 0 alone prints."""
+    from test_cli import cli
+    from test_cli_jobs import SEARCH
+
+    def mpi_cli(*args):
+        r = subprocess.run(mpirun(2) + [str(cli()), *map(str, args)], capture_output=True, text=True,
+                           timeout=600, env=environment())
+        assert r.returncode == 0, r.stderr
+        assert r.stderr.count("loranas: 2 processes × 1 threads; rank 0 of 2 (Open MPI") == 1, r.stderr
+        return json.loads(r.stdout)
+
+    search = mpi_cli("search", model_dir, "--train", data["train"], "--val", data["val"], *SEARCH,
+                     "-o", tmp_path / "search.json", "--json")
+    assert search["ranks"] == pipeline["search"]["ranks"]
+    assert rel(search["train_losses"], pipeline["search"]["train_losses"]) < TOLERANCE
+    assert json.loads((tmp_path / "search.json").read_text())["ranks"] == search["ranks"]
+    ev = mpi_cli("eval", model_dir, "--data", data["val"], "--adapter", pipeline["dir"] / "adapter", "--json",
+                 "--threads", "1")
+    assert rel(ev["perplexity"], pipeline["eval"]["perplexity"]) < TOLERANCE
+    assert ev["tokens"] == pipeline["eval"]["tokens"]
+    assert ev["answers"] == pipeline["eval"]["answers"]

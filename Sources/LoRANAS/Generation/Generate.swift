@@ -7,7 +7,23 @@ extension MllamaModel {
     /// - Parameter prompt: B ≥ 1 prompts, left-padded when B > 1 (attention_mask 0 before the tokens);
     ///   labels are ignored.
     /// - Returns: each sample's new token ids, ending with the stop id when one was produced.
+    ///
+    /// Greedy decoding of several prompts is split across the world's ranks (each decodes its shard, the
+    /// answers are gathered on every rank); sampling runs the whole batch on every rank, since its draws
+    /// depend on the batch's rows.
     public func generate(_ prompt: MllamaBatch, options: GenerationOptions) throws -> [[Int]] {
+        let world = try World.current()
+        guard world.isDistributed, options.temperature == 0, prompt.batchSize > 1 else {
+            return try generateHere(prompt, options: options)
+        }
+        try prompt.validate(for: config)
+        let mine = world.shardRange(prompt.batchSize)
+        let local = try world.agree { mine.isEmpty ? [] : try generateHere(prompt.rows(mine), options: options) }
+        return world.gather(local, offset: mine.lowerBound, total: prompt.batchSize)
+    }
+
+    /// `generate` in this process alone.
+    func generateHere(_ prompt: MllamaBatch, options: GenerationOptions) throws -> [[Int]] {
         try options.validate(promptLength: prompt.seqLen, config: config.text)
         let session = try GenerationSession(model: self, prompt: prompt, maxNewTokens: options.maxNewTokens)
         let b = prompt.batchSize, vocab = config.text.vocabSize, stops = Set(options.stopTokenIds)

@@ -37,6 +37,26 @@ public struct MllamaBatch: Sendable {
 
     public var hasImages: Bool { pixelValues != nil }
 
+    /// Samples `r` of a validated batch, every per-sample array cut alike.
+    func rows(_ r: Range<Int>) -> MllamaBatch {
+        func cut(_ a: [Int]?) -> [Int]? {
+            guard let a else { return nil }
+            let per = a.count / batchSize
+            return Array(a[(r.lowerBound * per)..<(r.upperBound * per)])
+        }
+        var out = MllamaBatch(inputIds: cut(inputIds) ?? [], batchSize: r.count, seqLen: seqLen,
+                              attentionMask: cut(attentionMask), labels: cut(labels), numImages: numImages,
+                              aspectRatioIds: cut(aspectRatioIds), aspectRatioMask: cut(aspectRatioMask),
+                              crossAttentionMask: cut(crossAttentionMask))
+        if let px = pixelValues {
+            let per = px.count / batchSize
+            let part = Tensor(uninitialized: [r.count] + Array(px.shape.dropFirst()))
+            part.ptr.update(from: px.ptr + r.lowerBound * per, count: r.count * per)
+            out.pixelValues = part
+        }
+        return out
+    }
+
     /// Checks every shape and value against the model, with errors naming the argument.
     public func validate(for config: MllamaConfig) throws {
         let (b, s) = (batchSize, seqLen)

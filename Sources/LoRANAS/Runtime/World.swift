@@ -37,6 +37,14 @@ public final class World: @unchecked Sendable {
 
     public var isDistributed: Bool { size > 1 }
 
+    /// What the sums moved so far: bytes contributed by this rank and seconds spent in them (benchmarks).
+    public private(set) var traffic = Traffic()
+
+    public struct Traffic: Sendable {
+        public var bytes = 0
+        public var seconds = 0.0
+    }
+
     /// Set once a failure was agreed (`agree`): every rank is leaving with the same error.
     public private(set) var failedTogether = false
 
@@ -61,22 +69,46 @@ public final class World: @unchecked Sendable {
     public func sum(_ values: inout [Double]) {
         guard let transport else { return }
         values.withUnsafeMutableBufferPointer { v in
-            if let base = v.baseAddress { transport.sum(base, count: v.count) }
+            if let base = v.baseAddress { measured(v.count * 8) { transport.sum(base, count: v.count) } }
         }
     }
 
-    /// Sums the tensors over the ranks, in buckets of at most `bucketFloats` (see `GradientBuckets`).
-    func sum(_ tensors: [Tensor]) {
+    /// Sums the tensors over the ranks, in buckets (see `GradientBuckets`).
+    public func sum(_ tensors: [Tensor]) {
         guard let transport else { return }
-        GradientBuckets(tensors).reduce { transport.sum($0, count: $1) }
+        GradientBuckets(tensors).reduce { p, n in measured(n * 4) { transport.sum(p, count: n) } }
     }
 
     /// Sums int32 arrays over the ranks (exact).
     func sum(_ values: inout [Int32]) {
         guard let transport else { return }
         values.withUnsafeMutableBufferPointer { v in
-            if let base = v.baseAddress { transport.sum(base, count: v.count) }
+            if let base = v.baseAddress { measured(v.count * 4) { transport.sum(base, count: v.count) } }
         }
+    }
+
+    private func measured(_ bytes: Int, _ body: () -> Void) {
+        let start = DispatchTime.now().uptimeNanoseconds
+        body()
+        traffic.bytes += bytes
+        traffic.seconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    }
+
+    /// The ranks' lists gathered on every rank, in order: this rank's `local` lists are items
+    /// `offset..<offset + local.count` of `total`. The ranks fill their own slots of zeroed length and value
+    /// tables, which are then summed (exact in int32; values must fit in int32).
+    public func gather(_ local: [[Int]], offset: Int, total: Int) -> [[Int]] {
+        guard isDistributed else { return local }
+        var lengths = [Int32](repeating: 0, count: total)
+        for (k, list) in local.enumerated() { lengths[offset + k] = Int32(clamping: list.count) }
+        sum(&lengths)
+        let starts = lengths.reduce(into: [0]) { $0.append($0[$0.count - 1] + Int($1)) }
+        var values = [Int32](repeating: 0, count: starts[total])
+        for (k, list) in local.enumerated() {
+            for (j, v) in list.enumerated() { values[starts[offset + k] + j] = Int32(clamping: v) }
+        }
+        sum(&values)
+        return (0..<total).map { i in values[starts[i]..<starts[i + 1]].map(Int.init) }
     }
 
     /// True on every rank when `flag` is true on any.

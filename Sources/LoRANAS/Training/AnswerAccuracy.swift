@@ -49,32 +49,12 @@ extension MllamaModel {
         let local = try world.agree {
             try mine.map { i in try answerCheck(try data.sample(i), index: i, maxNewTokens: maxNewTokens) }
         }
-        let checks = try gather(local, offset: mine.lowerBound, total: data.count, world)
+        // Every rank's checks, in sample order, on every rank.
+        let references = world.gather(local.map(\.reference), offset: mine.lowerBound, total: data.count)
+        let generated = world.gather(local.map(\.generated), offset: mine.lowerBound, total: data.count)
+        let checks = zip(references, generated).map { AnswerCheck(reference: $0, generated: $1) }
         let correct = checks.filter(\.correct).count
         return AnswerAccuracy(accuracy: Double(correct) / Double(checks.count), checks: checks)
-    }
-
-    /// Every rank's checks in sample order, on every rank: the ranks fill their own slots of zeroed
-    /// length and token tables, which are then summed (exact in int32).
-    private func gather(_ local: [AnswerCheck], offset: Int, total: Int, _ world: World) throws -> [AnswerCheck] {
-        guard world.isDistributed else { return local }
-        var lengths = [Int32](repeating: 0, count: 2 * total)
-        for (k, c) in local.enumerated() {
-            lengths[2 * (offset + k)] = Int32(clamping: c.reference.count)
-            lengths[2 * (offset + k) + 1] = Int32(clamping: c.generated.count)
-        }
-        world.sum(&lengths)
-        let starts = lengths.reduce(into: [0]) { $0.append($0[$0.count - 1] + Int($1)) }
-        var tokens = [Int32](repeating: 0, count: starts[starts.count - 1])
-        for (k, c) in local.enumerated() {
-            let start = starts[2 * (offset + k)]
-            for (j, t) in (c.reference + c.generated).enumerated() { tokens[start + j] = Int32(clamping: t) }
-        }
-        world.sum(&tokens)
-        return (0..<total).map { i in
-            AnswerCheck(reference: tokens[starts[2 * i]..<starts[2 * i + 1]].map(Int.init),
-                        generated: tokens[starts[2 * i + 1]..<starts[2 * i + 2]].map(Int.init))
-        }
     }
 
     private func answerCheck(_ sample: Sample, index: Int, maxNewTokens: Int?) throws -> AnswerCheck {
@@ -88,7 +68,7 @@ extension MllamaModel {
         let reference = Array(sample.inputIds[start...last])
         let options = GenerationOptions(maxNewTokens: min(reference.count, maxNewTokens ?? reference.count),
                                         stopTokenIds: [reference[reference.count - 1]])
-        let generated = try generate(Self.prompt(sample, length: start), options: options)
+        let generated = try generateHere(Self.prompt(sample, length: start), options: options)
         return AnswerCheck(reference: reference, generated: generated.first ?? [])
     }
 

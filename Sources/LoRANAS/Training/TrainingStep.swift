@@ -9,7 +9,9 @@ extension MllamaModel {
     /// 1/(global count), then sum the gradients, so every rank holds the gradient of the global batch's
     /// mean loss, as one process would compute it. The batch must have a target, and the loss and every
     /// gradient must be finite, else every rank throws before the caller's optimizer runs.
-    func trainingStep(_ data: Dataset, _ indices: [Int], step: Int, gradients: [TrainableTensor]) throws -> Float {
+    public func trainingStep(_ data: Dataset, _ indices: [Int], step: Int, gradients: [TrainableTensor]) throws
+        -> Float
+    {
         let world = try World.current()
         let mine = world.shard(indices)
         let pass = try world.agree { () -> ForwardPass? in
