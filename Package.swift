@@ -36,10 +36,12 @@ let package = Package(
         // CRC-32 for packs (IO/PackFormat.swift).
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "CRuntime"),
+        // AVX512-BF16 GEMM kernels for the bf16 mode, dispatched at run time (see include/lr_bf16.h).
+        .target(name: "CBF16"),
         // setjmp glue for libpng and libjpeg, whose errors are longjmps (see include/lr_image.h).
         .target(name: "CImageIO", dependencies: ["CPNG", "CJPEG"],
                 linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg")]),
-        .target(name: "LoRANAS", dependencies: ["COpenBLAS", "CRuntime", "CImageIO", "CZlib"] + mpiDependency,
+        .target(name: "LoRANAS", dependencies: ["COpenBLAS", "CRuntime", "CImageIO", "CZlib", "CBF16"] + mpiDependency,
                 swiftSettings: engineFlags),
         .target(name: "CLoRANAS"),
         .target(name: "LoRANASCAPI", dependencies: ["LoRANAS", "CLoRANAS"], swiftSettings: cpuFlags),

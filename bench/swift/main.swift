@@ -50,6 +50,37 @@ func ceiling(n: Int, reps: Int) {
     print(JSON.object(fields).serialized)
 }
 
+// MARK: bf16
+
+/// Each bf16 GEMM kernel (AMX, AVX512-BF16) against sgemm on a linear layer's shapes, and its MFU against its
+/// own ceiling measured in the same run (one thread's peak loop × threads), as one JSON line per kernel and shape.
+func bf16Kernels(reps: Int) {
+    print(JSON.object([("bf16_kernels", .array(BF16Kernel.available.map { .string($0.rawValue) }))]).serialized)
+    for kernel in BF16Kernel.available {
+        let iters = kernel == .amx ? 2_000_000 : 20_000_000
+        let peak = time(5) { _ = BF16.peakKernel(kernel, iters: iters) }
+        let ceiling = BF16.peakKernel(kernel, iters: iters).flop / median(peak) / 1e9 * Double(Engine.threads)
+        for (m, k, n) in [(512, 768, 2048), (512, 2048, 768), (1040, 512, 2048), (512, 768, 768)] {
+            let x = Tensor(zeros: [m, k])
+            let w = Tensor(zeros: [n, k])
+            for i in 0..<x.count { x.ptr[i] = Float(i % 13) * 0.01 }
+            for i in 0..<w.count { w.ptr[i] = Float(i % 7) * 0.01 }
+            let y = Tensor(zeros: [m, n])
+            let packed = PackedBF16Matrix(w, kernel: kernel)
+            let flop = 2.0 * Double(m * n * k)
+            let bf16 = flop / median(time(reps) { BF16.linear(x.ptr, m: m, w: packed, y: y.ptr) }) / 1e9
+            let f32 = flop / median(time(reps) { gemm(false, true, m: m, n: n, k: k, a: x.ptr, b: w.ptr, c: y.ptr) })
+                / 1e9
+            print(JSON.object([
+                ("kernel", .string(kernel.rawValue)), ("m", .number(Double(m))), ("k", .number(Double(k))),
+                ("n", .number(Double(n))), ("threads", .number(Double(Engine.threads))),
+                ("bf16_gflops", .number(bf16)), ("sgemm_gflops", .number(f32)),
+                ("ceiling_gflops", .number(ceiling)), ("mfu", .number(bf16 / ceiling)),
+            ]).serialized)
+        }
+    }
+}
+
 // MARK: kernels
 
 func kernels() {
@@ -225,6 +256,7 @@ if let t = Int(option("threads", "")) { Engine.threads = t }
 do {
     switch args.count > 1 ? args[1] : "" {
     case "kernels": kernels()
+    case "bf16": bf16Kernels(reps: Int(option("reps", "7")) ?? 7)
     case "ceiling": ceiling(n: Int(option("n", "2048")) ?? 2048, reps: Int(option("reps", "5")) ?? 5)
     case "step":
         try step(
@@ -235,6 +267,7 @@ do {
     default:
         print(
             "usage: loranas-bench kernels | ceiling [--n 2048] [--reps 5] [--threads N]\n"
+                + "       loranas-bench bf16 [--reps 7] [--threads N]   (AVX512-BF16 GEMM, MFU)\n"
                 + "       loranas-bench step --size tiny|small|medium --mode lora|supernet|forward\n"
                 + "                          [--steps N] [--warmup N]\n"
                 + "                          [--threads N] [--batch B] [--seq S] [--images 0|1]\n"

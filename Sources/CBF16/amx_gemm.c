@@ -1,0 +1,149 @@
+// The AMX path of include/lr_bf16.h: tile dot products (TDPBF16PS), 16×16 fp32 results from 16×32 bf16 rows of A
+// and 32×16 bf16 of B in pairs. Each call computes 32×32 blocks of C from two A tiles and two B tiles into four
+// accumulator tiles.
+#include "lr_bf16.h"
+
+#include <cpuid.h>
+#include <immintrin.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define LR_AMX __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw")))
+#define LR_ARCH_REQ_XCOMP_PERM 0x1023
+#define LR_XFEATURE_XTILEDATA 18
+
+int lr_amx_supported(void) {
+    static int state = -1;  // the request is per process; asking again is harmless
+    if (state >= 0) return state;
+    unsigned a, b, c, d;
+    state = 0;
+    if (!lr_bf16_supported()) return state;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return state;
+    if (!(d & (1u << 22)) || !(d & (1u << 24))) return state;  // AMX-BF16, AMX-TILE
+    if (syscall(SYS_arch_prctl, LR_ARCH_REQ_XCOMP_PERM, LR_XFEATURE_XTILEDATA) != 0) return state;
+    state = 1;
+    return state;
+}
+
+void lr_amx_pack_w(const uint16_t *w, int64_t n, int64_t k, uint16_t *packed) {
+    int64_t kp = lr_amx_kp(k), panels = (n + LR_BF16_PANEL - 1) / LR_BF16_PANEL;
+    uint16_t *dst = packed;
+    for (int64_t p = 0; p < panels; p++) {
+        for (int64_t c = 0; c < kp / 32; c++) {
+            for (int64_t half = 0; half < 2; half++) {  // a B tile: 16 pairs of k × 16 columns × 2
+                for (int64_t q = 0; q < 16; q++) {
+                    for (int64_t col = 0; col < 16; col++) {
+                        int64_t row = p * LR_BF16_PANEL + half * 16 + col;
+                        for (int64_t e = 0; e < 2; e++) {
+                            int64_t j = c * 32 + 2 * q + e;
+                            *dst++ = (row < n && j < k) ? w[row * k + j] : 0;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+typedef struct {
+    uint8_t palette, start_row;
+    uint8_t reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} lr_tile_config;
+
+LR_AMX static void lr_amx_configure(void) {
+    lr_tile_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) {
+        cfg.rows[t] = 16;
+        cfg.colsb[t] = 64;
+    }
+    _tile_loadconfig(&cfg);
+}
+
+// One 32×32 block of C from rows [0, 32) of `a` (padded to 32 rows) and one panel of W. `c` (row stride ldc floats)
+// is read first when `accumulate`; the four 16×16 results go to `c`.
+LR_AMX static void lr_amx_block(const uint16_t *a, int64_t kp, const uint16_t *panel, float *c, int64_t ldc,
+                                int accumulate) {
+    if (accumulate) {
+        _tile_loadd(0, c, ldc * 4);
+        _tile_loadd(1, c + 16, ldc * 4);
+        _tile_loadd(2, c + 16 * ldc, ldc * 4);
+        _tile_loadd(3, c + 16 * ldc + 16, ldc * 4);
+    } else {
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+    }
+    for (int64_t q = 0; q < kp / 32; q++) {
+        _tile_loadd(4, a + q * 32, kp * 2);
+        _tile_loadd(5, a + 16 * kp + q * 32, kp * 2);
+        _tile_loadd(6, panel + q * 1024, 64);
+        _tile_loadd(7, panel + q * 1024 + 512, 64);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+    _tile_stored(0, c, ldc * 4);
+    _tile_stored(1, c + 16, ldc * 4);
+    _tile_stored(2, c + 16 * ldc, ldc * 4);
+    _tile_stored(3, c + 16 * ldc + 16, ldc * 4);
+}
+
+LR_AMX void lr_amx_gemm_nt(const uint16_t *a, int64_t m, int64_t kp, const uint16_t *packed, int64_t n, int64_t n0,
+                           int64_t n1, float *c, int64_t ldc, int accumulate) {
+    if (n1 > n) n1 = n;
+    float edge[32 * 32] __attribute__((aligned(64)));
+    lr_amx_configure();
+    for (int64_t col = n0; col < n1; col += LR_BF16_PANEL) {
+        const uint16_t *panel = packed + col * kp;
+        int64_t cols = n1 - col < 32 ? n1 - col : 32;
+        for (int64_t row = 0; row < m; row += 32) {
+            int64_t rows = m - row < 32 ? m - row : 32;
+            float *dst = c + row * ldc + col;
+            if (rows == 32 && cols == 32) {
+                lr_amx_block(a + row * kp, kp, panel, dst, ldc, accumulate);
+                continue;
+            }
+            // A block past C's edge goes through a 32×32 buffer, of which the valid part is copied.
+            memset(edge, 0, sizeof edge);
+            for (int64_t r = 0; accumulate && r < rows; r++) memcpy(edge + r * 32, dst + r * ldc, (size_t)cols * 4);
+            lr_amx_block(a + row * kp, kp, panel, edge, 32, accumulate);
+            for (int64_t r = 0; r < rows; r++) memcpy(dst + r * ldc, edge + r * 32, (size_t)cols * 4);
+        }
+    }
+    _tile_release();
+}
+
+LR_AMX float lr_amx_peak(int64_t iters) {
+    static uint16_t a[16 * 32] __attribute__((aligned(64)));
+    static uint16_t b[16 * 32] __attribute__((aligned(64)));
+    float out[256] __attribute__((aligned(64)));
+    for (int i = 0; i < 512; i++) {
+        a[i] = 0x3F80;  // 1.0
+        b[i] = 0x0001;  // tiny: the sums stay finite
+    }
+    lr_amx_configure();
+    _tile_loadd(4, a, 64);
+    _tile_loadd(5, a, 64);
+    _tile_loadd(6, b, 64);
+    _tile_loadd(7, b, 64);
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    for (int64_t i = 0; i < iters; i++) {
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+    _tile_stored(0, out, 64);
+    _tile_release();
+    return out[0];
+}

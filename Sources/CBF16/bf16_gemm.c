@@ -1,0 +1,123 @@
+// See include/lr_bf16.h. The kernels carry their own target attribute, so this file builds for any x86-64 and
+// the engine dispatches at run time (lr_bf16_supported).
+#include "lr_bf16.h"
+
+#include <cpuid.h>
+#include <immintrin.h>
+#include <string.h>
+
+#define LR_AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+
+static uint64_t lr_xgetbv(void) {
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((uint64_t)hi << 32) | lo;
+}
+
+int lr_bf16_supported(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) return 0;  // OSXSAVE
+    if ((lr_xgetbv() & 0xE6) != 0xE6) return 0;  // the OS saves xmm, ymm, opmask and zmm state
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    if (!(b & (1u << 16)) || !(b & (1u << 30))) return 0;  // AVX512F, AVX512BW
+    if (!__get_cpuid_count(7, 1, &a, &b, &c, &d)) return 0;
+    return (a >> 5) & 1;  // AVX512_BF16
+}
+
+static uint16_t lr_bf16_round(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x40);  // quiet NaN
+    return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+}
+
+void lr_bf16_convert_rows(const float *x, int64_t m, int64_t k, int64_t kp, uint16_t *out) {
+    for (int64_t i = 0; i < m; i++) {
+        for (int64_t j = 0; j < k; j++) out[i * kp + j] = lr_bf16_round(x[i * k + j]);
+        for (int64_t j = k; j < kp; j++) out[i * kp + j] = 0;
+    }
+}
+
+void lr_bf16_pack_w(const uint16_t *w, int64_t n, int64_t k, uint16_t *packed) {
+    int64_t kp = lr_bf16_kp(k), panels = (n + LR_BF16_PANEL - 1) / LR_BF16_PANEL;
+    for (int64_t p = 0; p < panels; p++) {
+        uint16_t *dst = packed + p * LR_BF16_PANEL * kp;
+        for (int64_t q = 0; q < kp / 2; q++) {
+            for (int64_t col = 0; col < LR_BF16_PANEL; col++) {
+                int64_t row = p * LR_BF16_PANEL + col;
+                for (int64_t e = 0; e < 2; e++) {
+                    int64_t j = 2 * q + e;
+                    dst[(q * LR_BF16_PANEL + col) * 2 + e] = (row < n && j < k) ? w[row * k + j] : 0;
+                }
+            }
+        }
+    }
+}
+
+// An MR × 32 tile over the whole of kp: 2·MR accumulators, two panel loads and MR broadcasts per pair of k.
+#define LR_TILE(MR)                                                                                              \
+    LR_AVX512BF16 static void lr_tile_##MR(const uint16_t *a, int64_t kp, const uint16_t *panel, float *c,        \
+                                           int64_t ldc, __mmask16 m0, __mmask16 m1, int accumulate) {             \
+        __m512 acc[MR][2];                                                                                       \
+        for (int r = 0; r < MR; r++) {                                                                           \
+            acc[r][0] = accumulate ? _mm512_maskz_loadu_ps(m0, c + r * ldc) : _mm512_setzero_ps();               \
+            acc[r][1] = accumulate ? _mm512_maskz_loadu_ps(m1, c + r * ldc + 16) : _mm512_setzero_ps();          \
+        }                                                                                                        \
+        for (int64_t q = 0; q < kp / 2; q++) {                                                                   \
+            __m512bh b0 = (__m512bh)_mm512_loadu_si512(panel + q * 64);                                          \
+            __m512bh b1 = (__m512bh)_mm512_loadu_si512(panel + q * 64 + 32);                                     \
+            for (int r = 0; r < MR; r++) {                                                                       \
+                uint32_t pair;                                                                                   \
+                memcpy(&pair, a + r * kp + 2 * q, 4);                                                            \
+                __m512bh x = (__m512bh)_mm512_set1_epi32((int)pair);                                             \
+                acc[r][0] = _mm512_dpbf16_ps(acc[r][0], x, b0);                                                  \
+                acc[r][1] = _mm512_dpbf16_ps(acc[r][1], x, b1);                                                  \
+            }                                                                                                    \
+        }                                                                                                        \
+        for (int r = 0; r < MR; r++) {                                                                           \
+            _mm512_mask_storeu_ps(c + r * ldc, m0, acc[r][0]);                                                   \
+            _mm512_mask_storeu_ps(c + r * ldc + 16, m1, acc[r][1]);                                              \
+        }                                                                                                        \
+    }
+
+LR_TILE(8)
+LR_TILE(4)
+LR_TILE(2)
+LR_TILE(1)
+
+LR_AVX512BF16 void lr_bf16_gemm_nt(const uint16_t *a, int64_t m, int64_t kp, const uint16_t *packed, int64_t n,
+                                   int64_t n0, int64_t n1, float *c, int64_t ldc, int accumulate) {
+    if (n1 > n) n1 = n;
+    for (int64_t col = n0; col < n1; col += LR_BF16_PANEL) {
+        const uint16_t *panel = packed + col * kp;  // panel col / 32 starts at col · kp
+        int64_t width = n1 - col < LR_BF16_PANEL ? n1 - col : LR_BF16_PANEL;
+        __mmask16 m0 = width >= 16 ? 0xFFFF : (__mmask16)((1u << width) - 1);
+        __mmask16 m1 = width >= 32 ? 0xFFFF : width <= 16 ? 0 : (__mmask16)((1u << (width - 16)) - 1);
+        int64_t row = 0;
+        for (; row + 8 <= m; row += 8) {
+            lr_tile_8(a + row * kp, kp, panel, c + row * ldc + col, ldc, m0, m1, accumulate);
+        }
+        if (row + 4 <= m) {
+            lr_tile_4(a + row * kp, kp, panel, c + row * ldc + col, ldc, m0, m1, accumulate);
+            row += 4;
+        }
+        if (row + 2 <= m) {
+            lr_tile_2(a + row * kp, kp, panel, c + row * ldc + col, ldc, m0, m1, accumulate);
+            row += 2;
+        }
+        if (row < m) lr_tile_1(a + row * kp, kp, panel, c + row * ldc + col, ldc, m0, m1, accumulate);
+    }
+}
+
+LR_AVX512BF16 float lr_bf16_peak(int64_t iters) {
+    __m512 acc[16];
+    for (int i = 0; i < 16; i++) acc[i] = _mm512_set1_ps((float)i);
+    __m512bh x = (__m512bh)_mm512_set1_epi32(0x3F803F80);  // (1.0, 1.0)
+    __m512bh y = (__m512bh)_mm512_set1_epi32(0x00010001);  // tiny: the sums stay finite
+    for (int64_t it = 0; it < iters; it++) {
+        for (int i = 0; i < 16; i++) acc[i] = _mm512_dpbf16_ps(acc[i], x, y);
+    }
+    __m512 s = acc[0];
+    for (int i = 1; i < 16; i++) s = _mm512_add_ps(s, acc[i]);
+    return _mm512_reduce_add_ps(s);
+}

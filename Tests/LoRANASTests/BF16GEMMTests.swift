@@ -1,0 +1,60 @@
+import Foundation
+import XCTest
+@testable import LoRANAS
+
+/// The bf16 GEMMs (AMX and AVX512-BF16) against a float64 reference on the same bfloat16-rounded inputs:
+/// products of two bf16 values are exact in fp32, so the only difference is fp32 accumulation order. Shapes
+/// cover odd k, n past a 32-column panel, row counts off the kernels' row blocks, and accumulation into y.
+final class BF16GEMMTests: XCTestCase {
+    func testLinearEqualsAFloat64ReferenceOnRoundedInputs() throws {
+        try XCTSkipIf(BF16Kernel.available.isEmpty, "this CPU has neither AMX nor AVX512-BF16")
+        for kernel in BF16Kernel.available {
+            try check(kernel)
+        }
+    }
+
+    private func check(_ kernel: BF16Kernel) throws {
+        let saved = Engine.threads
+        defer { Engine.threads = saved }
+        var rng = SplitMix64(seed: 11)
+        let shapes = [(1, 1, 1), (13, 37, 45), (8, 64, 32), (64, 256, 96), (7, 3, 70), (130, 96, 33), (33, 70, 129)]
+        for (m, k, n) in shapes {
+            for threads in [1, 2] {
+                Engine.threads = threads
+                let x = Tensor((0..<(m * k)).map { _ in rng.uniform(-2, 2) }, shape: [m, k])
+                let w = Tensor((0..<(n * k)).map { _ in rng.uniform(-1, 1) }, shape: [n, k])
+                let start = Tensor((0..<(m * n)).map { _ in rng.uniform(-1, 1) }, shape: [m, n])
+                let packed = PackedBF16Matrix(w, kernel: kernel)
+                let y = Tensor(zeros: [m, n])
+                BF16.linear(x.ptr, m: m, w: packed, y: y.ptr)
+                let acc = Tensor(start.array, shape: [m, n])
+                BF16.linear(x.ptr, m: m, w: packed, y: acc.ptr, accumulate: true)
+                for i in 0..<m {
+                    for j in 0..<n {
+                        var ref = 0.0, size = 0.0
+                        for p in 0..<k {
+                            let prod = Double(rounded(x.ptr[i * k + p])) * Double(rounded(w.ptr[j * k + p]))
+                            ref += prod
+                            size += abs(prod)
+                        }
+                        let tol = 1e-6 * size + 1e-30
+                        let at = "\(kernel) \(m)×\(k)×\(n) [\(i), \(j)]"
+                        XCTAssertEqual(Double(y.ptr[i * n + j]), ref, accuracy: tol, at)
+                        let expected = ref + Double(start.ptr[i * n + j])
+                        XCTAssertEqual(Double(acc.ptr[i * n + j]), expected, accuracy: tol + 1e-6)
+                    }
+                }
+            }
+        }
+    }
+
+    func testRoundingIsNearestEvenAsTorch() {
+        XCTAssertEqual(bfloat16Bits(1.0), 0x3F80)
+        XCTAssertEqual(bfloat16Bits(Float(bitPattern: 0x3F80_8000)), 0x3F80, "a tie rounds to the even neighbour")
+        XCTAssertEqual(bfloat16Bits(Float(bitPattern: 0x3F81_8000)), 0x3F82)
+    }
+
+    private func rounded(_ f: Float) -> Float {
+        Float(bitPattern: UInt32(bfloat16Bits(f)) << 16)
+    }
+}
