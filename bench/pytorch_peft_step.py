@@ -103,9 +103,13 @@ def without_sdpa(counter):
     return sum(v for op, v in counter.get_flop_counts()["Global"].items() if "scaled_dot_product" not in str(op))
 
 
+AUTOCAST = False  # --autocast: the forward under torch.autocast("cpu", dtype=torch.bfloat16)
+
+
 def train_step(model, opt, inputs):
     opt.zero_grad(set_to_none=True)
-    loss = model(**inputs).loss
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=AUTOCAST):
+        loss = model(**inputs).loss
     loss.backward()
     opt.step()
     return loss
@@ -160,6 +164,7 @@ def run(size, threads, steps, warmup):
 
     return {
         "size": size,
+        "autocast_bf16": AUTOCAST,
         "threads": threads,
         "step_ms_median": round(statistics.median(step_ms), 2),
         "step_ms_all": [round(t, 2) for t in step_ms],
@@ -205,7 +210,10 @@ def main():
     ap.add_argument("--steps", type=int, default=6, help="timed steps after warm-up (default 6)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed warm-up steps (default 2)")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of a line")
+    ap.add_argument("--autocast", action="store_true", help="bf16 autocast around the forward (what CPU users run)")
     args = ap.parse_args()
+    global AUTOCAST
+    AUTOCAST = args.autocast
     if args.steps < 1 or args.warmup < 0 or args.threads < 1:
         ap.error("need --steps >= 1, --warmup >= 0, --threads >= 1")
 

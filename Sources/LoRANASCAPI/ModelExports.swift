@@ -38,6 +38,16 @@ public func loranas_model_describe(
     }
 }
 
+@_cdecl("loranas_model_use_bfloat16")
+public func loranas_model_use_bfloat16(
+    _ h: OpaquePointer?, _ buf: UnsafeMutablePointer<CChar>?, _ len: Int64, _ outLen: UnsafeMutablePointer<Int64>?
+) -> Int32 {
+    guarded {
+        let summary = try ModelHandle.borrow(h, "model").with { try $0.useBFloat16() }
+        try copyCString(summary, into: buf, capacity: len, needed: outLen)
+    }
+}
+
 @_cdecl("loranas_model_forward")
 public func loranas_model_forward(
     _ h: OpaquePointer?, _ batch: UnsafePointer<loranas_batch>?, _ logits: UnsafeMutablePointer<Float>?,

@@ -41,6 +41,7 @@ struct Compare: ParsableCommand {
     @Option(help: "Engine threads (1...64).") var threads: Int?
     @Flag(help: "Replace the weights with seeded random ones.") var randomInit = false
     @Flag(help: "Print JSON.") var json = false
+    @OptionGroup var compute: ComputeOptions
 
     /// The largest sample counts the synthetic task makes.
     static let maxSamples = 1 << 20
@@ -107,6 +108,7 @@ struct Compare: ParsableCommand {
         if let threads { try Engine.setThreads(threads) }
         let m = try MllamaModel(path: model)
         if randomInit { m.initializeRandomly(seed: seed) }
+        try compute.apply(to: m)
         let spaceList = try parseSpace(space)
         let spec = try TargetSpec(parsing: targets)
         let (trainSet, valSet) = try datasets(m)

@@ -27,6 +27,7 @@ struct EvalCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Measure answer accuracy by greedy generation.") var generate = true
     @Option(help: "Generate at most this many tokens per answer (default: the reference answer's length).")
     var maxNewTokens: Int?
+    @OptionGroup var compute: ComputeOptions
     @OptionGroup var format: OutputOptions
 
     func validate() throws {
@@ -39,7 +40,7 @@ struct EvalCommand: ParsableCommand {
     func run() throws {
         let (e, answers) = try Job.engine { () throws -> (Evaluation, AnswerAccuracy?) in
             if let threads { try Engine.setThreads(threads) }
-            let m = try MllamaModel(path: model)
+            let m = try compute.load(model)
             if let adapter { try m.loadPEFTAdapter(adapter) }
             let set = try DataFiles(model: model, maxLength: maxLength).load(data)
             let e = try m.evaluate(set, batchSize: batchSize)

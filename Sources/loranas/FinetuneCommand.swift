@@ -32,6 +32,7 @@ struct FinetuneCommand: ParsableCommand {
     @Option(help: "Samples per evaluation batch.") var evalBatchSize = 8
 
     @OptionGroup var settings: RunOptions
+    @OptionGroup var compute: ComputeOptions
     @OptionGroup var format: OutputOptions
 
     @Option(name: .shortAndLong, help: "The PEFT adapter directory to write.") var output: String
@@ -57,7 +58,7 @@ struct FinetuneCommand: ParsableCommand {
         o.dropout = dropout
         o.evalBatchSize = evalBatchSize
         try settings.apply(to: &o)
-        let m = try Job.engine { try MllamaModel(path: model) }
+        let m = try Job.engine { try compute.load(model) }
         if initialization == .warm { try attachSupernet(m) }
         let sets = try Job.engine { try data.load(model: model) }
         let result = try Job.train("finetune", run: settings, stopped: \.stopped) { progress in

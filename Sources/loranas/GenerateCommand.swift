@@ -24,6 +24,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Nucleus sampling: keep the smallest set of tokens whose probability reaches this.") var topP = 1.0
     @Option(help: "Sampling seed.") var seed: UInt64 = 0
     @Option(help: "Engine threads (1...64).") var threads: Int?
+    @OptionGroup var compute: ComputeOptions
     @OptionGroup var format: OutputOptions
 
     func validate() throws {
@@ -38,7 +39,7 @@ struct GenerateCommand: ParsableCommand {
             if let threads { try Engine.setThreads(threads) }
             let processor = try MllamaProcessor.load(directory: URL(fileURLWithPath: model))
             let decoded = try images.map { try ImageDecoder.decode(Array(try Files.read($0)), options: .path) }
-            let m = try MllamaModel(path: model)
+            let m = try compute.load(model)
             if let adapter { try m.loadPEFTAdapter(adapter) }
             let options = GenerationOptions(maxNewTokens: maxNewTokens, temperature: temperature, topP: topP,
                                             seed: seed, stopTokenIds: processor.stopTokenIds)

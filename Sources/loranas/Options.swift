@@ -76,6 +76,29 @@ struct TargetOptions: ParsableArguments {
 }
 
 /// --json: the result on stdout.
+/// How the frozen base is computed: float32 (exact against transformers) or bfloat16 (the CPU's bf16 matrix units).
+struct ComputeOptions: ParsableArguments {
+    @Option(help: """
+        float32 (exact against transformers) or bfloat16 (the frozen base weights rounded to bf16 and run on AMX \
+        or AVX512-BF16, sums in fp32; LoRA, α and the optimizer stay fp32).
+        """)
+    var dtype: WeightDType = .float32
+
+    /// The model at `path`, switched to bfloat16 when asked.
+    func load(_ path: String) throws -> MllamaModel {
+        let m = try MllamaModel(path: path)
+        try apply(to: m)
+        return m
+    }
+
+    /// Switches `m` (its weights final) to bfloat16 when asked, saying on which kernel.
+    func apply(to m: MllamaModel) throws {
+        if dtype == .bfloat16 { Job.note("loranas: " + (try m.useBFloat16())) }
+    }
+}
+
+extension WeightDType: ExpressibleByArgument {}
+
 struct OutputOptions: ParsableArguments {
     @Flag(help: "Print the result as JSON on stdout.") var json = false
 }

@@ -28,6 +28,7 @@ struct SearchCommand: ParsableCommand {
     @Option(help: "Learning rate for the architecture weights α (Adam).") var alphaLr: Float = 3e-3
 
     @OptionGroup var settings: RunOptions
+    @OptionGroup var compute: ComputeOptions
     @OptionGroup var format: OutputOptions
 
     @Option(name: .shortAndLong, help: "The search result JSON to write.") var output: String
@@ -53,7 +54,7 @@ struct SearchCommand: ParsableCommand {
 
     func run() throws {
         let o = try Job.engine { try options() }
-        let m = try Job.engine { try MllamaModel(path: model) }
+        let m = try Job.engine { try compute.load(model) }
         let sets = try Job.engine { try data.load(model: model) }
         let result = try Job.train("search", run: settings, stopped: \.stopped) { progress in
             try m.search(train: sets.train, validation: sets.val, options: o, progress: progress)

@@ -184,11 +184,12 @@ func configDirectory(_ size: String) -> String {
 }
 
 func step(size: String, mode: String, steps: Int, warmup: Int, batch: Int, seq: Int, images: Bool,
-          dataParallel: Bool) throws {
+          dataParallel: Bool, bfloat16: Bool) throws {
     let dir = configDirectory(size)
     let config = try MllamaConfig(contentsOf: dir)
     let model = try MllamaModel(config: config)
     model.initializeRandomly(seed: 0)
+    let compute = bfloat16 ? try model.useBFloat16() : "float32"
     let inputs = benchBatch(config, seed: 1, batch: batch, seq: seq, images: images)
     let targets = model.linears(matching: .all)
     var rng = SplitMix64(seed: 2)
@@ -238,6 +239,7 @@ func step(size: String, mode: String, steps: Int, warmup: Int, batch: Int, seq: 
         JSON.object([
             ("size", .string(size)), ("mode", .string(mode)), ("threads", .number(Double(Engine.threads))),
             ("ranks", .number(Double(world.size))), ("data_parallel", .bool(dataParallel)),
+            ("compute", .string(compute)),
             ("step_ms_median", .number(1000 * median(times))),
             ("step_ms_all", .array(times.map { .number(1000 * $0) })),
             ("reduced_bytes_per_step", .number(Double(world.traffic.bytes / max(1, k)))),
@@ -263,7 +265,7 @@ do {
             size: option("size", "tiny"), mode: option("mode", "lora"), steps: Int(option("steps", "6"))!,
             warmup: Int(option("warmup", "2"))!,
             batch: Int(option("batch", "4"))!, seq: Int(option("seq", "128"))!, images: option("images", "1") != "0",
-            dataParallel: option("data-parallel", "0") == "1")
+            dataParallel: option("data-parallel", "0") == "1", bfloat16: option("dtype", "float32") == "bfloat16")
     default:
         print(
             "usage: loranas-bench kernels | ceiling [--n 2048] [--reps 5] [--threads N]\n"
@@ -271,7 +273,8 @@ do {
                 + "       loranas-bench step --size tiny|small|medium --mode lora|supernet|forward\n"
                 + "                          [--steps N] [--warmup N]\n"
                 + "                          [--threads N] [--batch B] [--seq S] [--images 0|1]\n"
-                + "                          [--data-parallel 0|1]  (1: the jobs' step, split over mpirun's ranks)")
+                + "                          [--data-parallel 0|1]  (1: the jobs' step, split over mpirun's ranks)\n"
+                + "                          [--dtype float32|bfloat16]  (bfloat16: the frozen base on bf16 GEMMs)")
         exit(2)
     }
 } catch {

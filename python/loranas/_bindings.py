@@ -186,6 +186,10 @@ loranas_model_free = _bind("loranas_model_free", [loranas_model_p], None)
 # int32_t loranas_model_describe(const loranas_model *model, char *buf, int64_t buf_len, int64_t *out_len);
 loranas_model_describe = _bind("loranas_model_describe", [loranas_model_p, c_char_p, c_int64, c_int64_p], c_int32)
 
+# int32_t loranas_model_use_bfloat16(loranas_model *model, char *summary, int64_t summary_len, int64_t *out_len);
+loranas_model_use_bfloat16 = _bind("loranas_model_use_bfloat16", [loranas_model_p, c_char_p, c_int64, POINTER(c_int64)],
+                                   c_int32)
+
 # int32_t loranas_model_forward(loranas_model *model, const loranas_batch *batch, float *logits, int64_t logits_count,
 #                               float *loss, int32_t *has_loss);
 loranas_model_forward = _bind(

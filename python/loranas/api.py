@@ -95,7 +95,7 @@ def matmul(a, b, trans_a: bool = False, trans_b: bool = False) -> np.ndarray:
 # ---- models ----------------------------------------------------------------------------------
 
 
-def load_model(path: str | os.PathLike, adapter: str | os.PathLike | None = None) -> Model:
+def load_model(path: str | os.PathLike, adapter: str | os.PathLike | None = None, dtype: str = "float32") -> Model:
     """Load a Hugging Face Mllama checkpoint directory.
 
     Parameters
@@ -104,6 +104,11 @@ def load_model(path: str | os.PathLike, adapter: str | os.PathLike | None = None
         A directory with ``config.json`` and ``model.safetensors`` (or a sharded index).
     adapter : str or PathLike, optional
         A PEFT LoRA adapter directory to load onto the model (see :meth:`Model.load_adapter`).
+    dtype : {"float32", "bfloat16"}
+        float32 (the default) computes exactly as transformers in float32. bfloat16 rounds the frozen base
+        weights to bfloat16 and computes them on the CPU's bf16 matrix units (AMX tiles, else AVX512-BF16) with
+        float32 sums; LoRA weights, α, optimizer state, norms, attention and the loss stay float32.
+        ``Model.compute`` says which kernel runs.
 
     Returns
     -------
@@ -115,7 +120,7 @@ def load_model(path: str | os.PathLike, adapter: str | os.PathLike | None = None
     NotFoundError, EngineIOError, FormatError
         When the directory, a file or a tensor is missing or malformed.
     """
-    return Model(path, adapter=adapter)
+    return Model(path, adapter=adapter, dtype=dtype)
 
 
 def init_model(path: str | os.PathLike, seed: int = 0) -> Model:

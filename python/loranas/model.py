@@ -52,9 +52,14 @@ class Model(OwnedHandle):
     _free = staticmethod(B.loranas_model_free)
 
     def __init__(self, path: str | os.PathLike, adapter: str | os.PathLike | None = None, *,
-                 fresh_seed: int | None = None):
+                 fresh_seed: int | None = None, dtype: str = "float32"):
         super().__init__()
+        if dtype not in ("float32", "bfloat16"):
+            raise InvalidArgumentError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}", context="load_model")
         self.path = os.fspath(path)
+        self.dtype = dtype
+        #: How the frozen base weights are computed ("float32", or which bf16 kernel).
+        self.compute = "float32"
         self._adapter_version = 0  # bumped by every call that may change the adapters
         handle = B.loranas_model_p()
         if fresh_seed is None:
@@ -69,6 +74,9 @@ class Model(OwnedHandle):
             with self._use() as h:
                 text = read_string(B.loranas_model_describe, h, "loranas_model_describe")
             self._config: dict = parse_json(text, "loranas_model_describe")
+            if dtype == "bfloat16":
+                with self._use() as h:
+                    self.compute = read_string(B.loranas_model_use_bfloat16, h, "loranas_model_use_bfloat16")
             if adapter is not None:
                 self.load_adapter(adapter)
         except BaseException:

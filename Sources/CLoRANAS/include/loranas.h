@@ -189,6 +189,12 @@ void loranas_model_free(loranas_model *model);
 /* A JSON object describing the model (config, parameter counts, targetable modules);
    same buffer protocol as loranas_checkpoint_name. */
 int32_t loranas_model_describe(const loranas_model *model, char *buf, int64_t buf_len, int64_t *out_len);
+/* Switches the frozen base weights to bfloat16 (one-way): every linear weight is rounded to bfloat16 and
+   computed on the best bf16 GEMM of this CPU (AMX tiles, else AVX512-BF16 dot products) with fp32 sums; LoRA,
+   alpha, norms, attention and the loss stay float32. Without either kernel the rounded weights are computed in
+   float32. `summary` gets which (same buffer protocol as loranas_checkpoint_name). A model whose base is being
+   trained is refused. */
+int32_t loranas_model_use_bfloat16(loranas_model *model, char *summary, int64_t summary_len, int64_t *out_len);
 /* Forward pass. logits (B, S, vocab_size) must hold logits_count floats. *has_loss is set to 1
    and *loss to the mean cross-entropy when labels are given; else *has_loss = 0 and *loss = NaN.
    loss and has_loss may be NULL. */

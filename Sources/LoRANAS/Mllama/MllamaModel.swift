@@ -11,6 +11,9 @@ public final class MllamaModel: @unchecked Sendable {
     public let params: ParameterSet
     /// Full-parameter gradients, present after `setBaseTrainable(true)`.
     public private(set) var grads: ParameterSet?
+    /// How the frozen linear weights are computed: float32, or bfloat16 after `useBFloat16()`.
+    public internal(set) var computeDType = WeightDType.float32
+    var bf16Summary = "float32"
 
     let vision: VisionModel
     let projector: LinearLayer
@@ -161,4 +164,40 @@ public final class MllamaModel: @unchecked Sendable {
 /// How saved weights are stored.
 public enum WeightDType: String, Sendable {
     case float32, bfloat16
+}
+
+extension MllamaModel {
+    /// Switches the frozen base to bfloat16 (issue 12, first cut): every linear layer's weight is rounded to
+    /// bfloat16 and packed for the best bf16 GEMM this CPU has (AMX, else AVX512-BF16), which then computes the
+    /// forward and the input gradient with fp32 sums; LoRA, α, norms, attention, softmax and the loss stay
+    /// fp32. Without either kernel the weights are rounded in place and computed in fp32. One-way, and the last
+    /// step after the weights are final (loaded or initialized): the packed copies are made here. The base cannot
+    /// be pretrained afterwards. Returns how the weights are computed.
+    @discardableResult
+    public func useBFloat16() throws -> String {
+        try require(grads == nil, "a model whose base weights are being trained stays float32")
+        guard computeDType == .float32 else { return bf16Summary }
+        let kernel = BF16Kernel.best
+        for layer in allLinears {
+            for i in 0..<layer.weight.count {
+                layer.weight.ptr[i] = Float(bitPattern: UInt32(bfloat16Bits(layer.weight.ptr[i])) << 16)
+            }
+            if let kernel {
+                let t = Tensor(zeros: [layer.inFeatures, layer.outFeatures])
+                transpose(layer.weight, into: t)
+                layer.bf16 = (PackedBF16Matrix(layer.weight, kernel: kernel), PackedBF16Matrix(t, kernel: kernel))
+            }
+        }
+        computeDType = .bfloat16
+        bf16Summary = kernel.map { "bfloat16 weights on \($0.rawValue) (\($0 == .amx ? "AMX tiles" : "AVX512-BF16"))" }
+            ?? "bfloat16 weights computed in float32 (this CPU has neither AMX nor AVX512-BF16)"
+        return bf16Summary
+    }
+
+    private func transpose(_ w: Tensor, into t: Tensor) {
+        let rows = w.shape[0], cols = w.shape[1]
+        for r in 0..<rows {
+            for c in 0..<cols { t.ptr[c * rows + r] = w.ptr[r * cols + c] }
+        }
+    }
 }

@@ -9,6 +9,7 @@ extension MllamaModel {
         try o.validate()
         try require(loraAdapters.isEmpty && supernetAdapters.isEmpty,
                     "full-parameter training needs a model without adapters (clear them first)")
+        try require(computeDType == .float32, "full-parameter training needs a float32 model (this one is bfloat16)")
         let fingerprint = o.fingerprint + "|" + (try checkRunData(train, validation, job: "full-parameter training"))
         let initial = try evaluate(validation, batchSize: o.evalBatchSize)
         let order = try BatchOrder(seed: o.seed, dataset: train, settings: o)
