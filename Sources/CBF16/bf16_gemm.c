@@ -24,6 +24,19 @@ int lr_bf16_supported(void) {
     return (a >> 5) & 1;  // AVX512_BF16
 }
 
+const char *lr_openblas_preferred_core(void) {
+    unsigned a, b, c, d;
+    if (lr_bf16_supported()) return "Cooperlake";
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) return NULL;  // OSXSAVE
+    int fma = (c >> 12) & 1;
+    uint64_t xcr0 = lr_xgetbv();
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return NULL;
+    int avx512 = (b & (1u << 16)) && (b & (1u << 17)) && (b & (1u << 30)) && (b & (1u << 31));  // F, DQ, BW, VL
+    if (avx512 && (xcr0 & 0xE6) == 0xE6) return "SkylakeX";
+    if ((b & (1u << 5)) && fma && (xcr0 & 0x6) == 0x6) return "Haswell";  // AVX2
+    return NULL;
+}
+
 static uint16_t lr_bf16_round(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);

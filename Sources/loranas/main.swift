@@ -13,6 +13,8 @@ struct LoRANASCommand: ParsableCommand {
         ])
 }
 
+Engine.restartWithPreferredOpenBLASKernels()
+
 // A setting the engine cannot honour (LORANAS_NUM_THREADS=abc) is an error, never ignored. Under mpirun the
 // world starts here, in every process alike.
 let world: World

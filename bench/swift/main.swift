@@ -239,7 +239,7 @@ func step(size: String, mode: String, steps: Int, warmup: Int, batch: Int, seq: 
         JSON.object([
             ("size", .string(size)), ("mode", .string(mode)), ("threads", .number(Double(Engine.threads))),
             ("ranks", .number(Double(world.size))), ("data_parallel", .bool(dataParallel)),
-            ("compute", .string(compute)),
+            ("compute", .string(compute)), ("openblas_core", .string(Engine.openBLASCore)),
             ("step_ms_median", .number(1000 * median(times))),
             ("step_ms_all", .array(times.map { .number(1000 * $0) })),
             ("reduced_bytes_per_step", .number(Double(world.traffic.bytes / max(1, k)))),
@@ -249,6 +249,7 @@ func step(size: String, mode: String, steps: Int, warmup: Int, batch: Int, seq: 
         ]).serialized)
 }
 
+Engine.restartWithPreferredOpenBLASKernels()
 let args = CommandLine.arguments
 func option(_ name: String, _ fallback: String) -> String {
     if let i = args.firstIndex(of: "--" + name), i + 1 < args.count { return args[i + 1] }

@@ -73,8 +73,28 @@ def candidate_paths() -> list[Path]:
     return paths
 
 
+def prefer_openblas_kernels() -> None:
+    """OpenBLAS picks its kernels when it loads. Unless OPENBLAS_CORETYPE says which, choose those this CPU runs best,
+    by the engine's rule (lr_openblas_preferred_core): OpenBLAS 0.3.21 takes newer Intel CPUs for Prescott (SSE3),
+    2-3x slower. /proc/cpuinfo lists only the features the kernel enabled."""
+    if "OPENBLAS_CORETYPE" in os.environ:
+        return
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return
+    if "avx512_bf16" in flags and {"avx512f", "avx512bw", "avx512vl"} <= set(flags):
+        os.environ["OPENBLAS_CORETYPE"] = "Cooperlake"
+    elif {"avx512f", "avx512dq", "avx512bw", "avx512vl"} <= set(flags):
+        os.environ["OPENBLAS_CORETYPE"] = "SkylakeX"
+    elif {"avx2", "fma"} <= set(flags):
+        os.environ["OPENBLAS_CORETYPE"] = "Haswell"
+
+
 def load_library() -> tuple[ctypes.CDLL, Path]:
     """Load the first candidate that exists and loads; return it with its path."""
+    prefer_openblas_kernels()
     attempts: list[tuple[str, str]] = []
     for path in candidate_paths():
         if not path.exists():

@@ -11,6 +11,11 @@
 /// 1 when the CPU has AVX512-BF16 (and AVX512F/BW) and the OS saves the zmm registers, else 0.
 int lr_bf16_supported(void);
 
+/// The OpenBLAS core type (OPENBLAS_CORETYPE) whose kernels this CPU runs best: "Cooperlake" (AVX-512 with
+/// BF16), "SkylakeX" (AVX-512), "Haswell" (AVX2 + FMA), or NULL. OpenBLAS 0.3.21 does not recognize newer Intel
+/// generations and falls back to Prescott (SSE3) kernels, two to three times slower.
+const char *lr_openblas_preferred_core(void);
+
 /// Columns of W per packed panel (two zmm registers of fp32 outputs).
 enum { LR_BF16_PANEL = 32 };
 

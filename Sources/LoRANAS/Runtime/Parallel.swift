@@ -1,3 +1,4 @@
+import CBF16
 import COpenBLAS
 import CRuntime
 import Dispatch
@@ -68,6 +69,25 @@ public enum Engine {
                 "LORANAS_NUM_THREADS=\"\(s)\" is not a thread count in 1...\(maxThreads)")
         }
         return n
+    }
+
+    /// The OpenBLAS kernels this CPU runs best (see `lr_openblas_preferred_core`), nil when none fits.
+    public static var preferredOpenBLASCore: String? {
+        lr_openblas_preferred_core().map { String(cString: $0) }
+    }
+
+    /// For executables, first thing in main: OpenBLAS picks its kernels when it loads, before main, so unless
+    /// OPENBLAS_CORETYPE says which, the process restarts itself once (same pid, same arguments) with the kernels
+    /// this CPU runs best. If the restart fails, it goes on with the kernels already loaded.
+    public static func restartWithPreferredOpenBLASKernels() {
+        guard getenv("OPENBLAS_CORETYPE") == nil, let core = preferredOpenBLASCore else { return }
+        setenv("OPENBLAS_CORETYPE", core, 1)
+        execv("/proc/self/exe", CommandLine.unsafeArgv)
+    }
+
+    /// The kernels OpenBLAS runs in this process (it picks them when it loads, from OPENBLAS_CORETYPE or CPUID).
+    public static var openBLASCore: String {
+        openblas_get_corename().map { String(cString: $0) } ?? "unknown"
     }
 
     /// Throws when the environment holds a setting the engine cannot honour.
