@@ -44,9 +44,29 @@ static uint16_t lr_bf16_round(float f) {
     return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
 }
 
+// 32 floats at a time with VCVTNE2PS2BF16 (round to nearest even; it reads subnormal inputs as zero).
+LR_AVX512BF16 static void lr_bf16_convert_row_avx512(const float *x, int64_t k, uint16_t *out) {
+    int64_t j = 0;
+    for (; j + 32 <= k; j += 32) {
+        __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + j + 16), _mm512_loadu_ps(x + j));
+        _mm512_storeu_si512(out + j, (__m512i)v);
+    }
+    for (; j < k; j++) out[j] = lr_bf16_round(x[j]);
+}
+
 void lr_bf16_convert_rows(const float *x, int64_t m, int64_t k, int64_t kp, uint16_t *out) {
+    static int known = -1;  // CPUID traps to the hypervisor in a VM: ask once (a race only writes the same value)
+    int vector = __atomic_load_n(&known, __ATOMIC_RELAXED);
+    if (vector < 0) {
+        vector = lr_bf16_supported();
+        __atomic_store_n(&known, vector, __ATOMIC_RELAXED);
+    }
     for (int64_t i = 0; i < m; i++) {
-        for (int64_t j = 0; j < k; j++) out[i * kp + j] = lr_bf16_round(x[i * k + j]);
+        if (vector) {
+            lr_bf16_convert_row_avx512(x + i * k, k, out + i * kp);
+        } else {
+            for (int64_t j = 0; j < k; j++) out[i * kp + j] = lr_bf16_round(x[i * k + j]);
+        }
         for (int64_t j = k; j < kp; j++) out[i * kp + j] = 0;
     }
 }
