@@ -79,7 +79,8 @@ def markdown(rows, gemms, coretype):
             f"({r['rss_bf16_over_torch_bf16']:.2f}) |")
     lines += ["", "The bf16 GEMM alone (`loranas-bench bf16 --threads 2`: y = x·Wᵀ with x converted to bf16), "
               "against sgemm on the same shape and the kernel's ceiling measured in the same run:", "",
-              "| kernel | m × k × n | bf16 GFLOP/s | sgemm GFLOP/s | ceiling GFLOP/s | MFU |", "|---|---|---|---|---|---|"]
+              "| kernel | m × k × n | bf16 GFLOP/s | sgemm GFLOP/s | ceiling GFLOP/s | MFU |",
+              "|---|---|---|---|---|---|"]
     for g in gemms:
         lines.append(f"| {g['kernel']} | {g['m']} × {g['k']} × {g['n']} | {g['bf16_gflops']:.0f} | "
                      f"{g['sgemm_gflops']:.0f} | {g['ceiling_gflops']:.0f} | {100 * g['mfu']:.0f}% |")
