@@ -69,8 +69,8 @@ def test_search_and_finetune_in_bf16_match_fp32():
                                  seed=3)
             return s.ranks, f.eval_perplexity[-1]
     (ranks32, ppl32), (ranks16, ppl16) = run("float32"), run("bfloat16")
-    assert ranks16 == ranks32 or abs(ppl16 - ppl32) / ppl32 < 5e-3
-    assert abs(ppl16 - ppl32) / ppl32 < 5e-3
+    assert len(ranks16) == len(ranks32)
+    assert abs(ppl16 - ppl32) / ppl32 < 5e-3  # stricter than the "same ranks or within 0.5%"
 
 
 def test_bad_dtype_is_refused():

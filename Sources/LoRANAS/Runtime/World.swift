@@ -129,7 +129,9 @@ public final class World: @unchecked Sendable {
         let first = Int(failed)
         if first == size { return try outcome.get() }
         failedTogether = true
-        let error = transport.broadcast(outcome.error.map(WireError.init) ?? WireError(), from: first)
+        let local = outcome.error.map(WireError.init) ?? WireError()
+        let error = WireError(code: transport.broadcast(local.code, from: first),
+                              message: transport.broadcast(local.message, from: first))
         if first == rank { _ = try outcome.get() }
         throw error.engineError.prefixed("rank \(first): ")
     }
@@ -144,7 +146,7 @@ public final class World: @unchecked Sendable {
     /// ranks fed different data would otherwise train on a mix without noticing.
     func requireSame(_ text: String, _ what: String) throws {
         guard let transport else { return }
-        let root = transport.broadcast(WireError(code: 0, message: text), from: 0).message
+        let root = transport.broadcast(text, from: 0)
         try agree {
             try require(root == text, "this rank's \(what) differ from rank 0's")
         }

@@ -81,14 +81,20 @@ import Foundation
             allreduce(p, count, lr_mpi_int(), 4, lr_mpi_min())
         }
 
-        /// Rank `root`'s error on every rank (its kind, then its message's length and bytes).
-        func broadcast(_ error: WireError, from root: Int) -> WireError {
-            var header: [Int32] = [error.code, Int32(clamping: error.message.utf8.count)]
-            MPI_Bcast(&header, 2, lr_mpi_int(), Int32(root), lr_mpi_comm_world())
-            var bytes = Array(error.message.utf8.prefix(Int(header[1])))
-            if bytes.count < Int(header[1]) { bytes = [UInt8](repeating: 0, count: Int(header[1])) }
-            MPI_Bcast(&bytes, header[1], lr_mpi_byte(), Int32(root), lr_mpi_comm_world())
-            return WireError(code: header[0], message: String(decoding: bytes, as: UTF8.self))
+        /// Rank `root`'s value on every rank.
+        func broadcast(_ value: Int32, from root: Int) -> Int32 {
+            var v = value
+            MPI_Bcast(&v, 1, lr_mpi_int(), Int32(root), lr_mpi_comm_world())
+            return v
+        }
+
+        /// Rank `root`'s text on every rank (its length, then its bytes).
+        func broadcast(_ text: String, from root: Int) -> String {
+            let count = broadcast(Int32(clamping: text.utf8.count), from: root)
+            var bytes = Array(text.utf8.prefix(Int(count)))
+            if bytes.count < Int(count) { bytes = [UInt8](repeating: 0, count: Int(count)) }
+            MPI_Bcast(&bytes, count, lr_mpi_byte(), Int32(root), lr_mpi_comm_world())
+            return String(decoding: bytes, as: UTF8.self)
         }
 
         func abort() {
@@ -112,7 +118,8 @@ import Foundation
         func sum(_ p: UnsafeMutablePointer<Double>, count: Int) {}
         func sum(_ p: UnsafeMutablePointer<Int32>, count: Int) {}
         func min(_ p: UnsafeMutablePointer<Int32>, count: Int) {}
-        func broadcast(_ error: WireError, from root: Int) -> WireError { switch self {} }
+        func broadcast(_ value: Int32, from root: Int) -> Int32 { switch self {} }
+        func broadcast(_ text: String, from root: Int) -> String { switch self {} }
         func abort() {}
     }
 #endif
