@@ -5,6 +5,7 @@
 
 #include <cpuid.h>
 #include <immintrin.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -27,21 +28,29 @@ int lr_amx_supported(void) {
 }
 
 void lr_amx_pack_w(const uint16_t *w, int64_t n, int64_t k, uint16_t *packed) {
-    int64_t kp = lr_amx_kp(k), panels = (n + LR_BF16_PANEL - 1) / LR_BF16_PANEL;
-    uint16_t *dst = packed;
-    for (int64_t p = 0; p < panels; p++) {
-        for (int64_t c = 0; c < kp / 32; c++) {
-            for (int64_t half = 0; half < 2; half++) {  // a B tile: 16 pairs of k × 16 columns × 2
-                for (int64_t q = 0; q < 16; q++) {
-                    for (int64_t col = 0; col < 16; col++) {
-                        int64_t row = p * LR_BF16_PANEL + half * 16 + col;
-                        for (int64_t e = 0; e < 2; e++) {
-                            int64_t j = c * 32 + 2 * q + e;
-                            *dst++ = (row < n && j < k) ? w[row * k + j] : 0;
-                        }
-                    }
-                }
-            }
+    int64_t kp = lr_amx_kp(k);
+    memset(packed, 0, (size_t)lr_amx_packed_count(n, k) * 2);
+    for (int64_t r = 0; r < n; r++) {
+        for (int64_t j = 0; j < k; j++) packed[lr_amx_index(r, j, kp)] = w[r * k + j];
+    }
+}
+
+void lr_amx_unpack_w(const uint16_t *packed, int64_t n, int64_t k, uint16_t *w) {
+    int64_t kp = lr_amx_kp(k);
+    for (int64_t r = 0; r < n; r++) {
+        for (int64_t j = 0; j < k; j++) w[r * k + j] = packed[lr_amx_index(r, j, kp)];
+    }
+}
+
+// Columns [j0, j0 + 32) of W as a panel over n, in the layout lr_amx_pack_w gives W's rows: each 32 × 32 block of
+// W is one chunk of the packing, re-laid within its 2 KiB. Zero past n and k (the packing holds the zeros).
+static void lr_amx_column_panel(const uint16_t *packed, int64_t n, int64_t k, int64_t j0, uint16_t *panel) {
+    int64_t kp = lr_amx_kp(k), kpn = lr_amx_kp(n);
+    for (int64_t r0 = 0; r0 < kpn; r0 += 32) {
+        const uint16_t *block = packed + lr_amx_index(r0, j0, kp);
+        uint16_t *dst = panel + lr_amx_index(0, r0, kpn);
+        for (int64_t m = 0; m < 32; m++) {
+            for (int64_t r = 0; r < 32; r++) dst[lr_amx_index(m, r, 32)] = block[lr_amx_index(r, m, 32)];
         }
     }
 }
@@ -95,29 +104,49 @@ LR_AMX static void lr_amx_block(const uint16_t *a, int64_t kp, const uint16_t *p
     _tile_stored(3, c + 16 * ldc + 16, ldc * 4);
 }
 
+// Rows [0, m) of C's `cols` ≤ 32 columns at c from one panel; a block past C's edge goes through a 32×32 buffer,
+// of which the valid part is copied.
+LR_AMX static void lr_amx_panel_rows(const uint16_t *a, int64_t m, int64_t kp, const uint16_t *panel, int64_t cols,
+                                     float *c, int64_t ldc, int accumulate) {
+    float edge[32 * 32] __attribute__((aligned(64)));
+    for (int64_t row = 0; row < m; row += 32) {
+        int64_t rows = m - row < 32 ? m - row : 32;
+        float *dst = c + row * ldc;
+        if (rows == 32 && cols == 32) {
+            lr_amx_block(a + row * kp, kp, panel, dst, ldc, accumulate);
+            continue;
+        }
+        memset(edge, 0, sizeof edge);
+        for (int64_t r = 0; accumulate && r < rows; r++) memcpy(edge + r * 32, dst + r * ldc, (size_t)cols * 4);
+        lr_amx_block(a + row * kp, kp, panel, edge, 32, accumulate);
+        for (int64_t r = 0; r < rows; r++) memcpy(dst + r * ldc, edge + r * 32, (size_t)cols * 4);
+    }
+}
+
 LR_AMX void lr_amx_gemm_nt(const uint16_t *a, int64_t m, int64_t kp, const uint16_t *packed, int64_t n, int64_t n0,
                            int64_t n1, float *c, int64_t ldc, int accumulate) {
     if (n1 > n) n1 = n;
-    float edge[32 * 32] __attribute__((aligned(64)));
     lr_amx_configure();
     for (int64_t col = n0; col < n1; col += LR_BF16_PANEL) {
-        const uint16_t *panel = packed + col * kp;
         int64_t cols = n1 - col < 32 ? n1 - col : 32;
-        for (int64_t row = 0; row < m; row += 32) {
-            int64_t rows = m - row < 32 ? m - row : 32;
-            float *dst = c + row * ldc + col;
-            if (rows == 32 && cols == 32) {
-                lr_amx_block(a + row * kp, kp, panel, dst, ldc, accumulate);
-                continue;
-            }
-            // A block past C's edge goes through a 32×32 buffer, of which the valid part is copied.
-            memset(edge, 0, sizeof edge);
-            for (int64_t r = 0; accumulate && r < rows; r++) memcpy(edge + r * 32, dst + r * ldc, (size_t)cols * 4);
-            lr_amx_block(a + row * kp, kp, panel, edge, 32, accumulate);
-            for (int64_t r = 0; r < rows; r++) memcpy(dst + r * ldc, edge + r * 32, (size_t)cols * 4);
-        }
+        lr_amx_panel_rows(a, m, kp, packed + col * kp, cols, c + col, ldc, accumulate);
     }
     _tile_release();
+}
+
+LR_AMX void lr_amx_gemm_nn(const uint16_t *a, int64_t m, int64_t kpn, const uint16_t *packed, int64_t n, int64_t k,
+                           int64_t j0, int64_t j1, float *c, int64_t ldc, int accumulate) {
+    if (j1 > k) j1 = k;
+    uint16_t *panel = aligned_alloc(64, (size_t)kpn * 64);  // kpn × 32 elements
+    if (!panel) abort();  // a few hundred KiB: as the engine's own allocations, out of memory is fatal
+    lr_amx_configure();
+    for (int64_t col = j0; col < j1; col += LR_BF16_PANEL) {
+        int64_t cols = j1 - col < 32 ? j1 - col : 32;
+        lr_amx_column_panel(packed, n, k, col, panel);
+        lr_amx_panel_rows(a, m, kpn, panel, cols, c + col, ldc, accumulate);
+    }
+    _tile_release();
+    free(panel);
 }
 
 LR_AMX float lr_amx_peak(int64_t iters) {

@@ -4,6 +4,7 @@
 
 #include <cpuid.h>
 #include <immintrin.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define LR_AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
@@ -72,17 +73,28 @@ void lr_bf16_convert_rows(const float *x, int64_t m, int64_t k, int64_t kp, uint
 }
 
 void lr_bf16_pack_w(const uint16_t *w, int64_t n, int64_t k, uint16_t *packed) {
-    int64_t kp = lr_bf16_kp(k), panels = (n + LR_BF16_PANEL - 1) / LR_BF16_PANEL;
-    for (int64_t p = 0; p < panels; p++) {
-        uint16_t *dst = packed + p * LR_BF16_PANEL * kp;
-        for (int64_t q = 0; q < kp / 2; q++) {
-            for (int64_t col = 0; col < LR_BF16_PANEL; col++) {
-                int64_t row = p * LR_BF16_PANEL + col;
-                for (int64_t e = 0; e < 2; e++) {
-                    int64_t j = 2 * q + e;
-                    dst[(q * LR_BF16_PANEL + col) * 2 + e] = (row < n && j < k) ? w[row * k + j] : 0;
-                }
-            }
+    int64_t kp = lr_bf16_kp(k);
+    memset(packed, 0, (size_t)lr_bf16_packed_count(n, k) * 2);
+    for (int64_t r = 0; r < n; r++) {
+        for (int64_t j = 0; j < k; j++) packed[lr_bf16_index(r, j, kp)] = w[r * k + j];
+    }
+}
+
+void lr_bf16_unpack_w(const uint16_t *packed, int64_t n, int64_t k, uint16_t *w) {
+    int64_t kp = lr_bf16_kp(k);
+    for (int64_t r = 0; r < n; r++) {
+        for (int64_t j = 0; j < k; j++) w[r * k + j] = packed[lr_bf16_index(r, j, kp)];
+    }
+}
+
+// Columns [j0, j0 + 32) of W as a panel over n: pair q of it holds (W[2q][j], W[2q + 1][j]) for the 32 j side by
+// side, the layout lr_bf16_pack_w gives W's rows. Past n or k: zero.
+static void lr_bf16_column_panel(const uint16_t *packed, int64_t n, int64_t k, int64_t j0, uint16_t *panel) {
+    int64_t kp = lr_bf16_kp(k), kpn = lr_bf16_kp(n);
+    for (int64_t r = 0; r < kpn; r++) {
+        for (int64_t m = 0; m < LR_BF16_PANEL; m++) {
+            int64_t j = j0 + m;
+            panel[lr_bf16_index(m, r, kpn)] = (r < n && j < k) ? packed[lr_bf16_index(r, j, kp)] : 0;
         }
     }
 }
@@ -118,28 +130,44 @@ LR_TILE(4)
 LR_TILE(2)
 LR_TILE(1)
 
-LR_AVX512BF16 void lr_bf16_gemm_nt(const uint16_t *a, int64_t m, int64_t kp, const uint16_t *packed, int64_t n,
-                                   int64_t n0, int64_t n1, float *c, int64_t ldc, int accumulate) {
+// Rows [0, m) of C's `width` ≤ 32 columns at c from one panel.
+LR_AVX512BF16 static void lr_bf16_panel_rows(const uint16_t *a, int64_t m, int64_t kp, const uint16_t *panel,
+                                             int64_t width, float *c, int64_t ldc, int accumulate) {
+    __mmask16 m0 = width >= 16 ? 0xFFFF : (__mmask16)((1u << width) - 1);
+    __mmask16 m1 = width >= 32 ? 0xFFFF : width <= 16 ? 0 : (__mmask16)((1u << (width - 16)) - 1);
+    int64_t row = 0;
+    for (; row + 8 <= m; row += 8) lr_tile_8(a + row * kp, kp, panel, c + row * ldc, ldc, m0, m1, accumulate);
+    if (row + 4 <= m) {
+        lr_tile_4(a + row * kp, kp, panel, c + row * ldc, ldc, m0, m1, accumulate);
+        row += 4;
+    }
+    if (row + 2 <= m) {
+        lr_tile_2(a + row * kp, kp, panel, c + row * ldc, ldc, m0, m1, accumulate);
+        row += 2;
+    }
+    if (row < m) lr_tile_1(a + row * kp, kp, panel, c + row * ldc, ldc, m0, m1, accumulate);
+}
+
+void lr_bf16_gemm_nt(const uint16_t *a, int64_t m, int64_t kp, const uint16_t *packed, int64_t n, int64_t n0,
+                     int64_t n1, float *c, int64_t ldc, int accumulate) {
     if (n1 > n) n1 = n;
     for (int64_t col = n0; col < n1; col += LR_BF16_PANEL) {
-        const uint16_t *panel = packed + col * kp;  // panel col / 32 starts at col · kp
         int64_t width = n1 - col < LR_BF16_PANEL ? n1 - col : LR_BF16_PANEL;
-        __mmask16 m0 = width >= 16 ? 0xFFFF : (__mmask16)((1u << width) - 1);
-        __mmask16 m1 = width >= 32 ? 0xFFFF : width <= 16 ? 0 : (__mmask16)((1u << (width - 16)) - 1);
-        int64_t row = 0;
-        for (; row + 8 <= m; row += 8) {
-            lr_tile_8(a + row * kp, kp, panel, c + row * ldc + col, ldc, m0, m1, accumulate);
-        }
-        if (row + 4 <= m) {
-            lr_tile_4(a + row * kp, kp, panel, c + row * ldc + col, ldc, m0, m1, accumulate);
-            row += 4;
-        }
-        if (row + 2 <= m) {
-            lr_tile_2(a + row * kp, kp, panel, c + row * ldc + col, ldc, m0, m1, accumulate);
-            row += 2;
-        }
-        if (row < m) lr_tile_1(a + row * kp, kp, panel, c + row * ldc + col, ldc, m0, m1, accumulate);
+        lr_bf16_panel_rows(a, m, kp, packed + col * kp, width, c + col, ldc, accumulate);  // panel col / 32
     }
+}
+
+void lr_bf16_gemm_nn(const uint16_t *a, int64_t m, int64_t kpn, const uint16_t *packed, int64_t n, int64_t k,
+                     int64_t j0, int64_t j1, float *c, int64_t ldc, int accumulate) {
+    if (j1 > k) j1 = k;
+    uint16_t *panel = malloc((size_t)kpn * LR_BF16_PANEL * 2);
+    if (!panel) abort();  // a few hundred KiB: as the engine's own allocations, out of memory is fatal
+    for (int64_t col = j0; col < j1; col += LR_BF16_PANEL) {
+        int64_t width = j1 - col < LR_BF16_PANEL ? j1 - col : LR_BF16_PANEL;
+        lr_bf16_column_panel(packed, n, k, col, panel);
+        lr_bf16_panel_rows(a, m, kpn, panel, width, c + col, ldc, accumulate);
+    }
+    free(panel);
 }
 
 LR_AVX512BF16 float lr_bf16_peak(int64_t iters) {

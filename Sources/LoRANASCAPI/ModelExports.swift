@@ -5,12 +5,24 @@ import LoRANAS
 typealias ModelHandle = Handle<MllamaModel>
 
 @_cdecl("loranas_model_load")
-public func loranas_model_load(_ path: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+public func loranas_model_load(
+    _ path: UnsafePointer<CChar>?, _ dtype: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<OpaquePointer?>?
+) -> Int32 {
     guarded {
         let out = try arg(out, "out")
         out.pointee = nil
-        out.pointee = ModelHandle.retain(try MllamaModel(path: try string(path, "path")))
+        let model = try MllamaModel(path: try string(path, "path"), dtype: try weightDType(dtype))
+        out.pointee = ModelHandle.retain(model)
     }
+}
+
+/// A C string naming a `WeightDType`; NULL is float32.
+func weightDType(_ p: UnsafePointer<CChar>?) throws -> WeightDType {
+    let name = p.map { String(cString: $0) } ?? WeightDType.float32.rawValue
+    guard let type = WeightDType(rawValue: name) else {
+        throw LoRANASError.invalidArgument("dtype must be float32 or bfloat16, got \(name)")
+    }
+    return type
 }
 
 @_cdecl("loranas_model_init")

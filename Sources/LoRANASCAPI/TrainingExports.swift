@@ -28,10 +28,7 @@ public func loranas_model_save_merged(
 ) -> Int32 {
     guarded {
         let dir = try string(dir, "dir")
-        let name = dtype.map { String(cString: $0) } ?? WeightDType.float32.rawValue
-        guard let type = WeightDType(rawValue: name) else {
-            throw LoRANASError.invalidArgument("dtype must be float32 or bfloat16, got \(name)")
-        }
+        let type = try weightDType(dtype)
         try ModelHandle.borrow(h, "model").with { try $0.saveMerged(to: dir, dtype: type) }
     }
 }

@@ -84,10 +84,10 @@ struct ComputeOptions: ParsableArguments {
         """)
     var dtype: WeightDType = .float32
 
-    /// The model at `path`, switched to bfloat16 when asked.
+    /// The model at `path`, its linear weights loaded as bfloat16 when asked.
     func load(_ path: String) throws -> MllamaModel {
-        let m = try MllamaModel(path: path)
-        try apply(to: m)
+        let m = try MllamaModel(path: path, dtype: dtype)
+        if dtype == .bfloat16 { Job.note("loranas: " + m.bf16Summary) }
         return m
     }
 

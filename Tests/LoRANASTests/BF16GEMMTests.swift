@@ -2,7 +2,8 @@ import Foundation
 import XCTest
 @testable import LoRANAS
 
-/// The bf16 GEMMs (AMX and AVX512-BF16) against a float64 reference on the same bfloat16-rounded inputs:
+/// The bf16 GEMMs (AMX and AVX512-BF16), forward (x·Wᵀ) and input gradient (dy·W on the same packing), against a
+/// float64 reference on the same bfloat16-rounded inputs:
 /// products of two bf16 values are exact in fp32, so the only difference is fp32 accumulation order. Shapes
 /// cover odd k, n past a 32-column panel, row counts off the kernels' row blocks, and accumulation into y.
 final class BF16GEMMTests: XCTestCase {
@@ -44,6 +45,35 @@ final class BF16GEMMTests: XCTestCase {
                         XCTAssertEqual(Double(acc.ptr[i * n + j]), expected, accuracy: tol + 1e-6)
                     }
                 }
+                try checkInputGradient(packed, w, m: m, rng: &rng)
+            }
+        }
+    }
+
+    /// dx += dy·W on the forward's packing, and the packing read back, against the rounded W.
+    private func checkInputGradient(_ packed: PackedBF16Matrix, _ w: Tensor, m: Int, rng: inout SplitMix64) throws {
+        let n = packed.rows, k = packed.cols
+        let dy = Tensor((0..<(m * n)).map { _ in rng.uniform(-2, 2) }, shape: [m, n])
+        let start = Tensor((0..<(m * k)).map { _ in rng.uniform(-1, 1) }, shape: [m, k])
+        let dx = start.copy()
+        BF16.inputGradient(dy.ptr, m: m, w: packed, dx: dx.ptr)
+        let back = packed.unpacked()
+        for r in 0..<n {
+            for j in 0..<k {
+                XCTAssertEqual(back.ptr[r * k + j], rounded(w.ptr[r * k + j]), "unpacked W[\(r), \(j)]")
+                XCTAssertEqual(packed[r, j], rounded(w.ptr[r * k + j]), "W[\(r), \(j)] read from the packing")
+            }
+        }
+        for i in 0..<m {
+            for j in 0..<k {
+                var ref = Double(start.ptr[i * k + j]), size = 0.0
+                for p in 0..<n {
+                    let prod = Double(rounded(dy.ptr[i * n + p])) * Double(rounded(w.ptr[p * k + j]))
+                    ref += prod
+                    size += abs(prod)
+                }
+                let at = "\(packed.kernel) dx \(m)×\(n)×\(k) [\(i), \(j)]"
+                XCTAssertEqual(Double(dx.ptr[i * k + j]), ref, accuracy: 1e-6 * size + 1e-6, at)
             }
         }
     }

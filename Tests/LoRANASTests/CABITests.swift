@@ -94,7 +94,7 @@ final class CABITests: XCTestCase {
         loranas_model_free(nil)
 
         var model: OpaquePointer?
-        XCTAssertEqual(loranas_model_load(MllamaFixtureTests.path("tiles4_gqa"), &model), 0)
+        XCTAssertEqual(loranas_model_load(MllamaFixtureTests.path("tiles4_gqa"), nil, &model), 0)
         defer { loranas_model_free(model) }
         var ds: OpaquePointer?
         XCTAssertEqual(loranas_dataset_create(model, &ds), 0)

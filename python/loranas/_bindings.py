@@ -41,7 +41,7 @@ from ._status import (  # noqa: F401  (re-exported)
 # ---- constants (mirror loranas.h) --------------------------------------------------------------
 
 # The ABI these bindings were written for.
-LORANAS_ABI_VERSION = 4
+LORANAS_ABI_VERSION = 5
 
 LORANAS_MAX_DIMS = 8
 
@@ -174,8 +174,8 @@ loranas_matmul_f32 = _bind(
 
 # ---- models ------------------------------------------------------------------------------------
 
-# int32_t loranas_model_load(const char *path, loranas_model **out);
-loranas_model_load = _bind("loranas_model_load", [c_char_p, POINTER(loranas_model_p)], c_int32)
+# int32_t loranas_model_load(const char *path, const char *dtype, loranas_model **out);
+loranas_model_load = _bind("loranas_model_load", [c_char_p, c_char_p, POINTER(loranas_model_p)], c_int32)
 
 # int32_t loranas_model_init(const char *path, uint64_t seed, loranas_model **out);
 loranas_model_init = _bind("loranas_model_init", [c_char_p, c_uint64, POINTER(loranas_model_p)], c_int32)

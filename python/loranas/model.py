@@ -64,7 +64,8 @@ class Model(OwnedHandle):
         handle = B.loranas_model_p()
         if fresh_seed is None:
             context = f"loranas_model_load({self.path!r})"
-            check(B.loranas_model_load(c_path(self.path, context), ctypes.byref(handle)), context)
+            status = B.loranas_model_load(c_path(self.path, context), dtype.encode(), ctypes.byref(handle))
+            check(status, context)
         else:
             context = f"loranas_model_init({self.path!r})"
             seed = _seed_arg(fresh_seed, context)
@@ -74,7 +75,7 @@ class Model(OwnedHandle):
             with self._use() as h:
                 text = read_string(B.loranas_model_describe, h, "loranas_model_describe")
             self._config: dict = parse_json(text, "loranas_model_describe")
-            if dtype == "bfloat16":
+            if dtype == "bfloat16":  # loaded in bf16 (or switched, for fresh weights); this reports how
                 with self._use() as h:
                     self.compute = read_string(B.loranas_model_use_bfloat16, h, "loranas_model_use_bfloat16")
             if adapter is not None:

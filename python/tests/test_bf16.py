@@ -73,6 +73,34 @@ def test_search_and_finetune_in_bf16_match_fp32():
     assert abs(ppl16 - ppl32) / ppl32 < 5e-3  # stricter than the issue's "same ranks or within 0.5%"
 
 
+def test_bf16_weights_export_as_computed_and_bf16_checkpoints_load_as_stored(tmp_path):
+    """The bf16 mode keeps only the packed bf16 weights (their float32 storage is given back and reads zero), so
+    exports unpack them: the linear weights as torch rounds them, everything else as loaded. Reloading that export
+    computes the same logits; a bf16 checkpoint loads bit for bit (neither widened nor rounded again)."""
+    from safetensors.torch import load_file
+
+    inputs = batch(2)
+    with loranas.load_model(TILES4, dtype="bfloat16") as model:
+        first = model.forward(**inputs).logits
+        model.save_merged(tmp_path / "f32")
+        model.save_merged(tmp_path / "b16", dtype="bfloat16")
+    original = load_file(TILES4 / "model.safetensors")
+    exported = load_file(tmp_path / "f32" / "model.safetensors")
+    linear = {n for n, t in original.items() if t.dim() == 2 and "embed" not in n and n.endswith(".weight")}
+    assert "language_model.lm_head.weight" in linear and len(linear) > 20
+    for name, tensor in original.items():
+        expected = tensor.to(torch.bfloat16).float() if name in linear else tensor
+        assert torch.equal(exported[name], expected), name
+    with loranas.load_model(tmp_path / "f32", dtype="bfloat16") as model:
+        assert np.array_equal(model.forward(**inputs).logits, first)
+    with loranas.load_model(tmp_path / "b16", dtype="bfloat16") as model:
+        model.save_merged(tmp_path / "again")
+    stored = load_file(tmp_path / "b16" / "model.safetensors")
+    again = load_file(tmp_path / "again" / "model.safetensors")
+    for name, tensor in stored.items():
+        assert torch.equal(again[name], tensor.float()), name
+
+
 def test_bad_dtype_is_refused():
     with pytest.raises(loranas.InvalidArgumentError, match="dtype must be"):
         loranas.load_model(TILES4, dtype="float16")

@@ -95,7 +95,7 @@ def test_installed_package_does_not_search_a_repo(tmp_path, monkeypatch):
 
 
 def test_abi_version_matches_bindings():
-    assert loranas.abi_version() == _bindings.LORANAS_ABI_VERSION == 4
+    assert loranas.abi_version() == _bindings.LORANAS_ABI_VERSION == 5
 
 
 def test_version_is_semver():
@@ -123,4 +123,4 @@ def test_abi_mismatch_refused_at_import(tmp_path):
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("ImportError"), proc.stderr
-    assert "ABI version 4" in last and "ABI version 1" in last, last
+    assert "ABI version 5" in last and "ABI version 1" in last, last

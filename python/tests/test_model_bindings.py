@@ -46,7 +46,7 @@ def _batch(inputs: dict[str, np.ndarray], keep: list) -> B.loranas_batch:
 @pytest.fixture(scope="module")
 def model():
     handle = B.loranas_model_p()
-    check(B.loranas_model_load(str(TILE1).encode(), ctypes.byref(handle)), "loranas_model_load")
+    check(B.loranas_model_load(str(TILE1).encode(), None, ctypes.byref(handle)), "loranas_model_load")
     assert handle.value
     yield handle.value
     B.loranas_model_free(handle.value)
@@ -67,7 +67,7 @@ def _forward(model, inputs, vocab):
 def test_model_load_missing(tmp_path):
     missing = tmp_path / "no-model"
     handle = B.loranas_model_p()
-    status = B.loranas_model_load(str(missing).encode(), ctypes.byref(handle))
+    status = B.loranas_model_load(str(missing).encode(), None, ctypes.byref(handle))
     assert status in (B.LORANAS_ERR_IO, B.LORANAS_ERR_NOT_FOUND)
     assert not handle.value
     assert str(missing).encode() in B.loranas_last_error()

@@ -27,9 +27,17 @@ static inline int64_t lr_bf16_packed_count(int64_t n, int64_t k) {
     return (n + LR_BF16_PANEL - 1) / LR_BF16_PANEL * LR_BF16_PANEL * lr_bf16_kp(k);
 }
 
+/// Where W[r][j] sits in the packing: panel r / 32 (32 × kp), pair j / 2 of it, the 32 pairs side by side.
+static inline int64_t lr_bf16_index(int64_t r, int64_t j, int64_t kp) {
+    return (r / 32) * 32 * kp + ((j / 2) * 32 + r % 32) * 2 + (j & 1);
+}
+
 /// Packs W (n×k bf16 bit patterns, row-major) into panels: for each 32 rows of W and each pair (2p, 2p + 1) of k,
 /// the 32 pairs side by side. Rows past n and the odd k's partner are zero.
 void lr_bf16_pack_w(const uint16_t *w, int64_t n, int64_t k, uint16_t *packed);
+
+/// W (n×k bf16 bits) back out of lr_bf16_pack_w's packing.
+void lr_bf16_unpack_w(const uint16_t *packed, int64_t n, int64_t k, uint16_t *w);
 
 /// fp32 → bf16 bit patterns, rounding to nearest even (NaN stays NaN), rows of k written with stride kp ≥ k
 /// (the columns past k zero).
@@ -39,6 +47,13 @@ void lr_bf16_convert_rows(const float *x, int64_t m, int64_t k, int64_t kp, uint
 /// disjoint column ranges). ldc is C's row stride in floats.
 void lr_bf16_gemm_nt(const uint16_t *a, int64_t m, int64_t kp, const uint16_t *packed, int64_t n, int64_t n0,
                      int64_t n1, float *c, int64_t ldc, int accumulate);
+
+/// The input gradient's GEMM on the same packing: C[:, j0..<j1] = (accumulate ? C : 0) + A · W over those columns
+/// of W (n×k), with A m×kpn bf16, kpn = lr_bf16_kp(n); j0 a multiple of 32. Each 32 columns of W are laid out
+/// again as a panel over n (from the packing, into a buffer of the call's own) before the kernel uses them, so
+/// one packing of W serves forward and backward.
+void lr_bf16_gemm_nn(const uint16_t *a, int64_t m, int64_t kpn, const uint16_t *packed, int64_t n, int64_t k,
+                     int64_t j0, int64_t j1, float *c, int64_t ldc, int accumulate);
 
 // ---- AMX (tile dot products): the same GEMM with A's rows padded to a multiple of 32 and k to a multiple of 32.
 
@@ -53,14 +68,28 @@ static inline int64_t lr_amx_packed_count(int64_t n, int64_t k) {
     return (n + LR_BF16_PANEL - 1) / LR_BF16_PANEL * LR_BF16_PANEL * lr_amx_kp(k);
 }
 
+/// Where W[r][j] sits in the AMX packing: panel r / 32 (32 × kp), chunk j / 32 of it (1024 elements), tile
+/// (r % 32) / 16 of the chunk, row (j % 32) / 2 of the tile, pair r % 16 of the row.
+static inline int64_t lr_amx_index(int64_t r, int64_t j, int64_t kp) {
+    int64_t tile = (r / 32) * 32 * kp + (j / 32) * 1024 + ((r % 32) / 16) * 512;
+    return tile + ((j % 32) / 2) * 32 + (r % 16) * 2 + (j & 1);
+}
+
 /// Packs W (n×k bf16 bits) as B tiles: per panel of 32 rows of W and chunk of 32 of k, two 16-column tiles of
 /// 16 pairs of k (1 KiB each). Rows past n and k past k are zero.
 void lr_amx_pack_w(const uint16_t *w, int64_t n, int64_t k, uint16_t *packed);
+
+/// W (n×k bf16 bits) back out of lr_amx_pack_w's packing.
+void lr_amx_unpack_w(const uint16_t *packed, int64_t n, int64_t k, uint16_t *w);
 
 /// As lr_bf16_gemm_nt, for A with row stride kp = lr_amx_kp(k) whose allocation holds m rounded up to 32 rows
 /// (the rows past m zero).
 void lr_amx_gemm_nt(const uint16_t *a, int64_t m, int64_t kp, const uint16_t *packed, int64_t n, int64_t n0,
                     int64_t n1, float *c, int64_t ldc, int accumulate);
+
+/// As lr_bf16_gemm_nn on the AMX packing, for A with row stride kpn = lr_amx_kp(n) and rows padded to 32.
+void lr_amx_gemm_nn(const uint16_t *a, int64_t m, int64_t kpn, const uint16_t *packed, int64_t n, int64_t k,
+                    int64_t j0, int64_t j1, float *c, int64_t ldc, int accumulate);
 
 /// The tile ceiling: `iters` rounds of 4 TDPBF16PS (16·16·32·2 FLOP each), 32768 × iters FLOP.
 float lr_amx_peak(int64_t iters);

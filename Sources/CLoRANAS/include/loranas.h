@@ -27,7 +27,7 @@
 extern "C" {
 #endif
 
-#define LORANAS_ABI_VERSION 4
+#define LORANAS_ABI_VERSION 5
 
 enum {
     LORANAS_OK = 0,
@@ -179,8 +179,11 @@ typedef struct loranas_batch {
     const int64_t *cross_attention_mask;   /* (B, S, I, T) */
 } loranas_batch;
 
-/* Loads a model directory (config.json + model.safetensors or a sharded index). */
-int32_t loranas_model_load(const char *path, loranas_model **out);
+/* Loads a model directory (config.json + model.safetensors or a sharded index). dtype: "float32" (or NULL;
+   exact against transformers) or "bfloat16": the linear layers' weights are read as bfloat16 (a bf16 checkpoint
+   as stored, others rounded once) straight into the bf16 GEMM's packing, never held as float32; see
+   loranas_model_use_bfloat16. */
+int32_t loranas_model_load(const char *path, const char *dtype, loranas_model **out);
 /* A model from a directory's config.json with fresh weights drawn as transformers' _init_weights draws them
    (N(0, 0.02^2) matrices and embeddings, norms 1, biases and cross-attention gates 0), from a SplitMix64 seed:
    for training from scratch with loranas_pretrain. The directory needs no weights. */
@@ -189,11 +192,11 @@ void loranas_model_free(loranas_model *model);
 /* A JSON object describing the model (config, parameter counts, targetable modules);
    same buffer protocol as loranas_checkpoint_name. */
 int32_t loranas_model_describe(const loranas_model *model, char *buf, int64_t buf_len, int64_t *out_len);
-/* Switches the frozen base weights to bfloat16 (one-way): every linear weight is rounded to bfloat16 and
-   computed on the best bf16 GEMM of this CPU (AMX tiles, else AVX512-BF16 dot products) with fp32 sums; LoRA,
-   alpha, norms, attention and the loss stay float32. Without either kernel the rounded weights are computed in
-   float32. `summary` gets which (same buffer protocol as loranas_checkpoint_name). A model whose base is being
-   trained is refused. */
+/* Switches the frozen base weights to bfloat16 (one-way): every linear weight is rounded to bfloat16, packed
+   for the best bf16 GEMM of this CPU (AMX tiles, else AVX512-BF16 dot products; fp32 sums) and its float32 memory
+   given back; LoRA, alpha, norms, attention and the loss stay float32. Without either kernel the rounded weights
+   are computed in float32. `summary` gets which (same buffer protocol as loranas_checkpoint_name); on a model
+   already in bfloat16 it only reports. A model whose base is being trained is refused. */
 int32_t loranas_model_use_bfloat16(loranas_model *model, char *summary, int64_t summary_len, int64_t *out_len);
 /* Forward pass. logits (B, S, vocab_size) must hold logits_count floats. *has_loss is set to 1
    and *loss to the mean cross-entropy when labels are given; else *has_loss = 0 and *loss = NaN.

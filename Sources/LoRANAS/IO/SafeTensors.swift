@@ -335,6 +335,23 @@ public final class Checkpoint: @unchecked Sendable {
         try files[l.file].convert(l.info, to: out)
     }
 
+    /// Tensor `name` as bfloat16 bit patterns: a BF16 tensor copied as stored, any other float dtype rounded
+    /// to nearest even (through float32), as `read` would widen it.
+    public func readBFloat16(_ name: String, into out: UnsafeMutablePointer<UInt16>, count: Int) throws {
+        guard let l = location[name] else { throw LoRANASError.notFound("tensor \(name) in \(path)") }
+        guard l.info.count == count else {
+            throw LoRANASError.invalidArgument(
+                "tensor \(name) has \(l.info.count) elements (shape \(l.info.shape)), buffer holds \(count)")
+        }
+        if l.info.dtype == .BF16 {
+            memcpy(out, files[l.file].bytes(l.info), count * 2)
+            return
+        }
+        let wide = Tensor(uninitialized: [count])
+        try files[l.file].convert(l.info, to: wide.ptr)
+        for i in 0..<count { out[i] = bfloat16Bits(wide.ptr[i]) }
+    }
+
     /// Tensor `name` as 64-bit integers (integer dtypes only).
     public func ints(_ name: String) throws -> [Int] {
         guard let l = location[name] else { throw LoRANASError.notFound("tensor \(name) in \(path)") }

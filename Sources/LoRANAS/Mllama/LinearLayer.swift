@@ -4,16 +4,17 @@ public final class LinearLayer {
     /// (e.g. "vision_model.transformer.layers.0.self_attn.q_proj").
     public let name: String
     public let inFeatures: Int, outFeatures: Int
-    /// (out, in)
+    /// (out, in). In bf16 mode its memory is given back and `frozen` holds the weight: read it through
+    /// `weightValues()`.
     public let weight: Tensor
     /// (out)
     public let bias: Tensor?
     /// Gradient views, present when the base weights are being trained.
     public var weightGrad: Tensor?, biasGrad: Tensor?
     public var adapter: LinearAdapter?
-    /// The frozen weight as bfloat16, packed for the bf16 GEMM twice: W for forward, Wᵀ for the input gradient
-    /// (`MllamaModel.useBFloat16`). nil in float32 mode.
-    var bf16: (forward: PackedBF16Matrix, backward: PackedBF16Matrix)?
+    /// The frozen weight as bfloat16, packed once for the bf16 GEMM (`MllamaModel.useBFloat16`); nil in float32
+    /// mode.
+    var bf16: PackedBF16Matrix?
 
     init(name: String, params: ParameterSet, grads: ParameterSet?, hasBias: Bool) {
         self.name = name
@@ -30,7 +31,7 @@ public final class LinearLayer {
         let n = x.count / inFeatures
         let y = Tensor(uninitialized: [n, outFeatures])   // the GEMM writes every element (beta = 0)
         if let bf16 {
-            BF16.linear(x.ptr, m: n, w: bf16.forward, y: y.ptr)
+            BF16.linear(x.ptr, m: n, w: bf16, y: y.ptr)
             if let bias { Linear.addBias(y.ptr, bias.ptr, n: n, oc: outFeatures) }
         } else {
             Linear.forward(y: y.ptr, x: x.ptr, w: weight.ptr, b: bias?.ptr, n: n, c: inFeatures, oc: outFeatures)
@@ -42,15 +43,19 @@ public final class LinearLayer {
     /// Accumulates dx (if given), the weight gradients (if trained) and the adapter's gradients.
     public func backward(_ dy: Tensor, x: Tensor, dx: Tensor?) {
         let n = x.count / inFeatures
-        if let bf16 {  // the input gradient in bf16; weight gradients (if any) in fp32 on the rounded weights
-            if let dx { BF16.linear(dy.ptr, m: n, w: bf16.backward, y: dx.ptr, accumulate: true) }
-            Linear.backward(dx: nil, dw: weightGrad?.ptr, db: biasGrad?.ptr, dy: dy.ptr, x: x.ptr, w: weight.ptr,
-                            n: n, c: inFeatures, oc: outFeatures)
+        if let bf16 {  // the base is frozen in bf16 mode: only the input gradient
+            if let dx { BF16.inputGradient(dy.ptr, m: n, w: bf16, dx: dx.ptr) }
             adapter?.backward(dx: dx?.ptr, dy: dy.ptr, x: x.ptr, n: n)
             return
         }
         Linear.backward(dx: dx?.ptr, dw: weightGrad?.ptr, db: biasGrad?.ptr, dy: dy.ptr, x: x.ptr, w: weight.ptr,
                         n: n, c: inFeatures, oc: outFeatures)
         adapter?.backward(dx: dx?.ptr, dy: dy.ptr, x: x.ptr, n: n)
+    }
+
+    /// The weight the layer computes with, as float32: `weight` itself, or in bf16 mode a copy unpacked from
+    /// `bf16`.
+    public func weightValues() -> Tensor {
+        bf16?.unpacked() ?? weight
     }
 }

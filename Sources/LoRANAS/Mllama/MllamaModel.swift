@@ -13,7 +13,8 @@ public final class MllamaModel: @unchecked Sendable {
     public private(set) var grads: ParameterSet?
     /// How the frozen linear weights are computed: float32, or bfloat16 after `useBFloat16()`.
     public internal(set) var computeDType = WeightDType.float32
-    var bf16Summary = "float32"
+    /// How the frozen linear weights are computed, in words ("float32", or which bf16 kernel).
+    public internal(set) var bf16Summary = "float32"
 
     let vision: VisionModel
     let projector: LinearLayer
@@ -36,7 +37,7 @@ public final class MllamaModel: @unchecked Sendable {
     }
 
     /// The directory the model was loaded from, if any.
-    public private(set) var sourcePath: String?
+    public internal(set) var sourcePath: String?
 
     /// Loads `config.json` and the weights (single file or sharded) from a model directory.
     public convenience init(path: String) throws {
@@ -65,12 +66,15 @@ public final class MllamaModel: @unchecked Sendable {
             throw LoRANASError.unsupported("saving needs a model loaded from a directory (for its config.json)")
         }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        // bf16 mode: the weights the layers compute with, unpacked (their float32 storage is given back)
+        var unpacked: [String: Tensor] = [:]
+        for layer in allLinears where layer.bf16 != nil { unpacked[layer.name + ".weight"] = layer.weightValues() }
         let byName = Dictionary(uniqueKeysWithValues: targetableLinears.map { ($0.name, $0) })
         let merged = try loraAdapters.map { adapter -> (LoRAAdapter, Tensor) in
             guard let layer = byName[adapter.module] else {
                 throw LoRANASError.notFound("adapter module \(adapter.module) is not a linear layer of the model")
             }
-            return (adapter, layer.weight)
+            return (adapter, unpacked[layer.name + ".weight"] ?? layer.weight)
         }
         var done: [(LoRAAdapter, Tensor)] = []
         defer { for (a, w) in done { a.unmerge(from: w) } }
@@ -79,7 +83,8 @@ public final class MllamaModel: @unchecked Sendable {
             done.append((a, w))
         }
         let tensors = params.entries.map { e -> (String, SafeTensorsWriter.Payload) in
-            dtype == .float32 ? (e.name, .f32(params[e.name])) : (e.name, .bf16(params[e.name]))
+            let t = unpacked[e.name] ?? params[e.name]
+            return dtype == .float32 ? (e.name, .f32(t)) : (e.name, .bf16(t))
         }
         try SafeTensorsWriter.write(tensors, metadata: ["format": "pt"], to: dir + "/model.safetensors")
         guard let config = FileManager.default.contents(atPath: src + "/config.json") else {
@@ -111,6 +116,14 @@ public final class MllamaModel: @unchecked Sendable {
     /// Copies every parameter from `ckpt`, converting F16/BF16 to F32. A missing or mis-shaped
     /// tensor is an error naming it; tensors the architecture does not use are ignored.
     public func load(from ckpt: Checkpoint) throws {
+        try load(from: ckpt, packing: nil)
+    }
+
+    /// Loads every parameter; with a kernel, the linear layers' weights go straight from the checkpoint into
+    /// their bf16 packing (`BFloat16Mode.swift`) and their float32 storage is never written.
+    func load(from ckpt: Checkpoint, packing kernel: BF16Kernel?) throws {
+        let linears = kernel == nil ? [] : allLinears
+        let packed = Dictionary(uniqueKeysWithValues: linears.map { ($0.name + ".weight", $0) })
         for e in params.entries {
             guard ckpt.contains(e.name) else {
                 throw LoRANASError.format("checkpoint \(ckpt.path) has no tensor \(e.name)")
@@ -122,7 +135,11 @@ public final class MllamaModel: @unchecked Sendable {
                 throw LoRANASError.format(
                     "tensor \(e.name) has shape \(info.shape) in \(ckpt.path), expected \(e.shape) from config.json")
             }
-            try ckpt.read(e.name, into: params[e.name].ptr, count: e.shape.reduce(1, *))
+            if let layer = packed[e.name], let kernel {
+                layer.bf16 = try PackedBF16Matrix(reading: e.name, from: ckpt, shape: e.shape, kernel: kernel)
+            } else {
+                try ckpt.read(e.name, into: params[e.name].ptr, count: e.shape.reduce(1, *))
+            }
         }
         if !params.storage.isFinite {
             throw LoRANASError.numeric("checkpoint \(ckpt.path) contains NaN or infinite weights")
@@ -164,40 +181,4 @@ public final class MllamaModel: @unchecked Sendable {
 /// How saved weights are stored.
 public enum WeightDType: String, Sendable {
     case float32, bfloat16
-}
-
-extension MllamaModel {
-    /// Switches the frozen base to bfloat16 (issue 12, first cut): every linear layer's weight is rounded to
-    /// bfloat16 and packed for the best bf16 GEMM this CPU has (AMX, else AVX512-BF16), which then computes the
-    /// forward and the input gradient with fp32 sums; LoRA, α, norms, attention, softmax and the loss stay
-    /// fp32. Without either kernel the weights are rounded in place and computed in fp32. One-way, and the last
-    /// step after the weights are final (loaded or initialized): the packed copies are made here. The base cannot
-    /// be pretrained afterwards. Returns how the weights are computed.
-    @discardableResult
-    public func useBFloat16() throws -> String {
-        try require(grads == nil, "a model whose base weights are being trained stays float32")
-        guard computeDType == .float32 else { return bf16Summary }
-        let kernel = BF16Kernel.best
-        for layer in allLinears {
-            for i in 0..<layer.weight.count {
-                layer.weight.ptr[i] = Float(bitPattern: UInt32(bfloat16Bits(layer.weight.ptr[i])) << 16)
-            }
-            if let kernel {
-                let t = Tensor(zeros: [layer.inFeatures, layer.outFeatures])
-                transpose(layer.weight, into: t)
-                layer.bf16 = (PackedBF16Matrix(layer.weight, kernel: kernel), PackedBF16Matrix(t, kernel: kernel))
-            }
-        }
-        computeDType = .bfloat16
-        bf16Summary = kernel.map { "bfloat16 weights on \($0.rawValue) (\($0 == .amx ? "AMX tiles" : "AVX512-BF16"))" }
-            ?? "bfloat16 weights computed in float32 (this CPU has neither AMX nor AVX512-BF16)"
-        return bf16Summary
-    }
-
-    private func transpose(_ w: Tensor, into t: Tensor) {
-        let rows = w.shape[0], cols = w.shape[1]
-        for r in 0..<rows {
-            for c in 0..<cols { t.ptr[c * rows + r] = w.ptr[r * cols + c] }
-        }
-    }
 }

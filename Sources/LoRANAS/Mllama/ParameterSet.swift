@@ -23,7 +23,7 @@ public final class ParameterSet: @unchecked Sendable {
             offset += Self.paddedCount(shape)
         }
         self.entries = entries
-        let storage = Tensor(zeros: [offset])
+        let storage = Tensor(zeroPages: [offset])
         self.storage = storage
         index = Dictionary(uniqueKeysWithValues: entries.enumerated().map { ($1.name, $0) })
         views = entries.map { storage.view(offset: $0.offset, shape: $0.shape) }
@@ -42,4 +42,12 @@ public final class ParameterSet: @unchecked Sendable {
         return views[i]
     }
     public func tensor(_ name: String) -> Tensor? { index[name].map { views[$0] } }
+
+    /// Gives the memory of parameter `name` back (its values read as zeros afterwards): for a weight whose values
+    /// now live elsewhere (the bf16 mode's packed linear weights).
+    func releaseMemory(of name: String) {
+        guard let i = index[name] else { return }
+        let e = entries[i]
+        storage.releasePages(e.offset..<(e.offset + e.shape.reduce(1, *)))
+    }
 }

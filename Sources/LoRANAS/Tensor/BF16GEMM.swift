@@ -24,8 +24,8 @@ public enum BF16Kernel: String, Sendable, CaseIterable {
     }
 }
 
-/// A weight matrix (n×k, a linear layer's W) stored as bfloat16 and packed once for one kernel: the first
-/// piece of the bf16 mode (issue 12).
+/// A frozen weight matrix (n×k, a linear layer's W) stored as bfloat16, packed once for one kernel: the bf16
+/// mode keeps only this copy, and the same packing serves y = x·Wᵀ and dx = dy·W.
 public final class PackedBF16Matrix: @unchecked Sendable {
     /// n: output features.
     public let rows: Int
@@ -35,13 +35,18 @@ public final class PackedBF16Matrix: @unchecked Sendable {
     let packed: UnsafeMutablePointer<UInt16>
 
     /// Packs `w` (rows × cols) rounded to bfloat16 (nearest even, as torch's `.to(torch.bfloat16)`).
-    public init(_ w: Tensor, kernel: BF16Kernel) {
-        rows = w.shape[0]
-        cols = w.count / max(1, rows)
-        self.kernel = kernel
+    public convenience init(_ w: Tensor, kernel: BF16Kernel) {
         let bits = UnsafeMutablePointer<UInt16>.allocate(capacity: max(1, w.count))
         defer { bits.deallocate() }
         for i in 0..<w.count { bits[i] = bfloat16Bits(w.ptr[i]) }
+        self.init(bits: bits, rows: w.shape[0], cols: w.count / max(1, w.shape[0]), kernel: kernel)
+    }
+
+    /// Packs `rows × cols` bfloat16 bit patterns (row-major) as they are: a bf16 checkpoint is never widened.
+    public init(bits: UnsafePointer<UInt16>, rows: Int, cols: Int, kernel: BF16Kernel) {
+        self.rows = rows
+        self.cols = cols
+        self.kernel = kernel
         let n = Int64(rows), k = Int64(cols)
         let count = kernel == .amx ? lr_amx_packed_count(n, k) : lr_bf16_packed_count(n, k)
         packed = .allocate(capacity: max(1, Int(count)))
@@ -49,6 +54,30 @@ public final class PackedBF16Matrix: @unchecked Sendable {
     }
 
     deinit { packed.deallocate() }
+
+    /// Bytes the packing holds.
+    public var bytes: Int {
+        let n = Int64(rows), k = Int64(cols)
+        return 2 * Int(kernel == .amx ? lr_amx_packed_count(n, k) : lr_bf16_packed_count(n, k))
+    }
+
+    /// W[r][j] as a float (exact: every bfloat16 is a float).
+    public subscript(_ r: Int, _ j: Int) -> Float {
+        let kp = Int64(kernel.paddedK(cols))
+        let i = kernel == .amx ? lr_amx_index(Int64(r), Int64(j), kp) : lr_bf16_index(Int64(r), Int64(j), kp)
+        return Float(bitPattern: UInt32(packed[Int(i)]) << 16)
+    }
+
+    /// W as a float32 tensor (rows × cols): for exports, which write the weights the model computes with.
+    public func unpacked() -> Tensor {
+        let bits = UnsafeMutablePointer<UInt16>.allocate(capacity: max(1, rows * cols))
+        defer { bits.deallocate() }
+        let n = Int64(rows), k = Int64(cols)
+        if kernel == .amx { lr_amx_unpack_w(packed, n, k, bits) } else { lr_bf16_unpack_w(packed, n, k, bits) }
+        let w = Tensor(uninitialized: [rows, cols])
+        for i in 0..<(rows * cols) { w.ptr[i] = Float(bitPattern: UInt32(bits[i]) << 16) }
+        return w
+    }
 }
 
 public enum BF16 {
@@ -56,38 +85,59 @@ public enum BF16 {
     /// narrow W, the rows of x) are split across the engine's threads.
     public static func linear(_ x: UnsafePointer<Float>, m: Int, w: PackedBF16Matrix, y: UnsafeMutablePointer<Float>,
                               accumulate: Bool = false) {
-        let k = w.cols, n = w.rows, kp = w.kernel.paddedK(k), rowsA = w.kernel.paddedM(m)
+        multiply(x, m: m, w, transposed: false, into: y, accumulate: accumulate)
+    }
+
+    /// dx (m×k) += dy (m×n) · W: a linear layer's input gradient, on the forward's packing.
+    public static func inputGradient(_ dy: UnsafePointer<Float>, m: Int, w: PackedBF16Matrix,
+                                     dx: UnsafeMutablePointer<Float>) {
+        multiply(dy, m: m, w, transposed: true, into: dx, accumulate: true)
+    }
+
+    /// c (m × outs) (+)= a (m × ins) · (transposed ? W : Wᵀ), a converted to bf16 once, rows padded for the kernel.
+    private static func multiply(_ x: UnsafePointer<Float>, m: Int, _ w: PackedBF16Matrix, transposed: Bool,
+                                 into c: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        let ins = transposed ? w.rows : w.cols, outs = transposed ? w.cols : w.rows
+        let kp = w.kernel.paddedK(ins), rowsA = w.kernel.paddedM(m)
         let a = UnsafeMutablePointer<UInt16>.allocate(capacity: max(1, rowsA * kp))
         defer { a.deallocate() }
         Engine.parallelRanges(m, grain: 64) { r in
-            lr_bf16_convert_rows(x + r.lowerBound * k, Int64(r.count), Int64(k), Int64(kp), a + r.lowerBound * kp)
+            lr_bf16_convert_rows(x + r.lowerBound * ins, Int64(r.count), Int64(ins), Int64(kp), a + r.lowerBound * kp)
         }
         (a + m * kp).initialize(repeating: 0, count: (rowsA - m) * kp)
         let width = Int(LR_BF16_PANEL)
-        let panels = (n + width - 1) / width
+        let panels = (outs + width - 1) / width
         let rowBlock = w.kernel == .amx ? 32 : 8
         let split = panels >= 2 * Engine.threads || m < 2 * rowBlock
         let grain = max(1, 4_000_000 / max(1, 2 * rowsA * kp * width))
+        let gemm = Kernel(w: w, kp: kp, transposed: transposed, accumulate: accumulate)
         if split {
             Engine.parallelRanges(panels, grain: grain) { r in
-                run(w.kernel, a, m, kp, w, n0: r.lowerBound * width, n1: min(n, r.upperBound * width), y, n,
-                    accumulate)
+                gemm.run(a, m, columns: r.lowerBound * width..<min(outs, r.upperBound * width), c, ldc: outs)
             }
         } else {
             Engine.parallelRanges((m + rowBlock - 1) / rowBlock) { r in
                 let lo = r.lowerBound * rowBlock, hi = min(m, r.upperBound * rowBlock)
-                run(w.kernel, a + lo * kp, hi - lo, kp, w, n0: 0, n1: n, y + lo * n, n, accumulate)
+                gemm.run(a + lo * kp, hi - lo, columns: 0..<outs, c + lo * outs, ldc: outs)
             }
         }
     }
 
-    private static func run(_ kernel: BF16Kernel, _ a: UnsafePointer<UInt16>, _ m: Int, _ kp: Int,
-                            _ w: PackedBF16Matrix, n0: Int, n1: Int, _ y: UnsafeMutablePointer<Float>, _ ldc: Int,
-                            _ accumulate: Bool) {
-        let args = (Int64(m), Int64(kp), Int64(w.rows), Int64(n0), Int64(n1), Int64(ldc), Int32(accumulate ? 1 : 0))
-        switch kernel {
-        case .amx: lr_amx_gemm_nt(a, args.0, args.1, w.packed, args.2, args.3, args.4, y, args.5, args.6)
-        case .avx512: lr_bf16_gemm_nt(a, args.0, args.1, w.packed, args.2, args.3, args.4, y, args.5, args.6)
+    /// One call of a C kernel over a range of C's columns.
+    private struct Kernel {
+        let w: PackedBF16Matrix, kp: Int, transposed: Bool, accumulate: Bool
+
+        func run(_ a: UnsafePointer<UInt16>, _ m: Int, columns: Range<Int>, _ c: UnsafeMutablePointer<Float>,
+                 ldc: Int) {
+            let (mm, kp, n, k) = (Int64(m), Int64(kp), Int64(w.rows), Int64(w.cols))
+            let (j0, j1, ld, acc) = (Int64(columns.lowerBound), Int64(columns.upperBound), Int64(ldc),
+                                     Int32(accumulate ? 1 : 0))
+            switch (w.kernel, transposed) {
+            case (.amx, false): lr_amx_gemm_nt(a, mm, kp, w.packed, n, j0, j1, c, ld, acc)
+            case (.amx, true): lr_amx_gemm_nn(a, mm, kp, w.packed, n, k, j0, j1, c, ld, acc)
+            case (.avx512, false): lr_bf16_gemm_nt(a, mm, kp, w.packed, n, j0, j1, c, ld, acc)
+            case (.avx512, true): lr_bf16_gemm_nn(a, mm, kp, w.packed, n, k, j0, j1, c, ld, acc)
+            }
         }
     }
 

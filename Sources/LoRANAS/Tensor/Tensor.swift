@@ -10,6 +10,8 @@ public final class Tensor: @unchecked Sendable {
     public let count: Int
     public let ptr: UnsafeMutablePointer<Float>
     private let owner: Tensor?
+    /// The length of the anonymous mapping that holds the elements (`init(zeroPages:)`), else 0.
+    private let mappedBytes: Int
 
     /// A new tensor filled with zeros.
     public init(zeros shape: [Int]) {
@@ -20,6 +22,29 @@ public final class Tensor: @unchecked Sendable {
         let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
         self.ptr = raw.bindMemory(to: Float.self, capacity: max(count, 1))
         self.ptr.initialize(repeating: 0, count: max(count, 1))
+        self.owner = nil
+        self.mappedBytes = 0
+    }
+
+    /// A new tensor of zeros in pages of its own (an anonymous mapping): a page takes memory when first written,
+    /// and `releasePages(_:)` hands pages back. The model's parameters live in one, so the bf16 mode's linear
+    /// weights, kept packed elsewhere, take no memory here. A refused mapping falls back to the heap.
+    public init(zeroPages shape: [Int]) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
+        _ = Engine.threads
+        self.shape = shape
+        self.count = shape.reduce(1, *)
+        let bytes = max(count, 1) * 4
+        let m = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        if let m, m != MAP_FAILED {
+            self.ptr = m.bindMemory(to: Float.self, capacity: max(count, 1))
+            self.mappedBytes = bytes
+        } else {
+            let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+            self.ptr = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+            self.ptr.initialize(repeating: 0, count: max(count, 1))
+            self.mappedBytes = 0
+        }
         self.owner = nil
     }
 
@@ -33,6 +58,7 @@ public final class Tensor: @unchecked Sendable {
         let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
         self.ptr = raw.bindMemory(to: Float.self, capacity: max(count, 1))
         self.owner = nil
+        self.mappedBytes = 0
     }
 
     /// A new tensor holding a copy of `values`.
@@ -47,10 +73,27 @@ public final class Tensor: @unchecked Sendable {
         self.count = shape.reduce(1, *)
         self.ptr = owner.ptr + offset
         self.owner = owner.owner ?? owner
+        self.mappedBytes = 0
     }
 
     deinit {
-        if owner == nil { UnsafeMutableRawPointer(ptr).deallocate() }
+        guard owner == nil else { return }
+        if mappedBytes > 0 {
+            munmap(UnsafeMutableRawPointer(ptr), mappedBytes)
+        } else {
+            UnsafeMutableRawPointer(ptr).deallocate()
+        }
+    }
+
+    /// Hands the whole pages inside elements `range` back to the OS: they read as zeros afterwards and take no
+    /// memory until written. The partial pages at either end keep their values.
+    public func releasePages(_ range: Range<Int>) {
+        precondition(range.lowerBound >= 0 && range.upperBound <= count, "pages out of range")
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let from = (Int(bitPattern: ptr + range.lowerBound) + page - 1) / page * page
+        let to = Int(bitPattern: ptr + range.upperBound) / page * page
+        guard to > from else { return }
+        madvise(UnsafeMutableRawPointer(bitPattern: from), to - from, MADV_DONTNEED)
     }
 
     public var rank: Int { shape.count }

@@ -83,14 +83,15 @@ extension MllamaModel {
     /// so that a run state is never resumed onto another model with the same config.
     var weightsFingerprint: String {
         var h = Hasher64()
+        let packed = packedWeights
         for e in params.entries {
-            let t = params[e.name]
+            let count = e.shape.reduce(1, *)
             h.combine(e.name)
             for d in e.shape { h.combine(UInt64(d)) }
-            let stride = max(1, t.count / 256)
+            let stride = max(1, count / 256)
             var i = 0
-            while i < t.count {
-                h.combine(UInt64(t.ptr[i].bitPattern))
+            while i < count {
+                h.combine(UInt64(parameterValue(e.name, i, packed: packed).bitPattern))
                 i += stride
             }
         }
