@@ -3,6 +3,15 @@ import Foundation
 /// LayerNorm over the last axis: y = (x − μ)·rstd·w + b, biased variance.
 /// Forward caches `mean` and `rstd` (N each); backward reads them and x.
 public enum LayerNorm {
+    /// LayerNorm(x) of (rows, c) again, the forward's bits: backward recomputes it instead of keeping it.
+    static func recomputed(_ x: Tensor, w: UnsafePointer<Float>, b: UnsafePointer<Float>, eps: Float) -> Tensor {
+        let rows = x.shape[0], c = x.count / max(1, rows)
+        let y = Tensor(uninitialized: x.shape)
+        let mean = Tensor(uninitialized: [rows]), rstd = Tensor(uninitialized: [rows])
+        forward(y: y.ptr, mean: mean.ptr, rstd: rstd.ptr, x: x.ptr, w: w, b: b, n: rows, c: c, eps: eps)
+        return y
+    }
+
     public static func forward(y: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>,
                                rstd: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>,
                                w: UnsafePointer<Float>, b: UnsafePointer<Float>, n: Int, c: Int, eps: Float) {
@@ -86,6 +95,14 @@ public enum LayerNorm {
 
 /// RMSNorm over the last axis: y = w · x · rstd, rstd = (mean(x²) + eps)^-½, as LLaMA's.
 public enum RMSNorm {
+    /// RMSNorm(x) of (rows, c) again, the forward's bits: backward recomputes it instead of keeping it.
+    static func recomputed(_ x: Tensor, w: UnsafePointer<Float>, eps: Float) -> Tensor {
+        let rows = x.shape[0], c = x.count / max(1, rows)
+        let y = Tensor(uninitialized: x.shape), rstd = Tensor(uninitialized: [rows])
+        forward(y: y.ptr, rstd: rstd.ptr, x: x.ptr, w: w, n: rows, c: c, eps: eps)
+        return y
+    }
+
     public static func forward(y: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>,
                                x: UnsafePointer<Float>, w: UnsafePointer<Float>, n: Int, c: Int, eps: Float) {
         Engine.parallelRanges(n, grain: 64) { rows in

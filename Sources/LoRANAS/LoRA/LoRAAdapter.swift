@@ -17,7 +17,7 @@ public final class LoRAAdapter: LinearAdapter {
     public private(set) var isMerged = false
     var rng: SplitMix64
     private var scale: [Float]
-    private var saved: (x: UnsafePointer<Float>, n: Int, u: Tensor, dropped: Tensor?, mask: [Float]?)?
+    private var saved: (n: Int, u: Tensor, dropped: Tensor?, mask: [Float]?)?
     private var weightBeforeMerge: Tensor?
 
     public var scaling: Float { loraAlpha / Float(rank) }
@@ -58,13 +58,14 @@ public final class LoRAAdapter: LinearAdapter {
         LowRank.forward(
             y: y, u: u.ptr, x: input, a: a.value.ptr, b: b.value.ptr, scale: scale, n: n,
             inFeatures: inF, outFeatures: outF, rank: rank)
-        saved = (x, n, u, dropped, mask)
+        saved = (n, u, dropped, mask)
     }
 
     public func backward(dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, n: Int) {
         if isMerged { return }
         let inF = a.value.shape[1], outF = b.value.shape[0]
-        guard let s = saved, s.x == x, s.n == n else {
+        // x holds the forward's input values (the layer may have computed them again)
+        guard let s = saved, s.n == n else {
             preconditionFailure("LoRA backward on \(module) without its forward")
         }
         let input = s.dropped.map { UnsafePointer($0.ptr) } ?? x

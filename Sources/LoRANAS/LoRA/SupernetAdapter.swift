@@ -36,7 +36,7 @@ public final class SupernetAdapter: LinearAdapter {
     public var trainWeights = true
     /// Whether backward accumulates α's gradient.
     public var trainAlpha = true
-    private var saved: (x: UnsafePointer<Float>, n: Int, u: Tensor, scale: [Float], c: [Float])?
+    private var saved: (n: Int, u: Tensor, scale: [Float], c: [Float])?
 
     public var inFeatures: Int { a.value.shape[1] }
     public var outFeatures: Int { b.value.shape[0] }
@@ -120,11 +120,12 @@ public final class SupernetAdapter: LinearAdapter {
         LowRank.forward(
             y: y, u: u.ptr, x: x, a: a.value.ptr, b: b.value.ptr, scale: scale, n: n,
             inFeatures: inFeatures, outFeatures: outFeatures, rank: maxRank)
-        saved = (x, n, u, scale, c)
+        saved = (n, u, scale, c)
     }
 
     public func backward(dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, n: Int) {
-        guard let sv = saved, sv.x == x, sv.n == n else {
+        // x holds the forward's input values (the layer may have computed them again)
+        guard let sv = saved, sv.n == n else {
             preconditionFailure("supernet backward on \(module) without its forward")
         }
         var dScale = [Float](repeating: 0, count: maxRank)

@@ -14,13 +14,13 @@ struct TextMLP {
         norm = prefix + "post_attention_layernorm.weight"
     }
 
-    /// What backward reads.
+    /// What backward reads. RMSNorm(h) and silu(g) ⊙ u are computed again there (cheap, the same bits) rather
+    /// than kept through the whole step.
     struct Saved {
         let h: Tensor                       // (B·S, H) input
-        let n: Tensor                       // (B·S, H) RMSNorm(h)
         let rstd: Tensor                    // (B·S)
         let g, u: Tensor                    // (B·S, I) gate and up projections
-        let m: Tensor                       // (B·S, I) silu(g) ⊙ u
+        let eps: Float
     }
 
     /// h (B·S, H) → (B·S, H); with `keep`, also what backward reads.
@@ -29,21 +29,26 @@ struct TextMLP {
         let n = Tensor(uninitialized: h.shape), rstd = Tensor(uninitialized: [rows])
         RMSNorm.forward(y: n.ptr, rstd: rstd.ptr, x: h.ptr, w: p[norm].ptr, n: rows, c: width, eps: eps)
         let g = gate.forward(n), u = up.forward(n)
+        return (down.forward(product(g, u)), keep ? Saved(h: h, rstd: rstd, g: g, u: u, eps: eps) : nil)
+    }
+
+    private func product(_ g: Tensor, _ u: Tensor) -> Tensor {
         let m = Tensor(uninitialized: g.shape)
         SwiGLU.forward(m: m.ptr, gate: g.ptr, up: u.ptr, n: m.count)
-        return (down.forward(m), keep ? Saved(h: h, n: n, rstd: rstd, g: g, u: u, m: m) : nil)
+        return m
     }
 
     /// Accumulates into dh the gradient flowing from the MLP output gradient dy.
     func backward(_ dy: Tensor, into dh: Tensor, saved s: Saved, params p: ParameterSet, grads: ParameterSet?) {
         let rows = dh.shape[0], width = dh.shape[1]
-        let dm = Tensor(zeros: s.m.shape)
-        down.backward(dy, x: s.m, dx: dm)
+        let dm = Tensor(zeros: s.g.shape)
+        down.backward(dy, x: product(s.g, s.u), dx: dm)
         let dg = Tensor(zeros: dm.shape), du = Tensor(zeros: dm.shape)
         SwiGLU.backward(dgate: dg.ptr, dup: du.ptr, dm: dm.ptr, gate: s.g.ptr, up: s.u.ptr, n: dm.count)
+        let n = RMSNorm.recomputed(s.h, w: p[norm].ptr, eps: s.eps)
         let dn = Tensor(zeros: dh.shape)
-        gate.backward(dg, x: s.n, dx: dn)
-        up.backward(du, x: s.n, dx: dn)
+        gate.backward(dg, x: n, dx: dn)
+        up.backward(du, x: n, dx: dn)
         RMSNorm.backward(dx: dh.ptr, dw: grads?[norm].ptr, dy: dn.ptr, x: s.h.ptr, w: p[norm].ptr, rstd: s.rstd.ptr,
                          n: rows, c: width)
     }

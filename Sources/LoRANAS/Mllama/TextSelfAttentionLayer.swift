@@ -24,8 +24,7 @@ final class TextSelfAttentionLayer {
 
     /// What backward reads.
     struct Saved {
-        let x: Tensor                       // (B·S, H) layer input
-        let n: Tensor                       // (B·S, H) input_layernorm(x)
+        let x: Tensor                       // (B·S, H) layer input (input_layernorm(x) is computed again)
         let rstd: Tensor                    // (B·S)
         let attention: AttentionBlock.Saved // q and k after RoPE
         let mlp: TextMLP.Saved
@@ -44,7 +43,7 @@ final class TextSelfAttentionLayer {
         let (y, mlpSaved) = mlp.forward(h, eps: eps, params: p, keep: keep)
         axpy(1, h.ptr, y.ptr, y.count)
         guard let attention, let mlpSaved else { return (y, nil) }
-        return (y, Saved(x: x, n: n, rstd: rstd, attention: attention, mlp: mlpSaved))
+        return (y, Saved(x: x, rstd: rstd, attention: attention, mlp: mlpSaved))
     }
 
     /// Without `needInput` (layer 0 with a frozen base) the input gradient is left unfinished.
@@ -56,9 +55,10 @@ final class TextSelfAttentionLayer {
         Rope.backward(dq.ptr, cos: rope.cos, sin: rope.sin, rows: d.rows, seq: d.s, heads: d.nh, headDim: d.hd)
         Rope.backward(dk.ptr, cos: rope.cos, sin: rope.sin, rows: d.rows, seq: d.s, heads: d.nkv, headDim: d.hd)
         let dn = needInput || grads != nil ? Tensor(zeros: dh.shape) : nil
-        q.backward(dq, x: s.n, dx: dn)
-        k.backward(dk, x: s.n, dx: dn)
-        v.backward(dv, x: s.n, dx: dn)
+        let n = RMSNorm.recomputed(s.x, w: p[norm].ptr, eps: s.mlp.eps)
+        q.backward(dq, x: n, dx: dn)
+        k.backward(dk, x: n, dx: dn)
+        v.backward(dv, x: n, dx: dn)
         guard let dn else { return dh }
         RMSNorm.backward(dx: dh.ptr, dw: grads?[norm].ptr, dy: dn.ptr, x: s.x.ptr, w: p[norm].ptr, rstd: s.rstd.ptr,
                          n: d.rows, c: d.h)

@@ -43,17 +43,15 @@ final class VisionLayer {
 
     var linears: [LinearLayer] { [q, k, v, o, fc1, fc2] }
 
-    /// What backward reads.
+    /// What backward reads. The two LayerNorms' outputs and GELU(f1) are computed again there (cheap, the same
+    /// bits) rather than kept through the whole step.
     struct Saved {
         let x: Tensor                       // (N, D) layer input
-        let ln1: Tensor                     // (N, D) input_layernorm(x)
         let mean1, rstd1: Tensor            // (N)
         let attention: AttentionBlock.Saved
         let h: Tensor                       // (N, D) x + attention branch
-        let ln2: Tensor                     // (N, D) post_attention_layernorm(h)
         let mean2, rstd2: Tensor            // (N)
         let f1: Tensor                      // (N, I) fc1 output
-        let g: Tensor                       // (N, I) GELU(f1)
         /// The two branches before their tanh gates, which the gates' gradients read; gated layers only.
         let branches: GatedBranches?
     }
@@ -89,8 +87,8 @@ final class VisionLayer {
         let y = h.copy()
         TanhGate.forward(y: y.ptr, a: f2.ptr, gate: gateFFN.map { p[$0].ptr[0] } ?? .infinity, n: n * d)
         let saved = attention.map {
-            Saved(x: x, ln1: ln1, mean1: mean1, rstd1: rstd1, attention: $0, h: h, ln2: ln2, mean2: mean2,
-                  rstd2: rstd2, f1: f1, g: g, branches: gateAttn == nil ? nil : GatedBranches(attention: ot, mlp: f2))
+            Saved(x: x, mean1: mean1, rstd1: rstd1, attention: $0, h: h, mean2: mean2, rstd2: rstd2, f1: f1,
+                  branches: gateAttn == nil ? nil : GatedBranches(attention: ot, mlp: f2))
         }
         return (y, saved)
     }
@@ -104,12 +102,14 @@ final class VisionLayer {
         // MLP branch: y = h + tanh(gf)·fc2(gelu(fc1(LN2(h))))
         let dh = dy.copy()
         let df2 = ungated(dy, gate: gateFFN, branch: s.branches?.mlp, params: p, grads: grads)
-        let dg = Tensor(zeros: s.g.shape)
-        fc2.backward(df2, x: s.g, dx: dg)
+        let g = Tensor(uninitialized: s.f1.shape)
+        GELU.forward(y: g.ptr, x: s.f1.ptr, n: g.count)
+        let dg = Tensor(zeros: g.shape)
+        fc2.backward(df2, x: g, dx: dg)
         let df1 = Tensor(zeros: s.f1.shape)
         GELU.backward(dx: df1.ptr, dy: dg.ptr, x: s.f1.ptr, n: df1.count)
         let dln2 = Tensor(zeros: [n, d])
-        fc1.backward(df1, x: s.ln2, dx: dln2)
+        fc1.backward(df1, x: LayerNorm.recomputed(s.h, w: p[ln2w].ptr, b: p[ln2b].ptr, eps: eps), dx: dln2)
         LayerNorm.backward(dx: dh.ptr, dw: grads?[ln2w].ptr, db: grads?[ln2b].ptr, dy: dln2.ptr, x: s.h.ptr,
                            w: p[ln2w].ptr, mean: s.mean2.ptr, rstd: s.rstd2.ptr, n: n, c: d)
         // Attention branch: h = x + tanh(ga)·o(attn(LN1(x)))
@@ -117,9 +117,10 @@ final class VisionLayer {
         let block = AttentionBlock(o: o, dims: dims(images: images, tokens: tokens))
         let (dq, dk, dv) = block.backward(dout, mask: mask, s.attention)
         let dln1 = needInput || grads != nil ? Tensor(zeros: [n, d]) : nil
-        q.backward(dq, x: s.ln1, dx: dln1)
-        k.backward(dk, x: s.ln1, dx: dln1)
-        v.backward(dv, x: s.ln1, dx: dln1)
+        let ln1 = LayerNorm.recomputed(s.x, w: p[ln1w].ptr, b: p[ln1b].ptr, eps: eps)
+        q.backward(dq, x: ln1, dx: dln1)
+        k.backward(dk, x: ln1, dx: dln1)
+        v.backward(dv, x: ln1, dx: dln1)
         guard let dln1 else { return dh }
         LayerNorm.backward(dx: dh.ptr, dw: grads?[ln1w].ptr, db: grads?[ln1b].ptr, dy: dln1.ptr, x: s.x.ptr,
                            w: p[ln1w].ptr, mean: s.mean1.ptr, rstd: s.rstd1.ptr, n: n, c: d)
