@@ -42,16 +42,61 @@ void lr_amx_unpack_w(const uint16_t *packed, int64_t n, int64_t k, uint16_t *w) 
     }
 }
 
+// A 16×16 transpose of 32-bit elements in 16 zmm: unpack pairs, then quads, then 128-bit lanes.
+LR_AMX static void lr_transpose_16x16_epi32(__m512i r[16]) {
+    __m512i t[16];
+    for (int i = 0; i < 8; i++) {  // t[2i], t[2i+1]: rows 2i, 2i+1 interleaved, columns (4L, 4L+1) and (4L+2, 4L+3)
+        t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {  // r[4i + c], lane L: column 4L + c of rows 4i..4i+3
+        r[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+        r[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+        r[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+        r[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+    }
+    for (int c = 0; c < 4; c++) {  // column 4L + c gathers lane L of r[c], r[4 + c], r[8 + c], r[12 + c]
+        __m512i x01 = _mm512_shuffle_i32x4(r[c], r[4 + c], 0x44), y01 = _mm512_shuffle_i32x4(r[8 + c], r[12 + c], 0x44);
+        __m512i x23 = _mm512_shuffle_i32x4(r[c], r[4 + c], 0xEE), y23 = _mm512_shuffle_i32x4(r[8 + c], r[12 + c], 0xEE);
+        t[c] = _mm512_shuffle_i32x4(x01, y01, 0x88);
+        t[4 + c] = _mm512_shuffle_i32x4(x01, y01, 0xDD);
+        t[8 + c] = _mm512_shuffle_i32x4(x23, y23, 0x88);
+        t[12 + c] = _mm512_shuffle_i32x4(x23, y23, 0xDD);
+    }
+    for (int i = 0; i < 16; i++) r[i] = t[i];
+}
+
+// One 32 × 32 block of W from its forward layout (two B tiles pairing k) to the input gradient's (two B tiles
+// pairing n): each forward tile is, in 32-bit pairs, a 16 × 16 transpose of W's rows; the rows are then
+// interleaved two by two.
+LR_AMX static void lr_amx_transpose_block(const uint16_t *src, uint16_t *dst) {
+    static const uint16_t interleave[2][32] = {
+        {0, 32, 1, 33, 2, 34, 3, 35, 4, 36, 5, 37, 6, 38, 7, 39, 8, 40, 9, 41, 10, 42, 11, 43, 12, 44, 13, 45, 14, 46,
+         15, 47},
+        {16, 48, 17, 49, 18, 50, 19, 51, 20, 52, 21, 53, 22, 54, 23, 55, 24, 56, 25, 57, 26, 58, 27, 59, 28, 60, 29, 61,
+         30, 62, 31, 63}};
+    __m512i rows[32];  // the block's 32 rows of W, 32 elements each
+    for (int h = 0; h < 2; h++) {
+        __m512i r[16];
+        for (int q = 0; q < 16; q++) r[q] = _mm512_loadu_si512(src + h * 512 + q * 32);
+        lr_transpose_16x16_epi32(r);
+        for (int c = 0; c < 16; c++) rows[h * 16 + c] = r[c];
+    }
+    for (int g = 0; g < 2; g++) {
+        __m512i idx = _mm512_loadu_si512(interleave[g]);
+        for (int q = 0; q < 16; q++) {
+            __m512i pair = _mm512_permutex2var_epi16(rows[2 * q], idx, rows[2 * q + 1]);
+            _mm512_storeu_si512(dst + g * 512 + q * 32, pair);
+        }
+    }
+}
+
 // Columns [j0, j0 + 32) of W as a panel over n, in the layout lr_amx_pack_w gives W's rows: each 32 × 32 block of
 // W is one chunk of the packing, re-laid within its 2 KiB. Zero past n and k (the packing holds the zeros).
-static void lr_amx_column_panel(const uint16_t *packed, int64_t n, int64_t k, int64_t j0, uint16_t *panel) {
+LR_AMX static void lr_amx_column_panel(const uint16_t *packed, int64_t n, int64_t k, int64_t j0, uint16_t *panel) {
     int64_t kp = lr_amx_kp(k), kpn = lr_amx_kp(n);
     for (int64_t r0 = 0; r0 < kpn; r0 += 32) {
-        const uint16_t *block = packed + lr_amx_index(r0, j0, kp);
-        uint16_t *dst = panel + lr_amx_index(0, r0, kpn);
-        for (int64_t m = 0; m < 32; m++) {
-            for (int64_t r = 0; r < 32; r++) dst[lr_amx_index(m, r, 32)] = block[lr_amx_index(r, m, 32)];
-        }
+        lr_amx_transpose_block(packed + lr_amx_index(r0, j0, kp), panel + lr_amx_index(0, r0, kpn));
     }
 }
 
