@@ -88,3 +88,45 @@ final class BF16GEMMTests: XCTestCase {
         Float(bitPattern: UInt32(bfloat16Bits(f)) << 16)
     }
 }
+
+/// LoRA and the supernet in bf16 mode (their activation-side GEMMs on the bf16 kernel, as autocast runs them)
+/// against the same adapters in fp32: outputs and every gradient within bf16's rounding of the GEMM inputs.
+final class BF16AdapterTests: XCTestCase {
+    func testLoRAAndSupernetInBF16MatchFloat32() throws {
+        try XCTSkipIf(BF16Kernel.available.isEmpty, "this CPU has neither AMX nor AVX512-BF16")
+        for kernel in BF16Kernel.available {
+            var g = SplitMix64(seed: 5)
+            let lora = LoRAAdapter(module: "m", inFeatures: 70, outFeatures: 45, rank: 8, loraAlpha: 16, rng: &g)
+            let supernet = SupernetAdapter(module: "m", inFeatures: 70, outFeatures: 45, space: [2, 4, 8],
+                                           loraAlpha: 16, rng: &g)
+            var rng = TestRNG(7)
+            for t in [lora.b, supernet.b, supernet.logits] {
+                for i in 0..<t.value.count { t.value.ptr[i] = rng.uniform(-0.5, 0.5) }
+            }
+            let grads: [(LinearAdapter, [TrainableTensor])] = [
+                (lora, [lora.a, lora.b]), (supernet, [supernet.a, supernet.b, supernet.logits]),
+            ]
+            for (adapter, params) in grads {
+                let x = rng.tensor([37, 70]), dy = rng.tensor([37, 45])
+                let exact = run(adapter, params, x: x, dy: dy, kernel: nil)
+                let bf16 = run(adapter, params, x: x, dy: dy, kernel: kernel)
+                for (name, (a, b)) in zip(["y", "dx"] + params.map(\.name), zip(bf16, exact)) {
+                    let err = relativeError(a, b)
+                    XCTAssertLessThan(err, 2e-2, "\(kernel) \(type(of: adapter)) \(name)")
+                    XCTAssertGreaterThan(err, 0, "\(kernel) \(type(of: adapter)) \(name): not computed in bf16")
+                }
+            }
+        }
+    }
+
+    /// y, dx and each parameter's gradient after one forward and backward.
+    private func run(_ adapter: LinearAdapter, _ params: [TrainableTensor], x: Tensor, dy: Tensor,
+                     kernel: BF16Kernel?) -> [Tensor] {
+        let n = x.shape[0]
+        let y = Tensor(zeros: dy.shape), dx = Tensor(zeros: x.shape)
+        for p in params { p.grad.zero() }
+        adapter.forward(x: x.ptr, y: y.ptr, n: n, kernel: kernel)
+        adapter.backward(dx: dx.ptr, dy: dy.ptr, x: x.ptr, n: n)
+        return [y, dx] + params.map { $0.grad.copy() }
+    }
+}

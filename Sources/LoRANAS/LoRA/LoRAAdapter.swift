@@ -17,7 +17,7 @@ public final class LoRAAdapter: LinearAdapter {
     public private(set) var isMerged = false
     var rng: SplitMix64
     private var scale: [Float]
-    private var saved: (n: Int, u: Tensor, dropped: Tensor?, mask: [Float]?)?
+    private var saved: (n: Int, u: Tensor, dropped: Tensor?, mask: [Float]?, packed: LowRank.PackedFactors?)?
     private var weightBeforeMerge: Tensor?
 
     public var scaling: Float { loraAlpha / Float(rank) }
@@ -41,7 +41,7 @@ public final class LoRAAdapter: LinearAdapter {
         scale = Array(repeating: loraAlpha / Float(rank), count: rank)
     }
 
-    public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int) {
+    public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int, kernel: BF16Kernel?) {
         if isMerged { return }
         let inF = a.value.shape[1], outF = b.value.shape[0]
         let u = Tensor(uninitialized: [n, rank])  // written by the first GEMM
@@ -55,10 +55,10 @@ public final class LoRAAdapter: LinearAdapter {
             dropped = d
             mask = m
         }
-        LowRank.forward(
+        let packed = LowRank.forward(
             y: y, u: u.ptr, x: input, a: a.value.ptr, b: b.value.ptr, scale: scale, n: n,
-            inFeatures: inF, outFeatures: outF, rank: rank)
-        saved = (n, u, dropped, mask)
+            inFeatures: inF, outFeatures: outF, rank: rank, kernel: kernel)
+        saved = (n, u, dropped, mask, packed)
     }
 
     public func backward(dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, n: Int) {
@@ -74,7 +74,7 @@ public final class LoRAAdapter: LinearAdapter {
         LowRank.backward(
             dx: dIn, dA: trainable ? a.grad.ptr : nil, dB: trainable ? b.grad.ptr : nil, dScale: nil,
             dy: dy, x: input, u: s.u.ptr, a: a.value.ptr, b: b.value.ptr, scale: scale,
-            n: n, inFeatures: inF, outFeatures: outF, rank: rank)
+            n: n, inFeatures: inF, outFeatures: outF, rank: rank, packed: s.packed)
         if let m = s.mask, let dIn, let dx {
             for i in 0..<(n * inF) { dx[i] += dIn[i] * m[i] }
             dIn.deallocate()

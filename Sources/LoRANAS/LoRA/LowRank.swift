@@ -4,22 +4,60 @@
 /// everywhere, and the scale rides on a GEMM's alpha. The supernet folds its softmax-weighted mix
 /// of rank slices into σ, applied to A's rows (R·in work, not n·R), so it costs the same GEMMs as
 /// LoRA at rank R however many rank choices it has.
+///
+/// In bf16 mode (a kernel given) the four GEMMs on the activations' side (x·Aᵀ, u·Bᵀ, dy·B, g·A) run on the bf16
+/// GEMM with fp32 sums, as torch's autocast runs LoRA's matmuls; A and B are packed once per forward (they stay
+/// fp32 parameters), and the two weight-gradient GEMMs (gᵀ·x, dyᵀ·u) stay fp32.
 enum LowRank {
-    /// Saves u (n, R) for backward: x·Aᵀ when σ is uniform, x·(diag(σ)·A)ᵀ = (x·Aᵀ) ⊙ σ otherwise.
+    /// A (or diag(σ)·A) and B packed for the bf16 GEMM by forward, for backward.
+    struct PackedFactors {
+        let a, b: PackedBF16Matrix
+    }
+
+    /// Saves u (n, R) for backward: x·Aᵀ when σ is uniform, x·(diag(σ)·A)ᵀ = (x·Aᵀ) ⊙ σ otherwise. With a
+    /// kernel, returns the packed factors backward needs.
     static func forward(
         y: UnsafeMutablePointer<Float>, u: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>,
         a: UnsafePointer<Float>, b: UnsafePointer<Float>, scale: UnsafePointer<Float>,
-        n: Int, inFeatures: Int, outFeatures: Int, rank: Int
-    ) {
+        n: Int, inFeatures: Int, outFeatures: Int, rank: Int, kernel: BF16Kernel? = nil
+    ) -> PackedFactors? {
+        if let kernel {
+            return forwardBF16(y: y, u: u, x: x, a: a, b: b, scale: scale, n: n, inFeatures: inFeatures,
+                               outFeatures: outFeatures, rank: rank, kernel: kernel)
+        }
         if let s = uniform(scale, rank) {
             gemm(false, true, m: n, n: rank, k: inFeatures, a: x, b: a, c: u)
             gemm(false, true, m: n, n: outFeatures, k: rank, scale: s, a: u, b: b, beta: 1, c: y)
-            return
+            return nil
         }
         let scaledA = scaleRows(a, scale, rows: rank, cols: inFeatures)
         defer { scaledA.deallocate() }
         gemm(false, true, m: n, n: rank, k: inFeatures, a: x, b: scaledA, c: u)
         gemm(false, true, m: n, n: outFeatures, k: rank, a: u, b: b, beta: 1, c: y)
+        return nil
+    }
+
+    private static func forwardBF16(
+        y: UnsafeMutablePointer<Float>, u: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>,
+        a: UnsafePointer<Float>, b: UnsafePointer<Float>, scale: UnsafePointer<Float>,
+        n: Int, inFeatures: Int, outFeatures: Int, rank: Int, kernel: BF16Kernel
+    ) -> PackedFactors {
+        let s = uniform(scale, rank)
+        let scaledA = s == nil ? scaleRows(a, scale, rows: rank, cols: inFeatures) : nil
+        defer { scaledA?.deallocate() }
+        let packed = PackedFactors(
+            a: PackedBF16Matrix(scaledA.map { UnsafePointer($0) } ?? a, rows: rank, cols: inFeatures, kernel: kernel),
+            b: PackedBF16Matrix(b, rows: outFeatures, cols: rank, kernel: kernel))
+        BF16.linear(x, m: n, w: packed.a, y: u)
+        guard let s else {
+            BF16.linear(u, m: n, w: packed.b, y: y, accumulate: true)
+            return packed
+        }
+        let su = UnsafeMutablePointer<Float>.allocate(capacity: max(1, n * rank))
+        defer { su.deallocate() }
+        for i in 0..<(n * rank) { su[i] = s * u[i] }
+        BF16.linear(su, m: n, w: packed.b, y: y, accumulate: true)
+        return packed
     }
 
     /// Accumulates dA, dB (when given), dσ (when given: dσ_j = Σ_n (dy·B)[n, j]·(x·Aᵀ)[n, j]) and dx.
@@ -27,11 +65,16 @@ enum LowRank {
         dx: UnsafeMutablePointer<Float>?, dA: UnsafeMutablePointer<Float>?, dB: UnsafeMutablePointer<Float>?,
         dScale: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, x: UnsafePointer<Float>,
         u: UnsafePointer<Float>, a: UnsafePointer<Float>, b: UnsafePointer<Float>, scale: UnsafePointer<Float>,
-        n: Int, inFeatures: Int, outFeatures: Int, rank: Int
+        n: Int, inFeatures: Int, outFeatures: Int, rank: Int, packed: PackedFactors? = nil
     ) {
-        let g = UnsafeMutablePointer<Float>.allocate(capacity: n * rank)
+        let g = UnsafeMutablePointer<Float>.allocate(capacity: max(1, n * rank))
         defer { g.deallocate() }
-        gemm(false, false, m: n, n: rank, k: outFeatures, a: dy, b: b, c: g)  // g = dy·B (n, R)
+        if let packed {  // g = dy·B (n, R)
+            g.initialize(repeating: 0, count: n * rank)
+            BF16.inputGradient(dy, m: n, w: packed.b, dx: g)
+        } else {
+            gemm(false, false, m: n, n: rank, k: outFeatures, a: dy, b: b, c: g)
+        }
         let s = uniform(scale, rank)
         // dB += dyᵀ·(u ⊙ σ)
         if let dB { gemm(true, false, m: outFeatures, n: rank, k: n, scale: s ?? 1, a: dy, b: u, beta: 1, c: dB) }
@@ -46,10 +89,18 @@ enum LowRank {
         if let s {
             // dA += s·gᵀ·x and dx += s·g·A
             if let dA { gemm(true, false, m: rank, n: inFeatures, k: n, scale: s, a: g, b: x, beta: 1, c: dA) }
-            if let dx { gemm(false, false, m: n, n: inFeatures, k: rank, scale: s, a: g, b: a, beta: 1, c: dx) }
+            guard let dx else { return }
+            if let packed {
+                for i in 0..<(n * rank) { g[i] *= s }
+                BF16.inputGradient(g, m: n, w: packed.a, dx: dx)
+            } else {
+                gemm(false, false, m: n, n: inFeatures, k: rank, scale: s, a: g, b: a, beta: 1, c: dx)
+            }
             return
         }
-        if let dx {  // dx += g·diag(σ)·A
+        if let dx, let packed {  // dx += g·diag(σ)·A, packed by forward
+            BF16.inputGradient(g, m: n, w: packed.a, dx: dx)
+        } else if let dx {
             let scaledA = scaleRows(a, scale, rows: rank, cols: inFeatures)
             defer { scaledA.deallocate() }
             gemm(false, false, m: n, n: inFeatures, k: rank, a: g, b: scaledA, beta: 1, c: dx)

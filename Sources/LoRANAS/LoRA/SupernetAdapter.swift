@@ -36,7 +36,7 @@ public final class SupernetAdapter: LinearAdapter {
     public var trainWeights = true
     /// Whether backward accumulates α's gradient.
     public var trainAlpha = true
-    private var saved: (n: Int, u: Tensor, scale: [Float], c: [Float])?
+    private var saved: (n: Int, u: Tensor, scale: [Float], c: [Float], packed: LowRank.PackedFactors?)?
 
     public var inFeatures: Int { a.value.shape[1] }
     public var outFeatures: Int { b.value.shape[0] }
@@ -111,16 +111,16 @@ public final class SupernetAdapter: LinearAdapter {
         return (e, w.indices.map { w[$0] * (per[$0] - e) })
     }
 
-    public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int) {
+    public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int, kernel: BF16Kernel?) {
         let w = weights
         let c = componentWeights(w)
         let s = loraAlpha / Float(maxRank)
         let scale = c.map { s * $0 * $0 }
         let u = Tensor(uninitialized: [n, maxRank])  // written by the first GEMM
-        LowRank.forward(
+        let packed = LowRank.forward(
             y: y, u: u.ptr, x: x, a: a.value.ptr, b: b.value.ptr, scale: scale, n: n,
-            inFeatures: inFeatures, outFeatures: outFeatures, rank: maxRank)
-        saved = (n, u, scale, c)
+            inFeatures: inFeatures, outFeatures: outFeatures, rank: maxRank, kernel: kernel)
+        saved = (n, u, scale, c, packed)
     }
 
     public func backward(dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, n: Int) {
@@ -134,7 +134,7 @@ public final class SupernetAdapter: LinearAdapter {
                 dx: dx, dA: trainWeights ? a.grad.ptr : nil, dB: trainWeights ? b.grad.ptr : nil,
                 dScale: trainAlpha ? ds.baseAddress! : nil, dy: dy, x: x, u: sv.u.ptr,
                 a: a.value.ptr, b: b.value.ptr, scale: sv.scale, n: n,
-                inFeatures: inFeatures, outFeatures: outFeatures, rank: maxRank)
+                inFeatures: inFeatures, outFeatures: outFeatures, rank: maxRank, packed: sv.packed)
         }
         guard trainAlpha else { return }
         // σ_j = s·c_j² → dc_j = 2·s·c_j·dσ_j;  dw_r = Σ_{j ∈ slice r} dc_j;  dα = w ⊙ (dw − Σ w·dw).

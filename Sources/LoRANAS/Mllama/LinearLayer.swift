@@ -36,7 +36,7 @@ public final class LinearLayer {
         } else {
             Linear.forward(y: y.ptr, x: x.ptr, w: weight.ptr, b: bias?.ptr, n: n, c: inFeatures, oc: outFeatures)
         }
-        adapter?.forward(x: x.ptr, y: y.ptr, n: n)
+        adapter?.forward(x: x.ptr, y: y.ptr, n: n, kernel: bf16?.kernel)
         return y
     }
 

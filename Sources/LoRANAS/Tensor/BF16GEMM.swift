@@ -42,6 +42,15 @@ public final class PackedBF16Matrix: @unchecked Sendable {
         self.init(bits: bits, rows: w.shape[0], cols: w.count / max(1, w.shape[0]), kernel: kernel)
     }
 
+    /// Packs `rows × cols` floats (row-major) rounded to bfloat16 as activations are (`lr_bf16_convert_rows`,
+    /// vectorized; subnormals become zero): LoRA's factors, packed again at every forward in bf16 mode.
+    public convenience init(_ values: UnsafePointer<Float>, rows: Int, cols: Int, kernel: BF16Kernel) {
+        let bits = UnsafeMutablePointer<UInt16>.allocate(capacity: max(1, rows * cols))
+        defer { bits.deallocate() }
+        lr_bf16_convert_rows(values, Int64(rows), Int64(cols), Int64(cols), bits)
+        self.init(bits: bits, rows: rows, cols: cols, kernel: kernel)
+    }
+
     /// Packs `rows × cols` bfloat16 bit patterns (row-major) as they are: a bf16 checkpoint is never widened.
     public init(bits: UnsafePointer<UInt16>, rows: Int, cols: Int, kernel: BF16Kernel) {
         self.rows = rows
