@@ -116,14 +116,19 @@ final class KernelGradientTests: XCTestCase {
             let v = Double(wide.ptr[i]), ref = 0.5 * v * (1 + erf(v / 2.0.squareRoot()))
             XCTAssertEqual(Double(wy.ptr[i]), ref, accuracy: 1e-6 * max(1, abs(ref)), "GELU(\(v))")
         }
+        // Backward's recomputation has the forward's bits.
+        let again = Tensor(zeros: [4096]), slope = Tensor(zeros: [4096])
+        GELU.forwardWithSlope(y: again.ptr, slope: slope.ptr, x: wide.ptr, n: 4096)
+        XCTAssertEqual(again.array, wy.array)
         let z = rng.tensor([37], -3, 3)
         checkGradients("gelu", inputs: [z], eps: 1e-3) {
             let y = Tensor(zeros: z.shape)
             GELU.forward(y: y.ptr, x: z.ptr, n: z.count)
             return y
         } backward: { dy in
-            let dx = Tensor(zeros: z.shape)
-            GELU.backward(dx: dx.ptr, dy: dy.ptr, x: z.ptr, n: z.count)
+            let y = Tensor(zeros: z.shape), slope = Tensor(zeros: z.shape), dx = Tensor(zeros: z.shape)
+            GELU.forwardWithSlope(y: y.ptr, slope: slope.ptr, x: z.ptr, n: z.count)
+            GELU.backward(dx: dx.ptr, dy: dy.ptr, slope: slope.ptr, n: z.count)
             return [dx]
         }
     }

@@ -13,22 +13,32 @@ public enum GELU {
         }
     }
 
-    /// dx += dy · (Φ(x) + x·φ(x))
-    public static func backward(dx: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>,
-                                x: UnsafePointer<Float>, n: Int) {
+    /// y = GELU(x) and slope = GELU'(x) = Φ(x) + x·φ(x) in one pass: backward recomputes y (which it did not
+    /// keep) and needs the slope, sharing the erf between them. y has the forward's bits.
+    public static func forwardWithSlope(y: UnsafeMutablePointer<Float>, slope: UnsafeMutablePointer<Float>,
+                                        x: UnsafePointer<Float>, n: Int) {
         Engine.parallelRanges(n, grain: 1 << 14) { r in
             let o = r.lowerBound
             forEachChunk(r.count, simd: { i in
                 let v = load(x + o, i)
                 let cdf = 0.5 * (1 + verf(v * 0.70710678118654752))
-                let pdf = vexp(-0.5 * v * v) * 0.3989422804014327
-                store(load(dx + o, i) + load(dy + o, i) * (cdf + v * pdf), dx + o, i)
+                store(v * cdf, y + o, i)  // = 0.5·v·(1 + erf): halving is exact, so the same bits
+                store(cdf + v * (vexp(-0.5 * v * v) * 0.3989422804014327), slope + o, i)
             }, scalar: { i in
-                let v = x[o + i]
-                let cdf = 0.5 * (1 + erff(v * 0.70710678118654752))
-                let pdf = expf(-0.5 * v * v) * 0.3989422804014327
-                dx[o + i] += dy[o + i] * (cdf + v * pdf)
+                let v = x[o + i], cdf = 0.5 * (1 + erff(v * 0.70710678118654752))
+                y[o + i] = v * cdf
+                slope[o + i] = cdf + v * (expf(-0.5 * v * v) * 0.3989422804014327)
             })
+        }
+    }
+
+    /// dx = dy ⊙ slope (the slope from `forwardWithSlope`).
+    public static func backward(dx: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>,
+                                slope: UnsafePointer<Float>, n: Int) {
+        Engine.parallelRanges(n, grain: 1 << 14) { r in
+            let o = r.lowerBound
+            forEachChunk(r.count, simd: { i in store(load(dy + o, i) * load(slope + o, i), dx + o, i) },
+                         scalar: { i in dx[o + i] = dy[o + i] * slope[o + i] })
         }
     }
 }

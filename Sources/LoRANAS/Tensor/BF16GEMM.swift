@@ -58,8 +58,15 @@ public final class PackedBF16Matrix: @unchecked Sendable {
         self.kernel = kernel
         let n = Int64(rows), k = Int64(cols)
         let count = kernel == .amx ? lr_amx_packed_count(n, k) : lr_bf16_packed_count(n, k)
-        packed = .allocate(capacity: max(1, Int(count)))
-        if kernel == .amx { lr_amx_pack_w(bits, n, k, packed) } else { lr_bf16_pack_w(bits, n, k, packed) }
+        let packed = UnsafeMutablePointer<UInt16>.allocate(capacity: max(1, Int(count)))
+        self.packed = packed
+        // panels of 32 rows pack independently: threads take ranges of them
+        let width = Int(LR_BF16_PANEL), kp = kernel.paddedK(cols)
+        Engine.parallelRanges((rows + width - 1) / width, grain: max(1, (1 << 16) / max(1, width * kp))) { r in
+            let r0 = r.lowerBound * width, r1 = min(rows, r.upperBound * width)
+            let src = bits + r0 * cols, dst = packed + r0 * kp, n = Int64(r1 - r0)
+            if kernel == .amx { lr_amx_pack_w(src, n, k, dst) } else { lr_bf16_pack_w(src, n, k, dst) }
+        }
     }
 
     deinit { packed.deallocate() }

@@ -20,8 +20,12 @@ public final class Tensor: @unchecked Sendable {
         self.shape = shape
         self.count = shape.reduce(1, *)
         let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
-        self.ptr = raw.bindMemory(to: Float.self, capacity: max(count, 1))
-        self.ptr.initialize(repeating: 0, count: max(count, 1))
+        let ptr = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        // split across the threads: zeroing (and faulting in) a large buffer is otherwise a serial pass
+        Engine.parallelRanges(max(count, 1), grain: 1 << 16) { r in
+            (ptr + r.lowerBound).initialize(repeating: 0, count: r.count)
+        }
+        self.ptr = ptr
         self.owner = nil
         self.mappedBytes = 0
     }
