@@ -32,6 +32,14 @@ def median_step(runs):
     return statistics.median(t for r in runs for t in r["step_ms_all"])
 
 
+def paired(runs, num, den):
+    """Ratios of the two configurations' median steps within each round (they ran next to each other, in the same
+    phase of this VM's speed), as (median, lowest, highest)."""
+    ratios = [statistics.median(a["step_ms_all"]) / statistics.median(b["step_ms_all"])
+              for a, b in zip(runs[num], runs[den])]
+    return statistics.median(ratios), min(ratios), max(ratios)
+
+
 def measure(size, rounds, python, env):
     steps, warmup = STEPS[size]
     ours = [BENCH, "step", "--size", size, "--threads", "2", "--steps", steps, "--warmup", warmup]
@@ -48,9 +56,9 @@ def measure(size, rounds, python, env):
     rss = {k: max(r["peak_rss_mib"] for r in v) for k, v in runs.items()}
     return {
         "size": size, "rounds": rounds, "step_ms": ms, "peak_rss_mib": rss,
-        "bf16_vs_torch_bf16": ms["torch_bf16"] / ms["ours_bf16"], "target": TARGET_BF16.get(size),
-        "fp32_vs_torch_fp32": ms["torch_fp32"] / ms["ours_fp32"],
-        "supernet_over_lora_bf16": ms["ours_bf16_supernet"] / ms["ours_bf16"],
+        "bf16_vs_torch_bf16": paired(runs, "torch_bf16", "ours_bf16"), "target": TARGET_BF16.get(size),
+        "fp32_vs_torch_fp32": paired(runs, "torch_fp32", "ours_fp32"),
+        "supernet_over_lora_bf16": paired(runs, "ours_bf16_supernet", "ours_bf16"),
         "rss_bf16_over_torch_bf16": rss["ours_bf16"] / rss["torch_bf16"],
         "compute": runs["ours_bf16"][0]["compute"], "openblas_core": runs["ours_bf16"][0]["openblas_core"],
     }
@@ -62,10 +70,17 @@ def gemm_rows(env):
     return [json.loads(line) for line in out.strip().splitlines()[1:]]
 
 
+def spread(ratio):
+    mid, lo, hi = ratio
+    return f"{mid:.2f} ({lo:.2f}–{hi:.2f})"
+
+
 def markdown(rows, gemms, coretype):
     lines = ["# bf16 against PyTorch's bf16 autocast", "",
-             f"`python bench/bf16.py` (OpenBLAS kernels: {coretype}), medians over every step of every round; "
-             "the engine's bf16 mode runs the frozen linear weights on " + rows[0]["compute"].split(" on ")[-1] + ".",
+             f"`python bench/bf16.py` (OpenBLAS kernels: {coretype}, {rows[0]['rounds']} rounds): step times are "
+             "medians over every step of every round; ratios are the median (lowest–highest) of the per-round "
+             "ratios of configurations run next to each other. The engine's bf16 mode runs the linear layers on "
+             + rows[0]["compute"].split(" on ")[-1] + ".",
              "", "| size | loranas fp32 | loranas bf16 | torch fp32 | torch bf16 autocast | bf16 vs torch bf16 "
              "(target) | fp32 vs torch fp32 | supernet / LoRA (bf16) | peak RSS bf16: ours / torch |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -74,9 +89,9 @@ def markdown(rows, gemms, coretype):
         target = "" if r["target"] is None else f" (≥ {r['target']})"
         lines.append(
             f"| {r['size']} | {ms['ours_fp32']:.0f} ms | {ms['ours_bf16']:.0f} ms | {ms['torch_fp32']:.0f} ms | "
-            f"{ms['torch_bf16']:.0f} ms | {r['bf16_vs_torch_bf16']:.2f}×{target} | {r['fp32_vs_torch_fp32']:.2f}× | "
-            f"{r['supernet_over_lora_bf16']:.3f} | {rss['ours_bf16']:.0f} / {rss['torch_bf16']:.0f} MiB "
-            f"({r['rss_bf16_over_torch_bf16']:.2f}) |")
+            f"{ms['torch_bf16']:.0f} ms | {spread(r['bf16_vs_torch_bf16'])}×{target} | "
+            f"{spread(r['fp32_vs_torch_fp32'])}× | {spread(r['supernet_over_lora_bf16'])} | "
+            f"{rss['ours_bf16']:.0f} / {rss['torch_bf16']:.0f} MiB ({r['rss_bf16_over_torch_bf16']:.2f}) |")
     lines += ["", "The bf16 GEMM alone (`loranas-bench bf16 --threads 2`: y = x·Wᵀ with x converted to bf16), "
               "against sgemm on the same shape and the kernel's ceiling measured in the same run:", "",
               "| kernel | m × k × n | bf16 GFLOP/s | sgemm GFLOP/s | ceiling GFLOP/s | MFU |",
