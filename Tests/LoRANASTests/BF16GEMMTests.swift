@@ -125,7 +125,8 @@ final class BF16AdapterTests: XCTestCase {
         let n = x.shape[0]
         let y = Tensor(zeros: dy.shape), dx = Tensor(zeros: x.shape)
         for p in params { p.grad.zero() }
-        adapter.forward(x: x.ptr, y: y.ptr, n: n, kernel: kernel)
+        let x16 = kernel.map { BF16Rows(x.ptr, m: n, k: x.shape[1], kernel: $0) }
+        adapter.forward(x: x.ptr, y: y.ptr, n: n, bf16X: x16)
         adapter.backward(dx: dx.ptr, dy: dy.ptr, x: x.ptr, n: n)
         return [y, dx] + params.map { $0.grad.copy() }
     }

@@ -1,16 +1,22 @@
 /// Something added to a linear layer's output: a LoRA adapter or a supernet.
 /// It sees the layer's input and accumulates into the output and the input gradient.
 public protocol LinearAdapter: AnyObject {
-    /// y (n, out) += adapter(x (n, in)); with a kernel (the layer's bf16 mode), the GEMMs on the activations'
-    /// side run on it (`LowRank`).
-    func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int, kernel: BF16Kernel?)
-    /// dx (n, in) += ∂/∂x, and the adapter's own parameter gradients +=.
-    func backward(dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, n: Int)
+    /// y (n, out) += adapter(x (n, in)). In the layer's bf16 mode `bf16X` is x converted for its kernel, and the
+    /// GEMMs on the activations' side run on it (`LowRank`).
+    func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int, bf16X: BF16Rows?)
+    /// dx (n, in) += ∂/∂x, and the adapter's own parameter gradients +=. `bf16DY`: dy converted, in bf16 mode.
+    func backward(dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, n: Int,
+                  bf16DY: BF16Rows?)
 }
 
 extension LinearAdapter {
     /// The float32 forward.
     public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int) {
-        forward(x: x, y: y, n: n, kernel: nil)
+        forward(x: x, y: y, n: n, bf16X: nil)
+    }
+
+    /// Backward, converting dy itself if the forward ran in bf16.
+    public func backward(dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, n: Int) {
+        backward(dx: dx, dy: dy, x: x, n: n, bf16DY: nil)
     }
 }

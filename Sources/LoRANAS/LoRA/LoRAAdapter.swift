@@ -41,7 +41,7 @@ public final class LoRAAdapter: LinearAdapter {
         scale = Array(repeating: loraAlpha / Float(rank), count: rank)
     }
 
-    public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int, kernel: BF16Kernel?) {
+    public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int, bf16X: BF16Rows?) {
         if isMerged { return }
         let inF = a.value.shape[1], outF = b.value.shape[0]
         let u = Tensor(uninitialized: [n, rank])  // written by the first GEMM
@@ -57,11 +57,13 @@ public final class LoRAAdapter: LinearAdapter {
         }
         let packed = LowRank.forward(
             y: y, u: u.ptr, x: input, a: a.value.ptr, b: b.value.ptr, scale: scale, n: n,
-            inFeatures: inF, outFeatures: outF, rank: rank, kernel: kernel)
+            inFeatures: inF, outFeatures: outF, rank: rank,
+            bf16X: dropped == nil ? bf16X : bf16X.map { BF16Rows(input, m: n, k: inF, kernel: $0.kernel) })
         saved = (n, u, dropped, mask, packed)
     }
 
-    public func backward(dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, n: Int) {
+    public func backward(dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, n: Int,
+                         bf16DY: BF16Rows?) {
         if isMerged { return }
         let inF = a.value.shape[1], outF = b.value.shape[0]
         // x holds the forward's input values (the layer may have computed them again)
@@ -74,7 +76,7 @@ public final class LoRAAdapter: LinearAdapter {
         LowRank.backward(
             dx: dIn, dA: trainable ? a.grad.ptr : nil, dB: trainable ? b.grad.ptr : nil, dScale: nil,
             dy: dy, x: input, u: s.u.ptr, a: a.value.ptr, b: b.value.ptr, scale: scale,
-            n: n, inFeatures: inF, outFeatures: outF, rank: rank, packed: s.packed)
+            n: n, inFeatures: inF, outFeatures: outF, rank: rank, packed: s.packed, bf16DY: bf16DY)
         if let m = s.mask, let dIn, let dx {
             for i in 0..<(n * inF) { dx[i] += dIn[i] * m[i] }
             dIn.deallocate()

@@ -19,11 +19,11 @@ enum LowRank {
     static func forward(
         y: UnsafeMutablePointer<Float>, u: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>,
         a: UnsafePointer<Float>, b: UnsafePointer<Float>, scale: UnsafePointer<Float>,
-        n: Int, inFeatures: Int, outFeatures: Int, rank: Int, kernel: BF16Kernel? = nil
+        n: Int, inFeatures: Int, outFeatures: Int, rank: Int, bf16X: BF16Rows? = nil
     ) -> PackedFactors? {
-        if let kernel {
-            return forwardBF16(y: y, u: u, x: x, a: a, b: b, scale: scale, n: n, inFeatures: inFeatures,
-                               outFeatures: outFeatures, rank: rank, kernel: kernel)
+        if let bf16X {
+            return forwardBF16(y: y, u: u, x: bf16X, a: a, b: b, scale: scale, n: n, inFeatures: inFeatures,
+                               outFeatures: outFeatures, rank: rank)
         }
         if let s = uniform(scale, rank) {
             gemm(false, true, m: n, n: rank, k: inFeatures, a: x, b: a, c: u)
@@ -38,17 +38,17 @@ enum LowRank {
     }
 
     private static func forwardBF16(
-        y: UnsafeMutablePointer<Float>, u: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>,
+        y: UnsafeMutablePointer<Float>, u: UnsafeMutablePointer<Float>, x: BF16Rows,
         a: UnsafePointer<Float>, b: UnsafePointer<Float>, scale: UnsafePointer<Float>,
-        n: Int, inFeatures: Int, outFeatures: Int, rank: Int, kernel: BF16Kernel
+        n: Int, inFeatures: Int, outFeatures: Int, rank: Int
     ) -> PackedFactors {
-        let s = uniform(scale, rank)
+        let s = uniform(scale, rank), kernel = x.kernel
         let scaledA = s == nil ? scaleRows(a, scale, rows: rank, cols: inFeatures) : nil
         defer { scaledA?.deallocate() }
         let packed = PackedFactors(
             a: PackedBF16Matrix(scaledA.map { UnsafePointer($0) } ?? a, rows: rank, cols: inFeatures, kernel: kernel),
             b: PackedBF16Matrix(b, rows: outFeatures, cols: rank, kernel: kernel))
-        BF16.linear(x, m: n, w: packed.a, y: u)
+        BF16.linear(x, w: packed.a, y: u)
         guard let s else {
             BF16.linear(u, m: n, w: packed.b, y: y, accumulate: true)
             return packed
@@ -65,13 +65,14 @@ enum LowRank {
         dx: UnsafeMutablePointer<Float>?, dA: UnsafeMutablePointer<Float>?, dB: UnsafeMutablePointer<Float>?,
         dScale: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, x: UnsafePointer<Float>,
         u: UnsafePointer<Float>, a: UnsafePointer<Float>, b: UnsafePointer<Float>, scale: UnsafePointer<Float>,
-        n: Int, inFeatures: Int, outFeatures: Int, rank: Int, packed: PackedFactors? = nil
+        n: Int, inFeatures: Int, outFeatures: Int, rank: Int, packed: PackedFactors? = nil, bf16DY: BF16Rows? = nil
     ) {
         let g = UnsafeMutablePointer<Float>.allocate(capacity: max(1, n * rank))
         defer { g.deallocate() }
         if let packed {  // g = dy·B (n, R)
             g.initialize(repeating: 0, count: n * rank)
-            BF16.inputGradient(dy, m: n, w: packed.b, dx: g)
+            let dyRows = bf16DY ?? BF16Rows(dy, m: n, k: outFeatures, kernel: packed.b.kernel)
+            BF16.inputGradient(dyRows, w: packed.b, dx: g)
         } else {
             gemm(false, false, m: n, n: rank, k: outFeatures, a: dy, b: b, c: g)
         }

@@ -111,7 +111,7 @@ public final class SupernetAdapter: LinearAdapter {
         return (e, w.indices.map { w[$0] * (per[$0] - e) })
     }
 
-    public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int, kernel: BF16Kernel?) {
+    public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int, bf16X: BF16Rows?) {
         let w = weights
         let c = componentWeights(w)
         let s = loraAlpha / Float(maxRank)
@@ -119,11 +119,12 @@ public final class SupernetAdapter: LinearAdapter {
         let u = Tensor(uninitialized: [n, maxRank])  // written by the first GEMM
         let packed = LowRank.forward(
             y: y, u: u.ptr, x: x, a: a.value.ptr, b: b.value.ptr, scale: scale, n: n,
-            inFeatures: inFeatures, outFeatures: outFeatures, rank: maxRank, kernel: kernel)
+            inFeatures: inFeatures, outFeatures: outFeatures, rank: maxRank, bf16X: bf16X)
         saved = (n, u, scale, c, packed)
     }
 
-    public func backward(dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, n: Int) {
+    public func backward(dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, n: Int,
+                         bf16DY: BF16Rows?) {
         // x holds the forward's input values (the layer may have computed them again)
         guard let sv = saved, sv.n == n else {
             preconditionFailure("supernet backward on \(module) without its forward")
@@ -134,7 +135,7 @@ public final class SupernetAdapter: LinearAdapter {
                 dx: dx, dA: trainWeights ? a.grad.ptr : nil, dB: trainWeights ? b.grad.ptr : nil,
                 dScale: trainAlpha ? ds.baseAddress! : nil, dy: dy, x: x, u: sv.u.ptr,
                 a: a.value.ptr, b: b.value.ptr, scale: sv.scale, n: n,
-                inFeatures: inFeatures, outFeatures: outFeatures, rank: maxRank, packed: sv.packed)
+                inFeatures: inFeatures, outFeatures: outFeatures, rank: maxRank, packed: sv.packed, bf16DY: bf16DY)
         }
         guard trainAlpha else { return }
         // σ_j = s·c_j² → dc_j = 2·s·c_j·dσ_j;  dw_r = Σ_{j ∈ slice r} dc_j;  dα = w ⊙ (dw − Σ w·dw).

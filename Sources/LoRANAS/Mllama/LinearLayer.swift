@@ -26,31 +26,40 @@ public final class LinearLayer {
         biasGrad = hasBias ? grads?[name + ".bias"] : nil
     }
 
-    /// x (n, in) → y (n, out).
-    public func forward(_ x: Tensor) -> Tensor {
+    /// x (n, in) → y (n, out). `converted`: x already rounded for the bf16 GEMM (`converted(_:)`), when layers
+    /// reading the same input share it.
+    public func forward(_ x: Tensor, converted: BF16Rows? = nil) -> Tensor {
         let n = x.count / inFeatures
         let y = Tensor(uninitialized: [n, outFeatures])   // the GEMM writes every element (beta = 0)
-        if let bf16 {
-            BF16.linear(x.ptr, m: n, w: bf16, y: y.ptr)
-            if let bias { Linear.addBias(y.ptr, bias.ptr, n: n, oc: outFeatures) }
-        } else {
+        guard let bf16 else {
             Linear.forward(y: y.ptr, x: x.ptr, w: weight.ptr, b: bias?.ptr, n: n, c: inFeatures, oc: outFeatures)
+            adapter?.forward(x: x.ptr, y: y.ptr, n: n, bf16X: nil)
+            return y
         }
-        adapter?.forward(x: x.ptr, y: y.ptr, n: n, kernel: bf16?.kernel)
+        let rows = converted ?? BF16Rows(x.ptr, m: n, k: inFeatures, kernel: bf16.kernel)
+        BF16.linear(rows, w: bf16, y: y.ptr)
+        if let bias { Linear.addBias(y.ptr, bias.ptr, n: n, oc: outFeatures) }
+        adapter?.forward(x: x.ptr, y: y.ptr, n: n, bf16X: rows)
         return y
+    }
+
+    /// x rounded to bfloat16 for this layer's GEMM, to share among the layers that read it; nil in float32 mode.
+    public func converted(_ x: Tensor) -> BF16Rows? {
+        bf16.map { BF16Rows(x.ptr, m: x.count / inFeatures, k: inFeatures, kernel: $0.kernel) }
     }
 
     /// Accumulates dx (if given), the weight gradients (if trained) and the adapter's gradients.
     public func backward(_ dy: Tensor, x: Tensor, dx: Tensor?) {
         let n = x.count / inFeatures
         if let bf16 {  // the base is frozen in bf16 mode: only the input gradient
-            if let dx { BF16.inputGradient(dy.ptr, m: n, w: bf16, dx: dx.ptr) }
-            adapter?.backward(dx: dx?.ptr, dy: dy.ptr, x: x.ptr, n: n)
+            let rows = BF16Rows(dy.ptr, m: n, k: outFeatures, kernel: bf16.kernel)
+            if let dx { BF16.inputGradient(rows, w: bf16, dx: dx.ptr) }
+            adapter?.backward(dx: dx?.ptr, dy: dy.ptr, x: x.ptr, n: n, bf16DY: rows)
             return
         }
         Linear.backward(dx: dx?.ptr, dw: weightGrad?.ptr, db: biasGrad?.ptr, dy: dy.ptr, x: x.ptr, w: weight.ptr,
                         n: n, c: inFeatures, oc: outFeatures)
-        adapter?.backward(dx: dx?.ptr, dy: dy.ptr, x: x.ptr, n: n)
+        adapter?.backward(dx: dx?.ptr, dy: dy.ptr, x: x.ptr, n: n, bf16DY: nil)
     }
 
     /// The weight the layer computes with, as float32: `weight` itself, or in bf16 mode a copy unpacked from

@@ -28,7 +28,8 @@ struct TextMLP {
         let rows = h.shape[0], width = h.shape[1]
         let n = Tensor(uninitialized: h.shape), rstd = Tensor(uninitialized: [rows])
         RMSNorm.forward(y: n.ptr, rstd: rstd.ptr, x: h.ptr, w: p[norm].ptr, n: rows, c: width, eps: eps)
-        let g = gate.forward(n), u = up.forward(n)
+        let n16 = gate.converted(n)  // gate and up read one conversion of n in bf16 mode
+        let g = gate.forward(n, converted: n16), u = up.forward(n, converted: n16)
         return (down.forward(product(g, u)), keep ? Saved(h: h, rstd: rstd, g: g, u: u, eps: eps) : nil)
     }
 

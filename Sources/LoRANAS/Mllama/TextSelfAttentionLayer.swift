@@ -35,7 +35,8 @@ final class TextSelfAttentionLayer {
                  params p: ParameterSet, keep: Bool) -> (Tensor, Saved?) {
         let n = Tensor(uninitialized: x.shape), rstd = Tensor(uninitialized: [d.rows])
         RMSNorm.forward(y: n.ptr, rstd: rstd.ptr, x: x.ptr, w: p[norm].ptr, n: d.rows, c: d.h, eps: eps)
-        let qt = q.forward(n), kt = k.forward(n), vt = v.forward(n)
+        let n16 = q.converted(n)  // q, k and v read one conversion of n in bf16 mode
+        let qt = q.forward(n, converted: n16), kt = k.forward(n, converted: n16), vt = v.forward(n, converted: n16)
         Rope.forward(qt.ptr, cos: rope.cos, sin: rope.sin, rows: d.rows, seq: d.s, heads: d.nh, headDim: d.hd)
         Rope.forward(kt.ptr, cos: rope.cos, sin: rope.sin, rows: d.rows, seq: d.s, heads: d.nkv, headDim: d.hd)
         let (h, attention) = block(d).forward(q: qt, k: kt, v: vt, mask: mask, keep: keep)

@@ -73,8 +73,9 @@ final class VisionLayer {
         LayerNorm.forward(y: ln1.ptr, mean: mean1.ptr, rstd: rstd1.ptr, x: x.ptr, w: p[ln1w].ptr, b: p[ln1b].ptr,
                           n: n, c: d, eps: eps)
         let block = AttentionBlock(o: o, dims: dims(images: images, tokens: tokens))
-        let (ot, attention) = block.forward(q: q.forward(ln1), k: k.forward(ln1), v: v.forward(ln1),
-                                            mask: mask, keep: keep)
+        let x16 = q.converted(ln1)  // q, k and v read one conversion of ln1 in bf16 mode
+        let (ot, attention) = block.forward(q: q.forward(ln1, converted: x16), k: k.forward(ln1, converted: x16),
+                                            v: v.forward(ln1, converted: x16), mask: mask, keep: keep)
         let h = x.copy()
         TanhGate.forward(y: h.ptr, a: ot.ptr, gate: gateAttn.map { p[$0].ptr[0] } ?? .infinity, n: n * d)
         let ln2 = Tensor(uninitialized: [n, d]), mean2 = Tensor(uninitialized: [n]), rstd2 = Tensor(uninitialized: [n])

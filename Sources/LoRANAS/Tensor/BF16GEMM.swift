@@ -96,45 +96,80 @@ public final class PackedBF16Matrix: @unchecked Sendable {
     }
 }
 
+/// An activation's rows rounded to bfloat16 and padded for a kernel (k to its multiple, rows to its row block, the
+/// padding zero): converted once, then read by every GEMM that multiplies them (a layer's weight and its LoRA A;
+/// q, k and v of one input; the input gradient and LoRA's dy·B).
+public final class BF16Rows {
+    public let kernel: BF16Kernel
+    /// Rows and columns of the fp32 matrix.
+    public let m: Int, k: Int
+    /// The row stride, k padded for the kernel.
+    let kp: Int
+    let bits: UnsafeMutablePointer<UInt16>
+
+    public init(_ x: UnsafePointer<Float>, m: Int, k: Int, kernel: BF16Kernel) {
+        self.kernel = kernel
+        self.m = m
+        self.k = k
+        let kp = kernel.paddedK(k), rows = kernel.paddedM(m)
+        self.kp = kp
+        let bits = UnsafeMutablePointer<UInt16>.allocate(capacity: max(1, rows * kp))
+        self.bits = bits
+        Engine.parallelRanges(m, grain: 64) { r in
+            lr_bf16_convert_rows(x + r.lowerBound * k, Int64(r.count), Int64(k), Int64(kp), bits + r.lowerBound * kp)
+        }
+        (bits + m * kp).initialize(repeating: 0, count: (rows - m) * kp)
+    }
+
+    deinit { bits.deallocate() }
+}
+
 public enum BF16 {
     /// y (m×n) = x (m×k) · Wᵀ, or y += it, with x rounded to bfloat16 and sums in fp32; W's columns (or, for a
     /// narrow W, the rows of x) are split across the engine's threads.
     public static func linear(_ x: UnsafePointer<Float>, m: Int, w: PackedBF16Matrix, y: UnsafeMutablePointer<Float>,
                               accumulate: Bool = false) {
-        multiply(x, m: m, w, transposed: false, into: y, accumulate: accumulate)
+        linear(BF16Rows(x, m: m, k: w.cols, kernel: w.kernel), w: w, y: y, accumulate: accumulate)
+    }
+
+    /// As `linear`, on rows already converted (for W's kernel, k = W's columns).
+    public static func linear(_ x: BF16Rows, w: PackedBF16Matrix, y: UnsafeMutablePointer<Float>,
+                              accumulate: Bool = false) {
+        precondition(x.k == w.cols && x.kernel == w.kernel, "rows converted for another GEMM")
+        multiply(x, w, transposed: false, into: y, accumulate: accumulate)
     }
 
     /// dx (m×k) += dy (m×n) · W: a linear layer's input gradient, on the forward's packing.
     public static func inputGradient(_ dy: UnsafePointer<Float>, m: Int, w: PackedBF16Matrix,
                                      dx: UnsafeMutablePointer<Float>) {
-        multiply(dy, m: m, w, transposed: true, into: dx, accumulate: true)
+        inputGradient(BF16Rows(dy, m: m, k: w.rows, kernel: w.kernel), w: w, dx: dx)
     }
 
-    /// c (m × outs) (+)= a (m × ins) · (transposed ? W : Wᵀ), a converted to bf16 once, rows padded for the kernel.
-    private static func multiply(_ x: UnsafePointer<Float>, m: Int, _ w: PackedBF16Matrix, transposed: Bool,
+    /// As `inputGradient`, on dy already converted (k = W's rows).
+    public static func inputGradient(_ dy: BF16Rows, w: PackedBF16Matrix, dx: UnsafeMutablePointer<Float>) {
+        precondition(dy.k == w.rows && dy.kernel == w.kernel, "rows converted for another GEMM")
+        multiply(dy, w, transposed: true, into: dx, accumulate: true)
+    }
+
+    /// c (m × outs) (+)= a · (transposed ? W : Wᵀ).
+    private static func multiply(_ a: BF16Rows, _ w: PackedBF16Matrix, transposed: Bool,
                                  into c: UnsafeMutablePointer<Float>, accumulate: Bool) {
-        let ins = transposed ? w.rows : w.cols, outs = transposed ? w.cols : w.rows
-        let kp = w.kernel.paddedK(ins), rowsA = w.kernel.paddedM(m)
-        let a = UnsafeMutablePointer<UInt16>.allocate(capacity: max(1, rowsA * kp))
-        defer { a.deallocate() }
-        Engine.parallelRanges(m, grain: 64) { r in
-            lr_bf16_convert_rows(x + r.lowerBound * ins, Int64(r.count), Int64(ins), Int64(kp), a + r.lowerBound * kp)
-        }
-        (a + m * kp).initialize(repeating: 0, count: (rowsA - m) * kp)
+        let m = a.m, kp = a.kp, rowsA = w.kernel.paddedM(m), outs = transposed ? w.cols : w.rows
         let width = Int(LR_BF16_PANEL)
         let panels = (outs + width - 1) / width
         let rowBlock = w.kernel == .amx ? 32 : 8
         let split = panels >= 2 * Engine.threads || m < 2 * rowBlock
         let grain = max(1, 4_000_000 / max(1, 2 * rowsA * kp * width))
         let gemm = Kernel(w: w, kp: kp, transposed: transposed, accumulate: accumulate)
+        let bits = UnsafePointer(a.bits)
         if split {
             Engine.parallelRanges(panels, grain: grain) { r in
-                gemm.run(a, m, columns: r.lowerBound * width..<min(outs, r.upperBound * width), c, ldc: outs)
+                gemm.run(bits, m, columns: r.lowerBound * width..<min(outs, r.upperBound * width), c, ldc: outs)
             }
         } else {
             Engine.parallelRanges((m + rowBlock - 1) / rowBlock) { r in
                 let lo = r.lowerBound * rowBlock, hi = min(m, r.upperBound * rowBlock)
-                gemm.run(a + lo * kp, hi - lo, columns: 0..<outs, c + lo * outs, ldc: outs)
+                gemm.run(bits + lo * kp, hi - lo, columns: 0..<outs, c + lo * outs, ldc: outs)
             }
         }
     }
