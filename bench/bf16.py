@@ -70,9 +70,9 @@ def gemm_rows(env):
     return [json.loads(line) for line in out.strip().splitlines()[1:]]
 
 
-def spread(ratio):
+def spread(ratio, unit=""):
     mid, lo, hi = ratio
-    return f"{mid:.2f} ({lo:.2f}–{hi:.2f})"
+    return f"{mid:.2f}{unit} ({lo:.2f}–{hi:.2f})"
 
 
 def markdown(rows, gemms, coretype):
@@ -89,8 +89,8 @@ def markdown(rows, gemms, coretype):
         target = "" if r["target"] is None else f" (≥ {r['target']})"
         lines.append(
             f"| {r['size']} | {ms['ours_fp32']:.0f} ms | {ms['ours_bf16']:.0f} ms | {ms['torch_fp32']:.0f} ms | "
-            f"{ms['torch_bf16']:.0f} ms | {spread(r['bf16_vs_torch_bf16'])}×{target} | "
-            f"{spread(r['fp32_vs_torch_fp32'])}× | {spread(r['supernet_over_lora_bf16'])} | "
+            f"{ms['torch_bf16']:.0f} ms | {spread(r['bf16_vs_torch_bf16'], '×')}{target} | "
+            f"{spread(r['fp32_vs_torch_fp32'], '×')} | {spread(r['supernet_over_lora_bf16'])} | "
             f"{rss['ours_bf16']:.0f} / {rss['torch_bf16']:.0f} MiB ({r['rss_bf16_over_torch_bf16']:.2f}) |")
     lines += ["", "The bf16 GEMM alone (`loranas-bench bf16 --threads 2`: y = x·Wᵀ with x converted to bf16), "
               "against sgemm on the same shape and the kernel's ceiling measured in the same run:", "",

@@ -80,7 +80,7 @@ struct TargetOptions: ParsableArguments {
 struct ComputeOptions: ParsableArguments {
     @Option(help: """
         float32 (exact against transformers) or bfloat16 (the frozen base weights rounded to bf16 and run on AMX \
-        or AVX512-BF16, sums in fp32; LoRA, α and the optimizer stay fp32).
+        or AVX512-BF16, sums in fp32; LoRA's parameters, α and the optimizer stay fp32).
         """)
     var dtype: WeightDType = .float32
 

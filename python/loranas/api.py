@@ -105,10 +105,11 @@ def load_model(path: str | os.PathLike, adapter: str | os.PathLike | None = None
     adapter : str or PathLike, optional
         A PEFT LoRA adapter directory to load onto the model (see :meth:`Model.load_adapter`).
     dtype : {"float32", "bfloat16"}
-        float32 (the default) computes exactly as transformers in float32. bfloat16 rounds the frozen base
-        weights to bfloat16 and computes them on the CPU's bf16 matrix units (AMX tiles, else AVX512-BF16) with
-        float32 sums; LoRA weights, α, optimizer state, norms, attention and the loss stay float32.
-        ``Model.compute`` says which kernel runs.
+        float32 (the default) computes exactly as transformers in float32. bfloat16 holds the frozen base
+        weights once, as bfloat16 (a bf16 checkpoint is not widened), and runs the linear layers' GEMMs on the
+        CPU's bf16 matrix units (AMX tiles, else AVX512-BF16) with float32 sums, LoRA's products included (as
+        torch's autocast runs them); LoRA's weights and their gradients, α, optimizer state, norms, attention and
+        the loss stay float32. ``Model.compute`` says which kernel runs.
 
     Returns
     -------

@@ -194,7 +194,8 @@ void loranas_model_free(loranas_model *model);
 int32_t loranas_model_describe(const loranas_model *model, char *buf, int64_t buf_len, int64_t *out_len);
 /* Switches the frozen base weights to bfloat16 (one-way): every linear weight is rounded to bfloat16, packed
    for the best bf16 GEMM of this CPU (AMX tiles, else AVX512-BF16 dot products; fp32 sums) and its float32 memory
-   given back; LoRA, alpha, norms, attention and the loss stay float32. Without either kernel the rounded weights
+   given back. LoRA's products with the activations run on the same kernel (as torch's autocast runs them); LoRA's
+   parameters, alpha, norms, attention and the loss stay float32. Without either kernel the rounded weights
    are computed in float32. `summary` gets which (same buffer protocol as loranas_checkpoint_name); on a model
    already in bfloat16 it only reports. A model whose base is being trained is refused. */
 int32_t loranas_model_use_bfloat16(loranas_model *model, char *summary, int64_t summary_len, int64_t *out_len);
