@@ -27,21 +27,6 @@ int lr_amx_supported(void) {
     return state;
 }
 
-void lr_amx_pack_w(const uint16_t *w, int64_t n, int64_t k, uint16_t *packed) {
-    int64_t kp = lr_amx_kp(k);
-    memset(packed, 0, (size_t)lr_amx_packed_count(n, k) * 2);
-    for (int64_t r = 0; r < n; r++) {
-        for (int64_t j = 0; j < k; j++) packed[lr_amx_index(r, j, kp)] = w[r * k + j];
-    }
-}
-
-void lr_amx_unpack_w(const uint16_t *packed, int64_t n, int64_t k, uint16_t *w) {
-    int64_t kp = lr_amx_kp(k);
-    for (int64_t r = 0; r < n; r++) {
-        for (int64_t j = 0; j < k; j++) w[r * k + j] = packed[lr_amx_index(r, j, kp)];
-    }
-}
-
 // A 16×16 transpose of 32-bit elements in 16 zmm: unpack pairs, then quads, then 128-bit lanes.
 LR_AMX static void lr_transpose_16x16_epi32(__m512i r[16]) {
     __m512i t[16];

@@ -72,19 +72,37 @@ void lr_bf16_convert_rows(const float *x, int64_t m, int64_t k, int64_t kp, uint
     }
 }
 
-void lr_bf16_pack_w(const uint16_t *w, int64_t n, int64_t k, uint16_t *packed) {
-    int64_t kp = lr_bf16_kp(k);
-    memset(packed, 0, (size_t)lr_bf16_packed_count(n, k) * 2);
+// Packing and unpacking for both kernels: each layout is an index function (include/lr_bf16.h), inlined here.
+typedef int64_t (*lr_layout)(int64_t r, int64_t j, int64_t kp);
+
+static inline void lr_pack(const uint16_t *w, int64_t n, int64_t k, int64_t kp, int64_t count, lr_layout at,
+                           uint16_t *packed) {
+    memset(packed, 0, (size_t)count * 2);
     for (int64_t r = 0; r < n; r++) {
-        for (int64_t j = 0; j < k; j++) packed[lr_bf16_index(r, j, kp)] = w[r * k + j];
+        for (int64_t j = 0; j < k; j++) packed[at(r, j, kp)] = w[r * k + j];
     }
 }
 
-void lr_bf16_unpack_w(const uint16_t *packed, int64_t n, int64_t k, uint16_t *w) {
-    int64_t kp = lr_bf16_kp(k);
+static inline void lr_unpack(const uint16_t *packed, int64_t n, int64_t k, int64_t kp, lr_layout at, uint16_t *w) {
     for (int64_t r = 0; r < n; r++) {
-        for (int64_t j = 0; j < k; j++) w[r * k + j] = packed[lr_bf16_index(r, j, kp)];
+        for (int64_t j = 0; j < k; j++) w[r * k + j] = packed[at(r, j, kp)];
     }
+}
+
+void lr_bf16_pack_w(const uint16_t *w, int64_t n, int64_t k, uint16_t *packed) {
+    lr_pack(w, n, k, lr_bf16_kp(k), lr_bf16_packed_count(n, k), lr_bf16_index, packed);
+}
+
+void lr_bf16_unpack_w(const uint16_t *packed, int64_t n, int64_t k, uint16_t *w) {
+    lr_unpack(packed, n, k, lr_bf16_kp(k), lr_bf16_index, w);
+}
+
+void lr_amx_pack_w(const uint16_t *w, int64_t n, int64_t k, uint16_t *packed) {
+    lr_pack(w, n, k, lr_amx_kp(k), lr_amx_packed_count(n, k), lr_amx_index, packed);
+}
+
+void lr_amx_unpack_w(const uint16_t *packed, int64_t n, int64_t k, uint16_t *w) {
+    lr_unpack(packed, n, k, lr_amx_kp(k), lr_amx_index, w);
 }
 
 // Columns [j0, j0 + 32) of W as a panel over n: pair q of it holds (W[2q][j], W[2q + 1][j]) for the 32 j side by
