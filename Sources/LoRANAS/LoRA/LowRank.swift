@@ -5,17 +5,17 @@
 /// of rank slices into σ, applied to A's rows (R·in work, not n·R), so it costs the same GEMMs as
 /// LoRA at rank R however many rank choices it has.
 ///
-/// In bf16 mode (a kernel given) the four GEMMs on the activations' side (x·Aᵀ, u·Bᵀ, dy·B, g·A) run on the bf16
-/// GEMM with fp32 sums, as torch's autocast runs LoRA's matmuls; A and B are packed once per forward (they stay
-/// fp32 parameters), and the two weight-gradient GEMMs (gᵀ·x, dyᵀ·u) stay fp32.
+/// In bf16 mode (x converted for a kernel) the four GEMMs on the activations' side (x·Aᵀ, u·Bᵀ, dy·B, g·A)
+/// run on the bf16 GEMM with fp32 sums, as torch's autocast runs LoRA's matmuls; A and B are packed once per
+/// forward (they stay fp32 parameters), and the two weight-gradient GEMMs (gᵀ·x, dyᵀ·u) stay fp32.
 enum LowRank {
     /// A (or diag(σ)·A) and B packed for the bf16 GEMM by forward, for backward.
     struct PackedFactors {
         let a, b: PackedBF16Matrix
     }
 
-    /// Saves u (n, R) for backward: x·Aᵀ when σ is uniform, x·(diag(σ)·A)ᵀ = (x·Aᵀ) ⊙ σ otherwise. With a
-    /// kernel, returns the packed factors backward needs.
+    /// Saves u (n, R) for backward: x·Aᵀ when σ is uniform, x·(diag(σ)·A)ᵀ = (x·Aᵀ) ⊙ σ otherwise.
+    /// In bf16 mode, returns the packed factors backward needs.
     static func forward(
         y: UnsafeMutablePointer<Float>, u: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>,
         a: UnsafePointer<Float>, b: UnsafePointer<Float>, scale: UnsafePointer<Float>,
