@@ -131,3 +131,27 @@ final class BF16AdapterTests: XCTestCase {
         return [y, dx] + params.map { $0.grad.copy() }
     }
 }
+
+/// The bf16 mode keeps each linear weight once: switching a loaded model gives the float32 pages back, and loading
+/// straight into the packing computes the same bits as switching after a float32 load.
+final class BF16ModeTests: XCTestCase {
+    func testSwitchingReleasesTheFloat32WeightsAndMatchesLoadingInBF16() throws {
+        try XCTSkipIf(BF16Kernel.best == nil, "this CPU has neither AMX nor AVX512-BF16")
+        let dir = MllamaFixtureTests.path("tiles4_gqa")
+        let batch = try MllamaFixtureTests.batch("tiles4_gqa/inputs.safetensors")
+        let switched = try MllamaModel(path: dir)
+        let page = Int(sysconf(Int32(_SC_PAGESIZE))) / 4
+        let large = switched.allLinears.filter { $0.weight.count >= 3 * page }
+        XCTAssertFalse(large.isEmpty, "no linear weight spans a whole page: the release is not exercised")
+        XCTAssertTrue(large.allSatisfy { $0.weight.ptr[$0.weight.count / 2] != 0 })
+        try switched.useBFloat16()
+        for layer in large {
+            XCTAssertEqual(layer.weight.ptr[layer.weight.count / 2], 0, "\(layer.name): float32 page kept")
+            XCTAssertNotEqual(layer.weightValues().ptr[layer.weight.count / 2], 0, layer.name)
+        }
+        let loaded = try MllamaModel(path: dir, dtype: .bfloat16)
+        XCTAssertEqual(loaded.computeDType, .bfloat16)
+        let a = try switched.forward(batch).logits, b = try loaded.forward(batch).logits
+        XCTAssertEqual(a.array, b.array)
+    }
+}
