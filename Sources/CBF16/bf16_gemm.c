@@ -55,13 +55,42 @@ LR_AVX512BF16 static void lr_bf16_convert_row_avx512(const float *x, int64_t k, 
     for (; j < k; j++) out[j] = lr_bf16_round(x[j]);
 }
 
-void lr_bf16_convert_rows(const float *x, int64_t m, int64_t k, int64_t kp, uint16_t *out) {
-    static int known = -1;  // CPUID traps to the hypervisor in a VM: ask once (a race only writes the same value)
+LR_AVX512BF16 static void lr_bf16_widen_avx512(const uint16_t *bits, int64_t n, float *out) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(bits + i)));
+        _mm512_storeu_si512(out + i, _mm512_slli_epi32(wide, 16));
+    }
+    for (; i < n; i++) {
+        uint32_t u = (uint32_t)bits[i] << 16;
+        memcpy(out + i, &u, 4);
+    }
+}
+
+// lr_bf16_supported(), asked once: CPUID traps to the hypervisor in a VM (a race only writes the same value).
+static int lr_bf16_vector(void) {
+    static int known = -1;
     int vector = __atomic_load_n(&known, __ATOMIC_RELAXED);
     if (vector < 0) {
         vector = lr_bf16_supported();
         __atomic_store_n(&known, vector, __ATOMIC_RELAXED);
     }
+    return vector;
+}
+
+void lr_bf16_widen(const uint16_t *bits, int64_t n, float *out) {
+    if (lr_bf16_vector()) {
+        lr_bf16_widen_avx512(bits, n, out);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t u = (uint32_t)bits[i] << 16;
+        memcpy(out + i, &u, 4);
+    }
+}
+
+void lr_bf16_convert_rows(const float *x, int64_t m, int64_t k, int64_t kp, uint16_t *out) {
+    int vector = lr_bf16_vector();
     for (int64_t i = 0; i < m; i++) {
         if (vector) {
             lr_bf16_convert_row_avx512(x + i * k, k, out + i * kp);

@@ -154,4 +154,27 @@ final class BF16ModeTests: XCTestCase {
         let a = try switched.forward(batch).logits, b = try loaded.forward(batch).logits
         XCTAssertEqual(a.array, b.array)
     }
+
+    /// The whole backward in bf16 mode (kept activations in bf16, recomputations, the bf16 GEMMs) against fp32:
+    /// every LoRA gradient of the fixture within bf16's rounding, and not equal (it did run in bf16).
+    func testLoRAGradientsOfABF16ModelFollowFloat32() throws {
+        try XCTSkipIf(BF16Kernel.best == nil, "this CPU has neither AMX nor AVX512-BF16")
+        let dir = MllamaFixtureTests.path("tiles4_gqa")
+        let batch = try MllamaFixtureTests.batch("tiles4_gqa/inputs.safetensors")
+        func gradients(_ dtype: WeightDType) throws -> [Tensor] {
+            let model = try MllamaModel(path: dir, dtype: dtype)
+            let ranks = Dictionary(uniqueKeysWithValues: model.targetableLinears.map { ($0.name, 4) })
+            let adapters = try model.attachLoRA(ranks: ranks, loraAlpha: { _, _ in 8 }, seed: 3)
+            for a in adapters {
+                for i in 0..<a.b.value.count { a.b.value.ptr[i] = Float(i % 7) * 0.01 - 0.03 }
+            }
+            try model.backward(try model.forward(batch, keepForBackward: true))
+            return adapters.flatMap { [$0.a.grad.copy(), $0.b.grad.copy()] }
+        }
+        let exact = try gradients(.float32), bf16 = try gradients(.bfloat16)
+        let all = { (ts: [Tensor]) in Tensor(ts.flatMap(\.array), shape: [ts.reduce(0) { $0 + $1.count }]) }
+        let err = relativeError(all(bf16), all(exact))
+        XCTAssertLessThan(err, 5e-2)
+        XCTAssertGreaterThan(err, 1e-4)
+    }
 }

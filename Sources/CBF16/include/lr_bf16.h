@@ -39,6 +39,9 @@ void lr_bf16_pack_w(const uint16_t *w, int64_t n, int64_t k, uint16_t *packed);
 /// W (n×k bf16 bits) back out of lr_bf16_pack_w's packing.
 void lr_bf16_unpack_w(const uint16_t *packed, int64_t n, int64_t k, uint16_t *w);
 
+/// bf16 bit patterns → fp32 (exact), n of them.
+void lr_bf16_widen(const uint16_t *bits, int64_t n, float *out);
+
 /// fp32 → bf16 bit patterns, rounding to nearest even (NaN stays NaN), rows of k written with stride kp ≥ k
 /// (the columns past k zero).
 void lr_bf16_convert_rows(const float *x, int64_t m, int64_t k, int64_t kp, uint16_t *out);

@@ -19,7 +19,7 @@ struct TextMLP {
     struct Saved {
         let h: Tensor                       // (B·S, H) input
         let rstd: Tensor                    // (B·S)
-        let g, u: Tensor                    // (B·S, I) gate and up projections
+        let g, u: KeptActivation            // (B·S, I) gate and up projections (bfloat16 in the bf16 mode)
         let eps: Float
     }
 
@@ -30,7 +30,11 @@ struct TextMLP {
         RMSNorm.forward(y: n.ptr, rstd: rstd.ptr, x: h.ptr, w: p[norm].ptr, n: rows, c: width, eps: eps)
         let n16 = gate.converted(n)  // gate and up read one conversion of n in bf16 mode
         let g = gate.forward(n, converted: n16), u = up.forward(n, converted: n16)
-        return (down.forward(product(g, u)), keep ? Saved(h: h, rstd: rstd, g: g, u: u, eps: eps) : nil)
+        let y = down.forward(product(g, u))
+        guard keep else { return (y, nil) }
+        let bf16 = gate.bf16 != nil
+        return (y, Saved(h: h, rstd: rstd, g: KeptActivation(g, rounded: bf16), u: KeptActivation(u, rounded: bf16),
+                         eps: eps))
     }
 
     private func product(_ g: Tensor, _ u: Tensor) -> Tensor {
@@ -42,10 +46,11 @@ struct TextMLP {
     /// Accumulates into dh the gradient flowing from the MLP output gradient dy.
     func backward(_ dy: Tensor, into dh: Tensor, saved s: Saved, params p: ParameterSet, grads: ParameterSet?) {
         let rows = dh.shape[0], width = dh.shape[1]
-        let dm = Tensor(zeros: s.g.shape)
-        down.backward(dy, x: product(s.g, s.u), dx: dm)
+        let g = s.g.tensor(), u = s.u.tensor()
+        let dm = Tensor(zeros: g.shape)
+        down.backward(dy, x: product(g, u), dx: dm)
         let dg = Tensor(zeros: dm.shape), du = Tensor(zeros: dm.shape)
-        SwiGLU.backward(dgate: dg.ptr, dup: du.ptr, dm: dm.ptr, gate: s.g.ptr, up: s.u.ptr, n: dm.count)
+        SwiGLU.backward(dgate: dg.ptr, dup: du.ptr, dm: dm.ptr, gate: g.ptr, up: u.ptr, n: dm.count)
         let n = RMSNorm.recomputed(s.h, w: p[norm].ptr, eps: s.eps)
         let dn = Tensor(zeros: dh.shape)
         gate.backward(dg, x: n, dx: dn)

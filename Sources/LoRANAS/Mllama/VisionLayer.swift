@@ -51,7 +51,7 @@ final class VisionLayer {
         let attention: AttentionBlock.Saved
         let h: Tensor                       // (N, D) x + attention branch
         let mean2, rstd2: Tensor            // (N)
-        let f1: Tensor                      // (N, I) fc1 output
+        let f1: KeptActivation              // (N, I) fc1 output (bfloat16 in the bf16 mode)
         /// The two branches before their tanh gates, which the gates' gradients read; gated layers only.
         let branches: GatedBranches?
     }
@@ -88,7 +88,8 @@ final class VisionLayer {
         let y = h.copy()
         TanhGate.forward(y: y.ptr, a: f2.ptr, gate: gateFFN.map { p[$0].ptr[0] } ?? .infinity, n: n * d)
         let saved = attention.map {
-            Saved(x: x, mean1: mean1, rstd1: rstd1, attention: $0, h: h, mean2: mean2, rstd2: rstd2, f1: f1,
+            Saved(x: x, mean1: mean1, rstd1: rstd1, attention: $0, h: h, mean2: mean2, rstd2: rstd2,
+                  f1: KeptActivation(f1, rounded: fc1.bf16 != nil),
                   branches: gateAttn == nil ? nil : GatedBranches(attention: ot, mlp: f2))
         }
         return (y, saved)
@@ -103,11 +104,12 @@ final class VisionLayer {
         // MLP branch: y = h + tanh(gf)·fc2(gelu(fc1(LN2(h))))
         let dh = dy.copy()
         let df2 = ungated(dy, gate: gateFFN, branch: s.branches?.mlp, params: p, grads: grads)
-        let g = Tensor(uninitialized: s.f1.shape), slope = Tensor(uninitialized: s.f1.shape)
-        GELU.forwardWithSlope(y: g.ptr, slope: slope.ptr, x: s.f1.ptr, n: g.count)
+        let f1 = s.f1.tensor()
+        let g = Tensor(uninitialized: f1.shape), slope = Tensor(uninitialized: f1.shape)
+        GELU.forwardWithSlope(y: g.ptr, slope: slope.ptr, x: f1.ptr, n: g.count)
         let dg = Tensor(zeros: g.shape)
         fc2.backward(df2, x: g, dx: dg)
-        let df1 = Tensor(uninitialized: s.f1.shape)
+        let df1 = Tensor(uninitialized: f1.shape)
         GELU.backward(dx: df1.ptr, dy: dg.ptr, slope: slope.ptr, n: df1.count)
         let dln2 = Tensor(zeros: [n, d])
         fc1.backward(df1, x: LayerNorm.recomputed(s.h, w: p[ln2w].ptr, b: p[ln2b].ptr, eps: eps), dx: dln2)
