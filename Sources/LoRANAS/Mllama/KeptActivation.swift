@@ -4,16 +4,18 @@ import CBF16
 /// memory; torch's autocast keeps its matmul outputs in bf16 too). Backward widens it again, one layer at a time.
 final class KeptActivation {
     let shape: [Int]
-    private let full: Tensor?
-    private let bits: UnsafeMutablePointer<UInt16>?
+    private enum Storage {
+        case float32(Tensor)
+        case bfloat16(UnsafeMutablePointer<UInt16>)
+    }
+    private let storage: Storage
 
     /// Keeps `t` itself, or with `rounded` a bfloat16 copy (round to nearest even, as activations entering a bf16
     /// GEMM; `t` is then free to go).
     init(_ t: Tensor, rounded: Bool) {
         shape = t.shape
         guard rounded else {
-            full = t
-            bits = nil
+            storage = .float32(t)
             return
         }
         let rows = t.shape.first ?? 1, cols = t.count / max(1, rows)
@@ -22,20 +24,24 @@ final class KeptActivation {
             lr_bf16_convert_rows(t.ptr + r.lowerBound * cols, Int64(r.count), Int64(cols), Int64(cols),
                                  bits + r.lowerBound * cols)
         }
-        full = nil
-        self.bits = bits
+        storage = .bfloat16(bits)
     }
 
-    deinit { bits?.deallocate() }
+    deinit {
+        if case .bfloat16(let bits) = storage { bits.deallocate() }
+    }
 
     /// The values as float32: the kept tensor, or a widened copy of the bfloat16 one.
     func tensor() -> Tensor {
-        if let full { return full }
-        let t = Tensor(uninitialized: shape)
-        guard let bits else { return t }
-        Engine.parallelRanges(t.count, grain: 1 << 16) { r in
-            lr_bf16_widen(bits + r.lowerBound, Int64(r.count), t.ptr + r.lowerBound)
+        switch storage {
+        case .float32(let t):
+            return t
+        case .bfloat16(let bits):
+            let t = Tensor(uninitialized: shape)
+            Engine.parallelRanges(t.count, grain: 1 << 16) { r in
+                lr_bf16_widen(bits + r.lowerBound, Int64(r.count), t.ptr + r.lowerBound)
+            }
+            return t
         }
-        return t
     }
 }
