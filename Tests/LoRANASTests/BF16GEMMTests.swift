@@ -153,6 +153,7 @@ final class BF16ModeTests: XCTestCase {
         XCTAssertEqual(loaded.computeDType, .bfloat16)
         let a = try switched.forward(batch).logits, b = try loaded.forward(batch).logits
         XCTAssertEqual(a.array, b.array)
+        XCTAssertThrowsError(try switched.load(from: Checkpoint(path: dir)), "reloading would leave stale packings")
     }
 
     /// The whole backward in bf16 mode (kept activations in bf16, recomputations, the bf16 GEMMs) against fp32:

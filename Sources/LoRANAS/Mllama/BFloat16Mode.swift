@@ -1,8 +1,9 @@
 /// The bf16 mode (issue 12): the frozen linear weights live in memory once, as bfloat16 packed for the best bf16
-/// GEMM this CPU has (AMX, else AVX512-BF16), which computes their forward and input gradient with fp32 sums. LoRA,
-/// α, norms, attention, softmax, the loss and the optimizer stay fp32, as does everything that is not a linear
-/// layer (embeddings, the patch embedding). Without either kernel the weights are rounded in place and computed in
-/// fp32, and `bf16Summary` says so.
+/// GEMM this CPU has (AMX, else AVX512-BF16), which computes their forward and input gradient with fp32 sums; LoRA's
+/// products with the activations run there too (`LowRank`). LoRA's parameters, α, norms, attention, softmax, the
+/// loss and the optimizer stay fp32, as does everything that is not a linear layer (embeddings, the patch
+/// embedding). Without either kernel the weights are rounded in place and computed in fp32, and `bf16Summary` says
+/// so. The switch is one-way: loading weights into a bf16 model is refused (its packings would go stale).
 extension MllamaModel {
     /// Loads a model directory for `dtype`. In bfloat16 with a kernel, each linear weight goes from the checkpoint
     /// into its packing as bfloat16 (a bf16 checkpoint is copied as it is, other dtypes rounded once), and its

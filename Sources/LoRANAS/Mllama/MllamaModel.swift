@@ -122,6 +122,7 @@ public final class MllamaModel: @unchecked Sendable {
     /// Loads every parameter; with a kernel, the linear layers' weights go straight from the checkpoint into
     /// their bf16 packing (`BFloat16Mode.swift`) and their float32 storage is never written.
     func load(from ckpt: Checkpoint, packing kernel: BF16Kernel?) throws {
+        try require(computeDType == .float32, "this model computes in bfloat16 from packed weights: load a new model")
         let linears = kernel == nil ? [] : allLinears
         let packed = Dictionary(uniqueKeysWithValues: linears.map { ($0.name + ".weight", $0) })
         for e in params.entries {
