@@ -47,18 +47,35 @@ public final class Adam {
         let bc2Sqrt = Float(bc2.squareRoot())
         Engine.parallelFor(parameters.count) { k in
             let p = parameters[k]
-            let w = p.value.ptr, g = p.grad.ptr, mk = m[k].ptr, vk = v[k].ptr
-            for i in 0..<p.value.count {
-                var gi = g[i]
-                if c.weightDecay != 0 {
-                    if c.decoupled { w[i] *= 1 - c.lr * c.weightDecay } else { gi += c.weightDecay * w[i] }
-                }
-                mk[i] = c.beta1 * mk[i] + (1 - c.beta1) * gi
-                vk[i] = c.beta2 * vk[i] + (1 - c.beta2) * gi * gi
-                w[i] -= stepSize * mk[i] / (vk[i].squareRoot() / bc2Sqrt + c.eps)
-            }
+            Adam.update(w: p.value.ptr, g: p.grad.ptr, m: m[k].ptr, v: v[k].ptr, n: p.value.count, c,
+                        stepSize: stepSize, bc2Sqrt: bc2Sqrt)
             p.grad.zero()
         }
+    }
+
+    /// One tensor's update, 16 lanes at a time; each lane computes what the scalar tail computes, in the same
+    /// order, so the bits do not depend on where the tail starts.
+    private static func update(w: UnsafeMutablePointer<Float>, g: UnsafePointer<Float>, m: UnsafeMutablePointer<Float>,
+                               v: UnsafeMutablePointer<Float>, n: Int, _ c: AdamConfig, stepSize: Float,
+                               bc2Sqrt: Float) {
+        let decay = 1 - c.lr * c.weightDecay, b1 = 1 - c.beta1, b2 = 1 - c.beta2
+        let decoupled = c.weightDecay != 0 && c.decoupled, coupled = c.weightDecay != 0 && !c.decoupled
+        forEachChunk(n, simd: { i in
+            var wi = load(w, i), gi = load(g, i)
+            if decoupled { wi *= decay }
+            if coupled { gi += c.weightDecay * wi }
+            let mi = c.beta1 * load(m, i) + b1 * gi, vi = c.beta2 * load(v, i) + b2 * gi * gi
+            store(mi, m, i)
+            store(vi, v, i)
+            store(wi - stepSize * mi / (vi.squareRoot() / bc2Sqrt + c.eps), w, i)
+        }, scalar: { i in
+            var gi = g[i]
+            if decoupled { w[i] *= decay }
+            if coupled { gi += c.weightDecay * w[i] }
+            m[i] = c.beta1 * m[i] + b1 * gi
+            v[i] = c.beta2 * v[i] + b2 * gi * gi
+            w[i] -= stepSize * m[i] / (v[i].squareRoot() / bc2Sqrt + c.eps)
+        })
     }
 
     /// Moments, for run states: tensors named "<prefix><param>.exp_avg" / ".exp_avg_sq".
