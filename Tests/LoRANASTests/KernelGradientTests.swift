@@ -258,25 +258,15 @@ final class KernelGradientTests: XCTestCase {
 
     // MARK: attention
 
-    /// Both paths (per-head GEMMs, and the direct kernels small heads take) against finite differences and a
-    /// Double reference.
     private func attentionCheck(
         _ name: String, _ d: Attention.Dims, mask: AttentionMask, maskedRowsZero: [(b: Int, q: Int)] = []
-    ) {
-        for direct in [false, true] {
-            attentionCheck("\(name) direct=\(direct)", d, mask: mask, maskedRowsZero: maskedRowsZero, direct: direct)
-        }
-    }
-
-    private func attentionCheck(
-        _ name: String, _ d: Attention.Dims, mask: AttentionMask, maskedRowsZero: [(b: Int, q: Int)], direct: Bool
     ) {
         let q = rng.tensor([d.b, d.sq, d.nh * d.hd]), k = rng.tensor([d.b, d.sk, d.nkv * d.hd]),
             v = rng.tensor([d.b, d.sk, d.nkv * d.hd])
         let lse = Tensor(zeros: [d.b, d.nh, d.sq])
         func fwd() -> Tensor {
             let o = Tensor(zeros: q.shape)
-            Attention.forward(out: o.ptr, lse: lse.ptr, q: q.ptr, k: k.ptr, v: v.ptr, mask: mask, d, direct: direct)
+            Attention.forward(out: o.ptr, lse: lse.ptr, q: q.ptr, k: k.ptr, v: v.ptr, mask: mask, d)
             return o
         }
         checkGradients(name, inputs: [q, k, v], eps: 3e-3, forward: fwd) { dout in
@@ -284,7 +274,7 @@ final class KernelGradientTests: XCTestCase {
             let dq = Tensor(zeros: q.shape), dk = Tensor(zeros: k.shape), dv = Tensor(zeros: v.shape)
             Attention.backward(
                 dq: dq.ptr, dk: dk.ptr, dv: dv.ptr, dout: dout.ptr, q: q.ptr, k: k.ptr, v: v.ptr, lse: lse.ptr,
-                mask: mask, d, direct: direct)
+                mask: mask, d)
             return [dq, dk, dv]
         }
         // Independent reference: explicit per-head softmax(q kᵀ/√hd) v in Double.
@@ -370,35 +360,23 @@ final class KernelGradientTests: XCTestCase {
         let q = rng.tensor([d.b, d.sq, d.nh * d.hd]), k = rng.tensor([d.b, d.sk, d.nkv * d.hd]),
             v = rng.tensor([d.b, d.sk, d.nkv * d.hd])
         let dout = rng.tensor(q.shape), lse = Tensor(zeros: [d.b, d.nh, d.sq]), probs = Attention.probsBuffer(d)!
-        for direct in [false, true] {
-            var grads: [[Tensor]] = []
-            for keep in [false, true] {
-                let o = Tensor(zeros: q.shape)
-                Attention.forward(
-                    out: o.ptr, lse: lse.ptr, q: q.ptr, k: k.ptr, v: v.ptr, mask: .causal(keyValid: nil), d,
-                    probs: keep ? probs.ptr : nil, direct: direct)
-                let g = [Tensor(zeros: q.shape), Tensor(zeros: k.shape), Tensor(zeros: v.shape)]
-                Attention.backward(
-                    dq: g[0].ptr, dk: g[1].ptr, dv: g[2].ptr, dout: dout.ptr, q: q.ptr, k: k.ptr, v: v.ptr,
-                    lse: lse.ptr, mask: .causal(keyValid: nil), d, probs: keep ? UnsafePointer(probs.ptr) : nil,
-                    direct: direct)
-                grads.append(g)
-            }
-            for (a, b) in zip(grads[0], grads[1]) { assertClose(b, a, rtol: 1e-5, atol: 1e-6) }
-            XCTAssertGreaterThan(grads[0][1].norm, 0)
+        var grads: [[Tensor]] = []
+        for keep in [false, true] {
+            let o = Tensor(zeros: q.shape)
+            Attention.forward(
+                out: o.ptr, lse: lse.ptr, q: q.ptr, k: k.ptr, v: v.ptr, mask: .causal(keyValid: nil), d,
+                probs: keep ? probs.ptr : nil)
+            let g = [Tensor(zeros: q.shape), Tensor(zeros: k.shape), Tensor(zeros: v.shape)]
+            Attention.backward(
+                dq: g[0].ptr, dk: g[1].ptr, dv: g[2].ptr, dout: dout.ptr, q: q.ptr, k: k.ptr, v: v.ptr, lse: lse.ptr,
+                mask: .causal(keyValid: nil), d, probs: keep ? UnsafePointer(probs.ptr) : nil)
+            grads.append(g)
         }
+        for (a, b) in zip(grads[0], grads[1]) { assertClose(b, a, rtol: 1e-5, atol: 1e-6) }
+        XCTAssertGreaterThan(grads[0][1].norm, 0)
     }
 
     func testAttentionUnmasked() {
         attentionCheck("attention no mask", Attention.Dims(b: 2, sq: 3, sk: 20, nh: 2, nkv: 2, hd: 8), mask: .none)
-    }
-
-    /// Heads of whole 16-lane chunks plus a tail (hd 20), more rows than one block of four (sq 9) and keys that end
-    /// inside a chunk (sk 37): the shapes that exercise every edge of the direct kernels.
-    func testAttentionDirectEdges() {
-        attentionCheck("attention causal hd 20", Attention.Dims(b: 1, sq: 9, sk: 9, nh: 2, nkv: 1, hd: 20),
-                       mask: .causal(keyValid: nil))
-        attentionCheck("attention no mask hd 16", Attention.Dims(b: 1, sq: 9, sk: 37, nh: 2, nkv: 2, hd: 16),
-                       mask: .none)
     }
 }

@@ -83,38 +83,6 @@ func bf16Kernels(reps: Int) {
 
 // MARK: kernels
 
-/// Attention forward + backward at the benchmark sizes' head shapes, per-head GEMMs against the direct kernels.
-func attentionKernels(threads: Int) {
-    let shapes: [(String, Attention.Dims, Bool)] = [
-        ("tiny text self", .init(b: 4, sq: 128, sk: 128, nh: 4, nkv: 2, hd: 16), true),
-        ("tiny cross", .init(b: 4, sq: 128, sk: 68, nh: 4, nkv: 2, hd: 16), false),
-        ("tiny vision", .init(b: 4, sq: 96, sk: 96, nh: 4, nkv: 4, hd: 16), false),
-        ("small vision", .init(b: 4, sq: 96, sk: 96, nh: 8, nkv: 8, hd: 32), false),
-        ("small text self", .init(b: 4, sq: 128, sk: 128, nh: 6, nkv: 2, hd: 64), true),
-    ]
-    var rng = SplitMix64(seed: 1)
-    for (name, d, causal) in shapes {
-        let q = Tensor(zeros: [d.b * d.sq, d.nh * d.hd]), k = Tensor(zeros: [d.b * d.sk, d.nkv * d.hd])
-        let v = Tensor(zeros: k.shape), out = Tensor(zeros: q.shape), lse = Tensor(zeros: [d.b, d.nh, d.sq])
-        for t in [q, k, v] { for i in 0..<t.count { t.ptr[i] = rng.uniform(-1, 1) } }
-        let probs = Attention.probsBuffer(d)
-        let dq = Tensor(zeros: q.shape), dk = Tensor(zeros: k.shape), dv = Tensor(zeros: k.shape)
-        let mask: AttentionMask = causal ? .causal(keyValid: nil) : .none
-        var line = String(format: "%-16@", name as NSString)
-        for direct in [false, true] {
-            let t = median(time(200) {
-                Attention.forward(out: out.ptr, lse: lse.ptr, q: q.ptr, k: k.ptr, v: v.ptr, mask: mask, d,
-                                  probs: probs?.ptr, direct: direct)
-                Attention.backward(dq: dq.ptr, dk: dk.ptr, dv: dv.ptr, dout: out.ptr, q: q.ptr, k: k.ptr, v: v.ptr,
-                                   lse: lse.ptr, mask: mask, d, probs: probs.map { UnsafePointer($0.ptr) },
-                                   direct: direct)
-            })
-            line += String(format: "  %@ %7.1f µs", direct ? "direct" : "gemm", t * 1e6)
-        }
-        print(line + String(format: "  (%d thread(s))", threads))
-    }
-}
-
 func kernels() {
     print("memory ceiling (../shared/perf-limits.md) ≈ 25-33 GB/s; "
         + "sgemm ceiling measured below (2048³, median of 5)")
@@ -291,7 +259,6 @@ if let t = Int(option("threads", "")) { Engine.threads = t }
 do {
     switch args.count > 1 ? args[1] : "" {
     case "kernels": kernels()
-    case "attention": attentionKernels(threads: Engine.threads)
     case "bf16": bf16Kernels(reps: Int(option("reps", "7")) ?? 7)
     case "ceiling": ceiling(n: Int(option("n", "2048")) ?? 2048, reps: Int(option("reps", "5")) ?? 5)
     case "step":

@@ -56,12 +56,7 @@ public enum Attention {
     /// `probs`, when given, receives the probabilities (B, nh, Sq, Sk) for backward to reuse.
     public static func forward(out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>,
                                q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-                               mask: AttentionMask, _ d: Dims, probs: UnsafeMutablePointer<Float>? = nil,
-                               direct: Bool? = nil) {
-        if direct ?? takesDirectPath(mask, d) {
-            forwardDirect(out: out, lse: lse, q: q, k: k, v: v, mask: mask, d, probs: probs)
-            return
-        }
+                               mask: AttentionMask, _ d: Dims, probs: UnsafeMutablePointer<Float>? = nil) {
         let qs = d.nh * d.hd, ks = d.nkv * d.hd, g = d.nh / d.nkv
         // One task per (sample, head), handed out dynamically so uneven rows balance.
         Engine.parallelFor(d.b * d.nh) { task in
@@ -75,8 +70,7 @@ public enum Attention {
                 gemm(false, true, m: d.sq, n: d.sk, k: d.hd, scale: d.scale, a: qh, lda: qs, b: kh, ldb: ks,
                      c: p, threaded: false)
                 for i in 0..<d.sq {
-                    lse[(b * d.nh + h) * d.sq + i] = maskedSoftmaxRow(p + i * d.sk, b: b, q: i, mask: mask, d,
-                                                                      visible: d.sk)
+                    lse[(b * d.nh + h) * d.sq + i] = maskedSoftmaxRow(p + i * d.sk, b: b, q: i, mask: mask, d)
                 }
                 gemm(false, false, m: d.sq, n: d.hd, k: d.sk, a: p, b: vh, ldb: ks,
                      c: out + b * d.sq * qs + h * d.hd, ldc: qs, threaded: false)
@@ -89,11 +83,7 @@ public enum Attention {
                                 dv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                                 q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                                 lse: UnsafePointer<Float>, mask: AttentionMask, _ d: Dims,
-                                probs: UnsafePointer<Float>? = nil, direct: Bool? = nil) {
-        if direct ?? takesDirectPath(mask, d) {
-            backwardDirect(dq: dq, dk: dk, dv: dv, dout: dout, q: q, k: k, v: v, lse: lse, mask: mask, d, probs: probs)
-            return
-        }
+                                probs: UnsafePointer<Float>? = nil) {
         let qs = d.nh * d.hd, ks = d.nkv * d.hd, g = d.nh / d.nkv
         // One task per (sample, kv head): the g query heads that share a kv head write to the same dk, dv.
         Engine.parallelFor(d.b * d.nkv) { task in
@@ -143,20 +133,20 @@ public enum Attention {
         }
     }
 
-    /// Softmax of one row of scaled scores in place under the mask, over its first `visible` keys (the rest are
-    /// masked); returns its log-sum-exp, or +∞ for a row with no visible key (which becomes all zeros).
+    /// Softmax of one row of scaled scores in place under the mask; returns its log-sum-exp,
+    /// or +∞ for a row with no visible key (which becomes all zeros).
     @inline(__always)
     static func maskedSoftmaxRow(_ row: UnsafeMutablePointer<Float>, b: Int, q: Int, mask: AttentionMask,
-                                 _ d: Dims, visible n: Int) -> Float {
+                                 _ d: Dims) -> Float {
         mask.apply(row, b: b, q: q, sq: d.sq, sk: d.sk)
-        let m = rowMax(row, n)
+        let m = rowMax(row, d.sk)
         if m == -.infinity {
-            row.update(repeating: 0, count: n)
+            row.update(repeating: 0, count: d.sk)
             return .infinity
         }
-        let s = expShifted(row, n, shift: m)
+        let s = expShifted(row, d.sk, shift: m)
         let inv = F16x(repeating: 1 / s)
-        forEachChunk(n, simd: { j in store(load(row, j) * inv, row, j) }, scalar: { j in row[j] *= inv[0] })
+        forEachChunk(d.sk, simd: { j in store(load(row, j) * inv, row, j) }, scalar: { j in row[j] *= inv[0] })
         return m + logf(s)
     }
 
@@ -201,11 +191,6 @@ public enum Attention {
 }
 
 extension AttentionMask {
-    var isCausal: Bool {
-        if case .causal = self { return true }
-        return false
-    }
-
     /// Sets the scores of keys that query q of sample b may not see to −∞.
     @inline(__always)
     func apply(_ row: UnsafeMutablePointer<Float>, b: Int, q: Int, sq: Int, sk: Int) {
