@@ -5,7 +5,7 @@ struct AttentionBlock {
     let dims: Attention.Dims
 
     /// The inputs and outputs backward needs: q, k, v as attention saw them, the row log-sum-exp,
-    /// the probabilities when small enough to keep, and the projection's input; q, k, v and the output kept in
+    /// the probabilities when small enough to keep, and the projection's input; all but the log-sum-exp kept in
     /// bfloat16 in the bf16 mode.
     struct Saved {
         let q: KeptActivation               // (B·Sq, nh·hd)
@@ -13,7 +13,7 @@ struct AttentionBlock {
         let lse: Tensor                     // (B, nh, Sq)
         let attn: KeptActivation            // (B·Sq, nh·hd) attention output, o's input
         /// (B, nh, Sq, Sk), only while it fits in `Attention.keptProbabilityLimit`; else recomputed.
-        let probs: Tensor?
+        let probs: KeptActivation?
     }
 
     /// o(attention(q, k, v)); with `keep`, also what backward needs.
@@ -27,7 +27,7 @@ struct AttentionBlock {
         let bf16 = o.bf16 != nil
         return (y, Saved(q: KeptActivation(q, rounded: bf16), k: KeptActivation(k, rounded: bf16),
                          v: KeptActivation(v, rounded: bf16), lse: lse, attn: KeptActivation(attn, rounded: bf16),
-                         probs: probs))
+                         probs: probs.map { KeptActivation($0, rounded: bf16) }))
     }
 
     /// The gradient of the projection's output → gradients of q, k and v (and o's parameters).
@@ -36,8 +36,9 @@ struct AttentionBlock {
         o.backward(dout, x: s.attn.tensor(), dx: dattn)
         let q = s.q.tensor(), k = s.k.tensor(), v = s.v.tensor()
         let dq = Tensor(zeros: q.shape), dk = Tensor(zeros: k.shape), dv = Tensor(zeros: v.shape)
+        let probs = s.probs?.tensor()
         Attention.backward(dq: dq.ptr, dk: dk.ptr, dv: dv.ptr, dout: dattn.ptr, q: q.ptr, k: k.ptr, v: v.ptr,
-                           lse: s.lse.ptr, mask: mask, dims, probs: s.probs.map { UnsafePointer($0.ptr) })
+                           lse: s.lse.ptr, mask: mask, dims, probs: probs.map { UnsafePointer($0.ptr) })
         return (dq, dk, dv)
     }
 }

@@ -18,7 +18,7 @@ final class KeptActivation {
             storage = .float32(t)
             return
         }
-        let rows = t.shape.first ?? 1, cols = t.count / max(1, rows)
+        let cols = max(1, t.shape.last ?? 1), rows = t.count / cols
         let bits = UnsafeMutablePointer<UInt16>.allocate(capacity: max(1, t.count))
         Engine.parallelRanges(rows, grain: 64) { r in
             lr_bf16_convert_rows(t.ptr + r.lowerBound * cols, Int64(r.count), Int64(cols), Int64(cols),
