@@ -13,9 +13,10 @@ Writes bench/results/bf16.json and bench/results/bf16.md. OpenBLAS runs the kern
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
+
+from pairs import median_step, paired, spread
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, ".build", "release", "loranas-bench")
@@ -26,18 +27,6 @@ TARGET_BF16 = {"small": 1.2, "medium": 1.0}
 def run_json(cmd, env):
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])
-
-
-def median_step(runs):
-    return statistics.median(t for r in runs for t in r["step_ms_all"])
-
-
-def paired(runs, num, den):
-    """Ratios of the two configurations' median steps within each round (they ran next to each other, in the same
-    phase of this VM's speed), as (median, lowest, highest)."""
-    ratios = [statistics.median(a["step_ms_all"]) / statistics.median(b["step_ms_all"])
-              for a, b in zip(runs[num], runs[den])]
-    return statistics.median(ratios), min(ratios), max(ratios)
 
 
 def measure(size, rounds, python, env):
@@ -56,9 +45,9 @@ def measure(size, rounds, python, env):
     rss = {k: max(r["peak_rss_mib"] for r in v) for k, v in runs.items()}
     return {
         "size": size, "rounds": rounds, "step_ms": ms, "peak_rss_mib": rss,
-        "bf16_vs_torch_bf16": paired(runs, "torch_bf16", "ours_bf16"), "target": TARGET_BF16.get(size),
-        "fp32_vs_torch_fp32": paired(runs, "torch_fp32", "ours_fp32"),
-        "supernet_over_lora_bf16": paired(runs, "ours_bf16_supernet", "ours_bf16"),
+        "bf16_vs_torch_bf16": paired(runs["torch_bf16"], runs["ours_bf16"]), "target": TARGET_BF16.get(size),
+        "fp32_vs_torch_fp32": paired(runs["torch_fp32"], runs["ours_fp32"]),
+        "supernet_over_lora_bf16": paired(runs["ours_bf16_supernet"], runs["ours_bf16"]),
         "rss_bf16_over_torch_bf16": rss["ours_bf16"] / rss["torch_bf16"],
         "compute": runs["ours_bf16"][0]["compute"], "openblas_core": runs["ours_bf16"][0]["openblas_core"],
     }
@@ -68,11 +57,6 @@ def gemm_rows(env):
     out = subprocess.run([BENCH, "bf16", "--threads", "2"], check=True, capture_output=True, text=True, cwd=ROOT,
                          env=env).stdout
     return [json.loads(line) for line in out.strip().splitlines()[1:]]
-
-
-def spread(ratio, unit=""):
-    mid, lo, hi = ratio
-    return f"{mid:.2f}{unit} ({lo:.2f}–{hi:.2f})"
 
 
 def markdown(rows, gemms, coretype):

@@ -4,9 +4,9 @@ thread count, each configuration in its own process (so peak RSS is per run).
 
     python bench/run.py [--sizes tiny small medium] [--threads 2] [--python /path/to/venv/python]
 
-Prints, per size: LoRA r=64 training step (median ms) for both engines and the ratio; the
-supernet step over the plain LoRA step; model FLOP utilization (FLOPs counted by PyTorch's
-FlopCounterMode for the same step) against the sgemm ceiling measured in the same run (a 2048³
+Prints, per size: LoRA r=64 training step (median ms) for both engines and the ratio (also paired round
+by round, `pairs.py`); the supernet step over the plain LoRA step; model FLOP utilization (FLOPs counted
+by PyTorch's FlopCounterMode for the same step) against the sgemm ceiling measured in the same run (a 2048³
 sgemm on the engine's threads, `loranas-bench ceiling`, median over every round); peak RSS
 beside PyTorch's.
 Run `bench/swift` kernels with `.build/release/loranas-bench kernels`.
@@ -17,6 +17,8 @@ import os
 import statistics
 import subprocess
 import sys
+
+from pairs import median_step, paired, spread
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, ".build", "release", "loranas-bench")
@@ -50,18 +52,18 @@ def main():
             sup.append(run_json([BENCH, "step", "--size", size, "--mode", "supernet", "--threads", str(args.threads), "--steps", steps[0], "--warmup", steps[1]]))
             torch_runs.append(run_json([args.python, "bench/pytorch_peft_step.py", "--size", size, "--threads", str(args.threads),
                                         "--steps", steps[0], "--warmup", steps[1], "--json"]))
-        ms = statistics.median([t for r in ours for t in r["step_ms_all"]])
-        sup_ms = statistics.median([t for r in sup for t in r["step_ms_all"]])
-        torch_ms = statistics.median([t for r in torch_runs for t in r["step_ms_all"]])
+        ms, sup_ms, torch_ms = median_step(ours), median_step(sup), median_step(torch_runs)
         gflop = torch_runs[0]["gflop_per_step"]
         ceiling = statistics.median(ceilings)
         mfu = gflop / (ms / 1000) / ceiling
-        rows.append(dict(size=size, ours_ms=ms, torch_ms=torch_ms, speedup=torch_ms / ms, target=TARGET_SPEEDUP.get(size),
+        rows.append(dict(size=size, ours_ms=ms, torch_ms=torch_ms, speedup=torch_ms / ms,
+                         speedup_paired=paired(torch_runs, ours), target=TARGET_SPEEDUP.get(size),
                          supernet_ms=sup_ms, supernet_over_lora=sup_ms / ms, gflop=gflop, mfu=mfu,
                          sgemm_ceiling_gflops=ceiling,
                          ours_rss=max(r["peak_rss_mib"] for r in ours), torch_rss=max(r["peak_rss_mib"] for r in torch_runs)))
         r = rows[-1]
-        print(f"{size:7s} loranas {ms:8.1f} ms  torch+peft {torch_ms:8.1f} ms  speedup {r['speedup']:.2f}x (target >= {r['target']}x)  "
+        print(f"{size:7s} loranas {ms:8.1f} ms  torch+peft {torch_ms:8.1f} ms  speedup {r['speedup']:.2f}x, "
+              f"paired per round {spread(r['speedup_paired'], 'x')} (target >= {r['target']}x)  "
               f"supernet/LoRA {r['supernet_over_lora']:.3f} (target <= 1.10)  "
               f"MFU {100 * mfu:.0f}% of {ceiling:.0f} GFLOP/s (sgemm measured)  "
               f"peak RSS {r['ours_rss']:.0f} vs {r['torch_rss']:.0f} MiB", flush=True)
