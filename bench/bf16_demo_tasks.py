@@ -5,8 +5,8 @@ bfloat16; prints whether the ranks agree and the eval perplexities. As a control
 learning rate changed by one part in 10⁴ measures how far these short runs move under any small perturbation, so
 bf16's differences can be read against fp32's own sensitivity.
 
-    python bench/bf16_demo_tasks.py              # quick mode's data and steps: about 3 minutes on 2 cores
-    python bench/bf16_demo_tasks.py --mode full  # full mode's: about 35 minutes
+    python bench/bf16_demo_tasks.py              # quick mode's data and steps: about 4 minutes on 2 cores
+    python bench/bf16_demo_tasks.py --mode full  # full mode's: about 20 minutes
 """
 import argparse
 import dataclasses
