@@ -58,13 +58,15 @@ def main():
         mfu = gflop / (ms / 1000) / ceiling
         rows.append(dict(size=size, ours_ms=ms, torch_ms=torch_ms, speedup=torch_ms / ms,
                          speedup_paired=paired(torch_runs, ours), target=TARGET_SPEEDUP.get(size),
-                         supernet_ms=sup_ms, supernet_over_lora=sup_ms / ms, gflop=gflop, mfu=mfu,
+                         supernet_ms=sup_ms, supernet_over_lora=sup_ms / ms,
+                         supernet_over_lora_paired=paired(sup, ours), gflop=gflop, mfu=mfu,
                          sgemm_ceiling_gflops=ceiling,
                          ours_rss=max(r["peak_rss_mib"] for r in ours), torch_rss=max(r["peak_rss_mib"] for r in torch_runs)))
         r = rows[-1]
         print(f"{size:7s} loranas {ms:8.1f} ms  torch+peft {torch_ms:8.1f} ms  speedup {r['speedup']:.2f}x, "
               f"paired per round {spread(r['speedup_paired'], 'x')} (target >= {r['target']}x)  "
-              f"supernet/LoRA {r['supernet_over_lora']:.3f} (target <= 1.10)  "
+              f"supernet/LoRA {r['supernet_over_lora']:.3f}, paired {spread(r['supernet_over_lora_paired'])} "
+              f"(target <= 1.10)  "
               f"MFU {100 * mfu:.0f}% of {ceiling:.0f} GFLOP/s (sgemm measured)  "
               f"peak RSS {r['ours_rss']:.0f} vs {r['torch_rss']:.0f} MiB", flush=True)
     print(json.dumps(rows))

@@ -19,12 +19,14 @@ final class OptimizerTests: XCTestCase {
                 p.grad.copy(from: g)
                 opt.step()
                 for i in 0..<37 {
+                    let (lr, b1, b2) = (Double(config.lr), Double(config.beta1), Double(config.beta2))
+                    let (decay, eps) = (Double(config.weightDecay), Double(config.eps))
                     var gi = Double(g.ptr[i])
-                    if decoupled { w[i] *= 1 - 1e-2 * 0.1 } else { gi += 0.1 * w[i] }
-                    m[i] = 0.9 * m[i] + 0.1 * gi
-                    v[i] = 0.99 * v[i] + 0.01 * gi * gi
-                    let mHat = m[i] / (1 - pow(0.9, Double(t))), vHat = v[i] / (1 - pow(0.99, Double(t)))
-                    w[i] -= 1e-2 * mHat / (vHat.squareRoot() + 1e-6)
+                    if decoupled { w[i] *= 1 - lr * decay } else { gi += decay * w[i] }
+                    m[i] = b1 * m[i] + (1 - b1) * gi
+                    v[i] = b2 * v[i] + (1 - b2) * gi * gi
+                    let mHat = m[i] / (1 - pow(b1, Double(t))), vHat = v[i] / (1 - pow(b2, Double(t)))
+                    w[i] -= lr * mHat / (vHat.squareRoot() + eps)
                 }
                 XCTAssertTrue((0..<37).allSatisfy { p.grad.ptr[$0] == 0 }, "gradients zeroed after the step")
             }
