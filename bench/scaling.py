@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Data-parallel scaling (issue 11): the jobs' training step (`loranas-bench step --data-parallel 1`, LoRA r=64 on
+"""Data-parallel scaling (issue 11): the jobs' training step (`loranas-bench step`, LoRA r=64 on
 the nine module types, global batch 4, 128 tokens, one 4-tile image) as 1 rank x 2 threads against
 `mpirun -np 2` x 1 thread on this machine's loopback, alternating rounds, medians over every step; the bytes each
 rank all-reduces per step and the time spent in those all-reduces are measured by the engine (World.traffic).
@@ -48,7 +48,7 @@ def mpirun(n):
 
 def measure(size, rounds, env):
     steps, warmup = STEPS[size]
-    step = [BENCH, "step", "--size", size, "--mode", "lora", "--data-parallel", "1", "--steps", steps,
+    step = [BENCH, "step", "--size", size, "--mode", "lora", "--steps", steps,
             "--warmup", warmup]
     one, two, ceiling = [], [], []
     for _ in range(rounds):

@@ -109,3 +109,7 @@ void lr_pool_run(long n, int threads, lr_task_fn fn, void *context) {
     while (atomic_load_explicit(&remaining, memory_order_acquire) > 0) cpu_pause();
     pthread_mutex_unlock(&lock);
 }
+
+int lr_pool_in_job(void) {
+    return in_job;
+}

@@ -166,7 +166,7 @@ func benchBatch(_ c: MllamaConfig, seed: UInt64, batch b: Int = 4, seq s: Int = 
         crossAttentionMask: [Int](repeating: 1, count: b * s * v.maxNumTiles))
 }
 
-/// The benchmark batch as a dataset of single samples, for the data-parallel step (each rank builds its shard).
+/// The benchmark batch as a dataset of single samples, for the jobs' step (`trainingStep`).
 func benchDataset(_ c: MllamaConfig, batch b: Int, seq s: Int, images: Bool) throws -> Dataset {
     let data = Dataset(config: c)
     for i in 0..<b {
@@ -184,13 +184,14 @@ func configDirectory(_ size: String) -> String {
 }
 
 func step(size: String, mode: String, steps: Int, warmup: Int, batch: Int, seq: Int, images: Bool,
-          dataParallel: Bool, bfloat16: Bool) throws {
+          bfloat16: Bool) throws {
     let dir = configDirectory(size)
     let config = try MllamaConfig(contentsOf: dir)
     let model = try MllamaModel(config: config)
     model.initializeRandomly(seed: 0)
     let compute = bfloat16 ? try model.useBFloat16() : "float32"
     let inputs = benchBatch(config, seed: 1, batch: batch, seq: seq, images: images)
+    let data = try benchDataset(config, batch: batch, seq: seq, images: images)
     let targets = model.linears(matching: .all)
     var rng = SplitMix64(seed: 2)
     var trainables: [TrainableTensor] = []
@@ -217,7 +218,6 @@ func step(size: String, mode: String, steps: Int, warmup: Int, batch: Int, seq: 
     default: throw LoRANASError.invalidArgument("mode must be lora, supernet or forward")
     }
     let opt = Adam(trainables, AdamConfig(lr: 1e-4, weightDecay: 0.01))
-    let data = dataParallel ? try benchDataset(config, batch: batch, seq: seq, images: images) : nil
     let world = try World.current()
     var k = 0
     let times = try time(steps, warmup: warmup) {
@@ -226,11 +226,7 @@ func step(size: String, mode: String, steps: Int, warmup: Int, batch: Int, seq: 
             return
         }
         k += 1
-        if let data {
-            _ = try model.trainingStep(data, Array(0..<batch), step: k, gradients: trainables)
-        } else {
-            try model.backward(try model.forward(inputs, keepForBackward: true))
-        }
+        _ = try model.trainingStep(data, Array(0..<batch), step: k, gradients: trainables)
         opt.step()
     }
     let lora = trainables.reduce(0) { $0 + $1.value.count }
@@ -238,7 +234,7 @@ func step(size: String, mode: String, steps: Int, warmup: Int, batch: Int, seq: 
     print(
         JSON.object([
             ("size", .string(size)), ("mode", .string(mode)), ("threads", .number(Double(Engine.threads))),
-            ("ranks", .number(Double(world.size))), ("data_parallel", .bool(dataParallel)),
+            ("ranks", .number(Double(world.size))),
             ("compute", .string(compute)), ("openblas_core", .string(Engine.openBLASCore)),
             ("step_ms_median", .number(1000 * median(times))),
             ("step_ms_all", .array(times.map { .number(1000 * $0) })),
@@ -266,7 +262,7 @@ do {
             size: option("size", "tiny"), mode: option("mode", "lora"), steps: Int(option("steps", "6"))!,
             warmup: Int(option("warmup", "2"))!,
             batch: Int(option("batch", "4"))!, seq: Int(option("seq", "128"))!, images: option("images", "1") != "0",
-            dataParallel: option("data-parallel", "0") == "1", bfloat16: option("dtype", "float32") == "bfloat16")
+            bfloat16: option("dtype", "float32") == "bfloat16")
     default:
         print(
             "usage: loranas-bench kernels | ceiling [--n 2048] [--reps 5] [--threads N]\n"
@@ -274,7 +270,6 @@ do {
                 + "       loranas-bench step --size tiny|small|medium --mode lora|supernet|forward\n"
                 + "                          [--steps N] [--warmup N]\n"
                 + "                          [--threads N] [--batch B] [--seq S] [--images 0|1]\n"
-                + "                          [--data-parallel 0|1]  (1: the jobs' step, split over mpirun's ranks)\n"
                 + "                          [--dtype float32|bfloat16]  (bfloat16: the frozen base on bf16 GEMMs)")
         exit(2)
     }

@@ -10,4 +10,7 @@ typedef void (*lr_task_fn)(void *context, long index);
  * returns when all are done. A call from inside a running job runs serially. */
 void lr_pool_run(long n, int threads, lr_task_fn fn, void *context);
 
+/* Nonzero on a thread that is running a job's index (a pool worker, or a caller inside lr_pool_run). */
+int lr_pool_in_job(void);
+
 #endif

@@ -8,7 +8,7 @@ public enum CrossEntropy {
     /// Returns Σ −log softmax(row)[target] over the rows not ignored (in Double) and their count.
     public static func forward(logits: UnsafePointer<Float>, targets: UnsafePointer<Int>, n: Int,
                                v: Int) -> (sum: Double, count: Int) {
-        var parts = [(Double, Int)](repeating: (0, 0), count: Engine.threads)
+        var parts = [(Double, Int)](repeating: (0, 0), count: Engine.usableThreads)
         parts.withUnsafeMutableBufferPointer { parts in
             Engine.parallelFor(parts.count) { t in
                 var s = 0.0, c = 0

@@ -158,7 +158,7 @@ public enum RMSNorm {
 /// added into `into` in range order, so the result depends only on the thread count.
 func rowParallel(n: Int, c: Int, partials: Int, into targets: [UnsafeMutablePointer<Float>],
                  _ body: (Range<Int>, [UnsafeMutablePointer<Float>]) -> Void) {
-    let parts = min(Engine.threads, max(1, n / 32))
+    let parts = min(Engine.usableThreads, max(1, n / 32))
     let buffers = (0..<(parts * partials)).map { _ -> UnsafeMutablePointer<Float> in
         let p = UnsafeMutablePointer<Float>.allocate(capacity: c)
         p.initialize(repeating: 0, count: c)

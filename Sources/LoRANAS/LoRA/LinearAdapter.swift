@@ -7,6 +7,14 @@ public protocol LinearAdapter: AnyObject {
     /// dx (n, in) += ∂/∂x, and the adapter's own parameter gradients +=. `bf16DY`: dy converted, in bf16 mode.
     func backward(dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, n: Int,
                   bf16DY: BF16Rows?)
+    /// The tensors backward accumulates gradients into (when trained).
+    var parameters: [TrainableTensor] { get }
+    /// A copy for a thread shard of a training step (`ShardReplicas`): the same parameter values (shared, not
+    /// copied), its own gradients (its `parameters` pair up with these by position) and forward cache.
+    func shardCopy() -> LinearAdapter
+    /// Gives `copy` (from `shardCopy`) this adapter's training settings for the next step, and shard `shard` a
+    /// dropout stream of its own, derived from this adapter's.
+    func copySettings(to copy: LinearAdapter, shard: Int)
 }
 
 extension LinearAdapter {

@@ -41,6 +41,27 @@ public final class LoRAAdapter: LinearAdapter {
         scale = Array(repeating: loraAlpha / Float(rank), count: rank)
     }
 
+    private init(sharing other: LoRAAdapter) {
+        module = other.module
+        rank = other.rank
+        loraAlpha = other.loraAlpha
+        dropout = other.dropout
+        a = TrainableTensor(name: other.a.name, value: other.a.value)
+        b = TrainableTensor(name: other.b.name, value: other.b.value)
+        rng = other.rng
+        scale = other.scale
+    }
+
+    public func shardCopy() -> LinearAdapter { LoRAAdapter(sharing: self) }
+
+    public func copySettings(to copy: LinearAdapter, shard: Int) {
+        guard let copy = copy as? LoRAAdapter else { return }
+        copy.training = training
+        copy.trainable = trainable
+        copy.isMerged = isMerged
+        copy.rng = rng.derived("shard \(shard)")
+    }
+
     public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int, bf16X: BF16Rows?) {
         if isMerged { return }
         let inF = a.value.shape[1], outF = b.value.shape[0]

@@ -58,6 +58,26 @@ public final class SupernetAdapter: LinearAdapter {
         for i in 0..<a.value.count { a.value.ptr[i] = rng.uniform(-bound, bound) }
     }
 
+    private init(sharing other: SupernetAdapter) {
+        module = other.module
+        space = other.space
+        maxRank = other.maxRank
+        loraAlpha = other.loraAlpha
+        slices = other.slices
+        a = TrainableTensor(name: other.a.name, value: other.a.value)
+        b = TrainableTensor(name: other.b.name, value: other.b.value)
+        logits = TrainableTensor(name: other.logits.name, value: other.logits.value)
+    }
+
+    public var parameters: [TrainableTensor] { [a, b, logits] }
+
+    public func shardCopy() -> LinearAdapter { SupernetAdapter(sharing: self) }
+
+    public func copySettings(to copy: LinearAdapter, shard: Int) {
+        guard let copy = copy as? SupernetAdapter else { return }
+        copy.train(weights: trainWeights, alpha: trainAlpha)
+    }
+
     /// Sets which gradients backward accumulates: the search's weight step trains A and B, its
     /// architecture step trains α.
     public func train(weights: Bool, alpha: Bool) {

@@ -36,6 +36,23 @@ public final class MllamaModel: @unchecked Sendable {
         lmHead = LinearLayer(name: "language_model.lm_head", params: params, grads: nil, hasBias: false)
     }
 
+    /// A model on the same parameters and bf16 packings, without adapters or base gradients: a thread shard of a
+    /// training step runs on it (`ShardReplicas`).
+    init(sharingWeightsOf model: MllamaModel) {
+        config = model.config
+        params = model.params
+        vision = VisionModel(config: config.vision, params: params, grads: nil)
+        projector = LinearLayer(name: "multi_modal_projector", params: params, grads: nil, hasBias: true)
+        decoder = TextDecoder(config: config.text, params: params)
+        lmHead = LinearLayer(name: "language_model.lm_head", params: params, grads: nil, hasBias: false)
+        computeDType = model.computeDType
+        bf16Summary = model.bf16Summary
+        for (mine, theirs) in zip(allLinears, model.allLinears) { mine.bf16 = theirs.bf16 }
+    }
+
+    /// Copies of the model for a training step's thread shards, kept between steps (`ShardReplicas`).
+    var shardReplicas: ShardReplicas?
+
     /// The directory the model was loaded from, if any.
     public internal(set) var sourcePath: String?
 

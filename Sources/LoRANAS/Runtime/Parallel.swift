@@ -51,6 +51,12 @@ public enum Engine {
         }
     }
 
+    /// The threads a loop started here may use: `threads`, or 1 inside a parallel job (a step's thread shard, see
+    /// `ShardReplicas`), where nested loops run serially.
+    static var usableThreads: Int {
+        lr_pool_in_job() != 0 ? 1 : threads
+    }
+
     /// Sets the thread count, refusing values outside 1...maxThreads instead of clamping them.
     public static func setThreads(_ n: Int) throws {
         try require(n >= 1 && n <= maxThreads, "thread count must be in 1...\(maxThreads), got \(n)")
@@ -117,7 +123,7 @@ public enum Engine {
     /// Splits 0..<n into `threads` contiguous ranges (fewer if n is small) and runs them in parallel.
     /// `grain` is the least amount of work worth a thread.
     public static func parallelRanges(_ n: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
-        let t = min(threads, max(1, n / max(grain, 1)))
+        let t = min(usableThreads, max(1, n / max(grain, 1)))
         if t <= 1 {
             if n > 0 { body(0..<n) }
             return

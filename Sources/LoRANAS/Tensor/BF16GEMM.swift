@@ -158,7 +158,7 @@ public enum BF16 {
         let width = Int(LR_BF16_PANEL)
         let panels = (outs + width - 1) / width
         let rowBlock = w.kernel == .amx ? 32 : 8
-        let split = panels >= 2 * Engine.threads || m < 2 * rowBlock
+        let split = panels >= 2 * Engine.usableThreads || m < 2 * rowBlock
         let grain = max(1, 4_000_000 / max(1, 2 * rowsA * kp * width))
         let gemm = Kernel(w: w, kp: kp, transposed: transposed, accumulate: accumulate)
         let bits = UnsafePointer(a.bits)

@@ -19,11 +19,11 @@ public func gemm(_ transA: Bool, _ transB: Bool, m: Int, n: Int, k: Int,
     let flops = 2 * m * n * k
     if m <= 4 && !transA {
         gemvRows(transB, m: m, n: n, k: k, scale: scale, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc,
-                 threads: (!threaded || flops < 3_000_000) ? 1 : Engine.threads)
+                 threads: (!threaded || flops < 3_000_000) ? 1 : Engine.usableThreads)
         return
     }
     let ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans
-    let threads = (!threaded || flops < 3_000_000) ? 1 : Engine.threads
+    let threads = (!threaded || flops < 3_000_000) ? 1 : Engine.usableThreads
     if threads == 1 {
         cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(n), Int32(k), scale, a, Int32(lda), b, Int32(ldb),
                     beta, c, Int32(ldc))

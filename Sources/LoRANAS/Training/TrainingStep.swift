@@ -5,26 +5,33 @@ typealias GlobalBatch = (data: Dataset, indices: [Int])
 
 extension MllamaModel {
     /// Forward and backward on the global batch `indices` of `data`, data-parallel over the world: each rank
-    /// runs its shard, the ranks sum their target-token counts and scale their loss gradients by
-    /// 1/(global count), then sum the gradients, so every rank holds the gradient of the global batch's
-    /// mean loss, as one process would compute it. The batch must have a target, and the loss and every
-    /// gradient must be finite, else every rank throws before the caller's optimizer runs.
+    /// runs its shard (split again across its threads, `threadShards`), the ranks sum their target-token counts
+    /// and scale their loss gradients by 1/(global count), then sum the gradients, so every rank holds the
+    /// gradient of the global batch's mean loss, as one process would compute it. The batch must have a target,
+    /// and the loss and every gradient must be finite, else every rank throws before the caller's optimizer runs.
     public func trainingStep(_ data: Dataset, _ indices: [Int], step: Int, gradients: [TrainableTensor]) throws
         -> Float
     {
         let world = try World.current()
-        let mine = world.shard(indices)
-        let pass = try world.agree { () -> ForwardPass? in
-            mine.isEmpty ? nil : try forward(try data.batch(mine), keepForBackward: true)
+        let shards = threadShards(world.shard(indices), gradients: gradients)
+        let passes = try world.agree {
+            try shards.map { i in try shards.parts[i].model.forward(try data.batch(shards.parts[i].indices),
+                                                                    keepForBackward: true) }
         }
-        let (loss, count) = try globalLoss(pass, world)
+        let (loss, count) = try globalLoss(passes, world)
         guard count > 0 else {
             throw LoRANASError.invalidArgument("step \(step): the batch has no target tokens (every label is -100)")
         }
         guard loss.isFinite else { throw LoRANASError.numeric("step \(step): loss is \(loss) (a diverged run)") }
         try world.agree {
-            if let pass, pass.targetCount > 0 { try backward(pass, lossScale: Float(Double(pass.targetCount) / count)) }
+            _ = try shards.map { i in
+                let pass = passes[i]
+                if pass.targetCount > 0 {
+                    try shards.parts[i].model.backward(pass, lossScale: Float(Double(pass.targetCount) / count))
+                }
+            }
         }
+        shards.replicas?.addGradients(into: gradients)
         world.sum(gradients.map(\.grad))
         if let bad = gradients.first(where: { !$0.grad.isFinite }) {
             throw LoRANASError.numeric("step \(step): gradient of \(bad.name) is not finite")
@@ -34,10 +41,11 @@ extension MllamaModel {
 
     /// The mean loss over the world's target tokens, and their count (a missing or non-finite local loss
     /// makes the mean NaN on every rank).
-    private func globalLoss(_ pass: ForwardPass?, _ world: World) throws -> (loss: Float, count: Double) {
+    private func globalLoss(_ passes: [ForwardPass], _ world: World) throws -> (loss: Float, count: Double) {
         var sums: [Double] = [0, 0]
-        if let pass, pass.targetCount > 0 {
-            sums = [Double(pass.loss ?? .nan) * Double(pass.targetCount), Double(pass.targetCount)]
+        for pass in passes where pass.targetCount > 0 {
+            sums[0] += Double(pass.loss ?? .nan) * Double(pass.targetCount)
+            sums[1] += Double(pass.targetCount)
         }
         world.sum(&sums)
         return (Float(sums[0] / sums[1]), sums[1])
