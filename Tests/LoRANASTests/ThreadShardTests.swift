@@ -129,6 +129,18 @@ final class ThreadShardTests: XCTestCase {
         XCTAssertEqual(first.0, second.0)
     }
 
+    /// Wide layers' GEMMs split well across cores, and two parts' buffers at once cost memory: such a step runs
+    /// whole.
+    func testWideLayersRunWhole() throws {
+        var config = model.config
+        config.text.hiddenSize = 2 * ShardReplicas.widestHidden
+        model = try MllamaModel(config: config)
+        model.initializeRandomly(seed: 8)
+        let gradients = try attachLoRA()
+        _ = try step(try dataset(images: true), gradients, threads: 2)
+        XCTAssertNil(model.shardReplicas)
+    }
+
     /// Base gradients are shared by every layer, so a step that trains the base runs whole.
     func testATrainedBaseRunsWhole() throws {
         let parameters = model.trainBase()

@@ -143,9 +143,15 @@ public final class Tensor: @unchecked Sendable {
         return s.squareRoot()
     }
 
+    /// Whether every element is finite: x − x is 0 for a finite x and NaN otherwise, so the sum stays 0.
     public var isFinite: Bool {
-        for i in 0..<count where !ptr[i].isFinite { return false }
-        return true
+        var lanes = F16x()
+        var tail: Float = 0
+        forEachChunk(count, simd: { i in
+            let v = load(ptr, i)
+            lanes += v - v
+        }, scalar: { i in tail += ptr[i] - ptr[i] })
+        return lanes.sum() + tail == 0
     }
 }
 

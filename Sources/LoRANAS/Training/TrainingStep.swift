@@ -23,14 +23,7 @@ extension MllamaModel {
             throw LoRANASError.invalidArgument("step \(step): the batch has no target tokens (every label is -100)")
         }
         guard loss.isFinite else { throw LoRANASError.numeric("step \(step): loss is \(loss) (a diverged run)") }
-        try world.agree {
-            _ = try shards.map { i in
-                let pass = passes[i]
-                if pass.targetCount > 0 {
-                    try shards.parts[i].model.backward(pass, lossScale: Float(Double(pass.targetCount) / count))
-                }
-            }
-        }
+        try world.agree { _ = try shards.map { i in try shards.backward(i, passes[i], count: count) } }
         shards.replicas?.addGradients(into: gradients)
         world.sum(gradients.map(\.grad))
         if let bad = gradients.first(where: { !$0.grad.isFinite }) {
