@@ -84,7 +84,7 @@ public enum Attention {
                                 q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                                 lse: UnsafePointer<Float>, mask: AttentionMask, _ d: Dims,
                                 probs: UnsafePointer<Float>? = nil) {
-        let qs = d.nh * d.hd, ks = d.nkv * d.hd, g = d.nh / d.nkv
+        let qs = d.nh * d.hd, ks = d.nkv * d.hd, g = d.nh / d.nkv, scale = d.scale
         // One task per (sample, kv head): the g query heads that share a kv head write to the same dk, dv.
         Engine.parallelFor(d.b * d.nkv) { task in
             let scratch = probs == nil ? UnsafeMutablePointer<Float>.allocate(capacity: d.sq * d.sk) : nil
@@ -119,11 +119,7 @@ public enum Attention {
                     gemm(false, true, m: d.sq, n: d.sk, k: d.hd, a: doh, lda: qs, b: vh, ldb: ks, c: dp,
                          threaded: false)
                     // dS = P ⊙ (dP − Σ dP⊙P), scaled
-                    for i in 0..<d.sq {
-                        let pr = p + i * d.sk, dr = dp + i * d.sk
-                        let s = dot(pr, dr, d.sk)
-                        for j in 0..<d.sk { dr[j] = pr[j] * (dr[j] - s) * d.scale }
-                    }
+                    for i in 0..<d.sq { scoreGradientRow(dp + i * d.sk, p: p + i * d.sk, n: d.sk, scale: scale) }
                     gemm(false, false, m: d.sq, n: d.hd, k: d.sk, a: dp, b: kh, ldb: ks, beta: 1, c: dqh, ldc: qs,
                          threaded: false)
                     gemm(true, false, m: d.sk, n: d.hd, k: d.sq, a: dp, b: qh, ldb: qs, beta: 1, c: dkh, ldc: ks,
@@ -133,20 +129,31 @@ public enum Attention {
         }
     }
 
+    /// dS = P ⊙ (dP − Σ dP⊙P) · scale for one row, in place over dP.
+    @inline(__always)
+    static func scoreGradientRow(_ dp: UnsafeMutablePointer<Float>, p: UnsafePointer<Float>, n: Int, scale: Float) {
+        let s = dot(p, dp, n)
+        let sv = F16x(repeating: s), scalev = F16x(repeating: scale)
+        forEachChunk(n, simd: { j in store(load(p, j) * (load(dp, j) - sv) * scalev, dp, j) },
+                     scalar: { j in dp[j] = p[j] * (dp[j] - s) * scale })
+    }
+
     /// Softmax of one row of scaled scores in place under the mask; returns its log-sum-exp,
     /// or +∞ for a row with no visible key (which becomes all zeros).
     @inline(__always)
     static func maskedSoftmaxRow(_ row: UnsafeMutablePointer<Float>, b: Int, q: Int, mask: AttentionMask,
                                  _ d: Dims) -> Float {
         mask.apply(row, b: b, q: q, sq: d.sq, sk: d.sk)
-        let m = rowMax(row, d.sk)
+        let n = mask.keyEnd(q: q, sk: d.sk)
+        let m = rowMax(row, n)
         if m == -.infinity {
             row.update(repeating: 0, count: d.sk)
             return .infinity
         }
-        let s = expShifted(row, d.sk, shift: m)
+        let s = expShifted(row, n, shift: m)
         let inv = F16x(repeating: 1 / s)
-        forEachChunk(d.sk, simd: { j in store(load(row, j) * inv, row, j) }, scalar: { j in row[j] *= inv[0] })
+        forEachChunk(n, simd: { j in store(load(row, j) * inv, row, j) }, scalar: { j in row[j] *= inv[0] })
+        (row + n).update(repeating: 0, count: d.sk - n)
         return m + logf(s)
     }
 
@@ -191,6 +198,13 @@ public enum Attention {
 }
 
 extension AttentionMask {
+    /// Query q sees no key from this index on (q + 1 under a causal mask), so its softmax stops there.
+    @inline(__always)
+    func keyEnd(q: Int, sk: Int) -> Int {
+        if case .causal = self { return min(q + 1, sk) }
+        return sk
+    }
+
     /// Sets the scores of keys that query q of sample b may not see to −∞.
     @inline(__always)
     func apply(_ row: UnsafeMutablePointer<Float>, b: Int, q: Int, sq: Int, sk: Int) {

@@ -146,11 +146,17 @@ public final class Tensor: @unchecked Sendable {
     /// Whether every element is finite: x − x is 0 for a finite x and NaN otherwise, so the sum stays 0.
     public var isFinite: Bool {
         var lanes = F16x()
-        var tail: Float = 0
-        forEachChunk(count, simd: { i in
+        var i = 0
+        while i + 16 <= count {
             let v = load(ptr, i)
             lanes += v - v
-        }, scalar: { i in tail += ptr[i] - ptr[i] })
+            i += 16
+        }
+        var tail: Float = 0
+        while i < count {
+            tail += ptr[i] - ptr[i]
+            i += 1
+        }
         return lanes.sum() + tail == 0
     }
 }
