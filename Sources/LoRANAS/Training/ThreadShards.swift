@@ -17,8 +17,9 @@ final class ShardReplicas {
     private let copies: [ObjectIdentifier: [TrainableTensor]]
 
     /// Shards pay where a layer's GEMMs are small: at the benchmark sizes (LoRA r=64, batch 4, 2 threads) they
-    /// took 0.83× the time of a step with split kernels at hidden size 64, 0.90–0.99× at 384 (and 256), and
-    /// 0.96–1.10× at 768 (and 512), where the two parts' buffers at once also took 90 MiB more memory.
+    /// took 0.80× the time of a step with split kernels at hidden size 64, 0.90–0.99× at 384 (and 256), and
+    /// 0.96–1.10× at 768 (and 512), where the two parts' buffers at once also took 80–110 MiB more memory
+    /// (bench/RESULTS.md, "fp32 at tiny").
     static let widestHidden = 384
 
     /// Whether `config`'s layers are narrow enough for shards to pay.
