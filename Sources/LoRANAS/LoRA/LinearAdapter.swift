@@ -9,12 +9,13 @@ public protocol LinearAdapter: AnyObject {
                   bf16DY: BF16Rows?)
     /// The tensors backward accumulates gradients into (when trained).
     var parameters: [TrainableTensor] { get }
-    /// A copy for a thread shard of a training step (`ShardReplicas`): the same parameter values (shared, not
-    /// copied), its own gradients (its `parameters` pair up with these by position) and forward cache.
+    /// A copy for a part of a step's batch that runs on another thread (`ShardReplicas`): the same parameter
+    /// values (shared, not copied), its own gradients (its `parameters` pair up with these by position) and
+    /// forward cache.
     func shardCopy() -> LinearAdapter
-    /// Gives `copy` (from `shardCopy`) this adapter's training settings for the next step, and shard `shard` a
+    /// Gives `copy` (from `shardCopy`) this adapter's training settings for the next step, and part `part` a
     /// dropout stream of its own, derived from this adapter's.
-    func copySettings(to copy: LinearAdapter, shard: Int)
+    func copySettings(to copy: LinearAdapter, part: Int)
 }
 
 extension LinearAdapter {

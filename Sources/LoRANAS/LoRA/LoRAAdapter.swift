@@ -54,12 +54,12 @@ public final class LoRAAdapter: LinearAdapter {
 
     public func shardCopy() -> LinearAdapter { LoRAAdapter(sharing: self) }
 
-    public func copySettings(to copy: LinearAdapter, shard: Int) {
+    public func copySettings(to copy: LinearAdapter, part: Int) {
         guard let copy = copy as? LoRAAdapter else { return }
         copy.training = training
         copy.trainable = trainable
         copy.isMerged = isMerged
-        copy.rng = rng.derived("shard \(shard)")
+        copy.rng = rng.derived("part \(part)")
     }
 
     public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, n: Int, bf16X: BF16Rows?) {

@@ -73,7 +73,7 @@ public final class SupernetAdapter: LinearAdapter {
 
     public func shardCopy() -> LinearAdapter { SupernetAdapter(sharing: self) }
 
-    public func copySettings(to copy: LinearAdapter, shard: Int) {
+    public func copySettings(to copy: LinearAdapter, part: Int) {
         guard let copy = copy as? SupernetAdapter else { return }
         copy.train(weights: trainWeights, alpha: trainAlpha)
     }

@@ -9,7 +9,7 @@
 final class ShardReplicas {
     /// The model's adapters and bf16 packings, per linear layer, when the replicas were made.
     let key: [ObjectIdentifier?]
-    /// Shards 1... (shard 0 is the model itself).
+    /// The models of parts 1... (part 0 runs on the model itself).
     let models: [MllamaModel]
     /// Per linear layer: the model's adapter and, per replica, its copy.
     private let adapters: [(model: LinearAdapter, copies: [LinearAdapter])]
@@ -70,16 +70,16 @@ final class ShardReplicas {
     /// Copies the adapters' training settings to the replicas.
     func prepare() {
         for (adapter, made) in adapters {
-            for (k, copy) in made.enumerated() { adapter.copySettings(to: copy, shard: k + 1) }
+            for (k, copy) in made.enumerated() { adapter.copySettings(to: copy, part: k + 1) }
         }
     }
 
-    /// Zeroes the adapter gradients of replica `k` (shard k + 1).
+    /// Zeroes the adapter gradients of replica `k` (part k + 1).
     func zeroGradients(ofReplica k: Int) {
         for (_, made) in adapters { for p in made[k].parameters { p.grad.zero() } }
     }
 
-    /// Adds every replica's gradient of each of `gradients` into it, in shard order.
+    /// Adds every replica's gradient of each of `gradients` into it, in part order.
     func addGradients(into gradients: [TrainableTensor]) {
         Engine.parallelFor(gradients.count) { i in
             let g = gradients[i]
@@ -101,8 +101,8 @@ struct StepShards {
         results.withUnsafeMutableBufferPointer { slots in
             Engine.parallelFor(slots.count) { i in slots[i] = Result { try body(i) } }
         }
-        return try results.map { r in
-            guard let r else { throw LoRANASError.numeric("a thread shard of the step did not run") }
+        return try results.enumerated().map { i, r in
+            guard let r else { throw LoRANASError.numeric("part \(i) of the step did not run") }
             return try r.get()
         }
     }
