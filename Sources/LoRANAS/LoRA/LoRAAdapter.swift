@@ -46,8 +46,8 @@ public final class LoRAAdapter: LinearAdapter {
         rank = other.rank
         loraAlpha = other.loraAlpha
         dropout = other.dropout
-        a = TrainableTensor(name: other.a.name, value: other.a.value)
-        b = TrainableTensor(name: other.b.name, value: other.b.value)
+        a = other.a.sharingValue()
+        b = other.b.sharingValue()
         rng = other.rng
         scale = other.scale
     }

@@ -150,4 +150,9 @@ public final class TrainableTensor: @unchecked Sendable {
         self.value = value
         self.grad = grad
     }
+
+    /// The same value tensor (shared, not copied) with a zero gradient of its own: a thread part's copy.
+    func sharingValue() -> TrainableTensor {
+        TrainableTensor(name: name, value: value)
+    }
 }

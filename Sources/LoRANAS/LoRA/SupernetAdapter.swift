@@ -64,9 +64,9 @@ public final class SupernetAdapter: LinearAdapter {
         maxRank = other.maxRank
         loraAlpha = other.loraAlpha
         slices = other.slices
-        a = TrainableTensor(name: other.a.name, value: other.a.value)
-        b = TrainableTensor(name: other.b.name, value: other.b.value)
-        logits = TrainableTensor(name: other.logits.name, value: other.logits.value)
+        a = other.a.sharingValue()
+        b = other.b.sharingValue()
+        logits = other.logits.sharingValue()
     }
 
     public var parameters: [TrainableTensor] { [a, b, logits] }
