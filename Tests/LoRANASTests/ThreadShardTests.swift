@@ -49,6 +49,7 @@ final class ThreadShardTests: XCTestCase {
         return (loss, gradients.map(\.grad.array))
     }
 
+    /// Equal to rounding: the parts' gradients are summed in another order than one backward sums them.
     func assertSameStep(_ a: (Float, [[Float]]), _ b: (Float, [[Float]]), _ what: String) {
         XCTAssertEqual(a.0, b.0, accuracy: 1e-5 * abs(b.0), "\(what): loss")
         var worst: Float = 0
