@@ -58,9 +58,15 @@ public final class World: @unchecked Sendable {
 
     /// The positions of this rank's shard in 0..<count.
     public func shardRange(_ count: Int) -> Range<Int> {
-        let q = count / size, r = count % size
-        let lo = rank * q + min(rank, r)
-        return lo..<(lo + q + (rank < r ? 1 : 0))
+        Self.part(rank, of: size, count: count)
+    }
+
+    /// Part k of 0..<count cut into n contiguous parts, the first `count % n` one longer (ranks' shards, and the
+    /// thread parts of a step, `threadShards`).
+    static func part(_ k: Int, of n: Int, count: Int) -> Range<Int> {
+        let q = count / n, r = count % n
+        let lo = k * q + min(k, r)
+        return lo..<(lo + q + (k < r ? 1 : 0))
     }
 
     // MARK: - collectives

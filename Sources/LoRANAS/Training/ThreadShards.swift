@@ -134,7 +134,7 @@ extension MllamaModel {
         replicas.prepare()
         let models = [self] + replicas.models
         let parts = (0..<count).map { i in
-            (models[i], Array(indices[(indices.count * i / count)..<(indices.count * (i + 1) / count)]))
+            (models[i], Array(indices[World.part(i, of: count, count: indices.count)]))
         }
         return StepShards(parts: parts, replicas: replicas)
     }
