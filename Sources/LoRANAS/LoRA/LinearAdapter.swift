@@ -7,6 +7,12 @@ public protocol LinearAdapter: AnyObject {
     /// dx (n, in) += ∂/∂x, and the adapter's own parameter gradients +=. `bf16DY`: dy converted, in bf16 mode.
     func backward(dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, n: Int,
                   bf16DY: BF16Rows?)
+    /// The adapter as a change of its layer's weight, ΔW = B·diag(σ)·A, when it is one for the next forward (not
+    /// while dropout is on, nor once merged). The layer may fold it into its weight (`FoldedLowRank`) instead of
+    /// calling `forward`; it then calls `backward(folded:dy:x:n:)` instead of `backward`.
+    func weightDelta() -> FoldedLowRank.Factors?
+    /// Accumulates the parameter gradients after a forward that folded `factors` into the weight.
+    func backward(folded factors: FoldedLowRank.Factors, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, n: Int)
     /// The tensors backward accumulates gradients into (when trained).
     var parameters: [TrainableTensor] { get }
     /// A copy for a part of a step's batch that runs on another thread (`ShardReplicas`): the same parameter

@@ -104,6 +104,16 @@ public final class LoRAAdapter: LinearAdapter {
         }
     }
 
+    public func weightDelta() -> FoldedLowRank.Factors? {
+        isMerged || (training && dropout > 0) ? nil : FoldedLowRank.Factors(a: a.value, b: b.value, scale: scale)
+    }
+
+    public func backward(folded factors: FoldedLowRank.Factors, dy: UnsafePointer<Float>, x: UnsafePointer<Float>,
+                         n: Int) {
+        guard trainable else { return }
+        FoldedLowRank.backward(factors, dy: dy, x: x, n: n, dA: a.grad.ptr, dB: b.grad.ptr, dScale: nil)
+    }
+
     /// W += scaling·B·A. A merge that would make W non-finite is refused.
     public func merge(into weight: Tensor) throws {
         guard !isMerged else { return }

@@ -157,13 +157,31 @@ public final class SupernetAdapter: LinearAdapter {
                 a: a.value.ptr, b: b.value.ptr, scale: sv.scale, n: n,
                 inFeatures: inFeatures, outFeatures: outFeatures, rank: maxRank, packed: sv.packed, bf16DY: bf16DY)
         }
-        guard trainAlpha else { return }
-        // σ_j = s·c_j² → dc_j = 2·s·c_j·dσ_j;  dw_r = Σ_{j ∈ slice r} dc_j;  dα = w ⊙ (dw − Σ w·dw).
+        if trainAlpha { accumulateLogitGradient(dScale: dScale, c: sv.c) }
+    }
+
+    public func weightDelta() -> FoldedLowRank.Factors? {
+        FoldedLowRank.Factors(a: a.value, b: b.value, scale: componentScale)
+    }
+
+    public func backward(folded factors: FoldedLowRank.Factors, dy: UnsafePointer<Float>, x: UnsafePointer<Float>,
+                         n: Int) {
+        var dScale = [Float](repeating: 0, count: maxRank)
+        dScale.withUnsafeMutableBufferPointer { ds in
+            FoldedLowRank.backward(factors, dy: dy, x: x, n: n, dA: trainWeights ? a.grad.ptr : nil,
+                                   dB: trainWeights ? b.grad.ptr : nil, dScale: trainAlpha ? ds.baseAddress : nil)
+        }
+        if trainAlpha { accumulateLogitGradient(dScale: dScale, c: componentWeights(weights)) }
+    }
+
+    /// α's gradient from σ's: σ_j = s·c_j² → dc_j = 2·s·c_j·dσ_j; dw_r = Σ_{j ∈ slice r} dc_j;
+    /// dα = w ⊙ (dw − Σ w·dw).
+    private func accumulateLogitGradient(dScale: [Float], c: [Float]) {
         let s = Double(loraAlpha) / Double(maxRank)
         let w = weights.map(Double.init)
         var dw = [Double](repeating: 0, count: space.count)
         for (k, r) in space.enumerated() {
-            for j in slices.range(rank: r, maxRank: maxRank) { dw[k] += 2 * s * Double(sv.c[j]) * Double(dScale[j]) }
+            for j in slices.range(rank: r, maxRank: maxRank) { dw[k] += 2 * s * Double(c[j]) * Double(dScale[j]) }
         }
         let mean = zip(w, dw).reduce(0) { $0 + $1.0 * $1.1 }
         for k in space.indices { logits.grad.ptr[k] += Float(w[k] * (dw[k] - mean)) }

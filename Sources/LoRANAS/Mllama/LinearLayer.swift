@@ -15,6 +15,9 @@ public final class LinearLayer {
     /// The frozen weight as bfloat16, packed once for the bf16 GEMM (`MllamaModel.useBFloat16`); nil in float32
     /// mode.
     var bf16: PackedBF16Matrix?
+    /// The last forward's weight with the adapter folded in, for its backward (float32, base frozen, and only
+    /// where folding is cheaper: `FoldedLowRank.pays`).
+    private(set) var folded: FoldedLowRank.Saved?
 
     init(name: String, params: ParameterSet, grads: ParameterSet?, hasBias: Bool) {
         self.name = name
@@ -32,8 +35,10 @@ public final class LinearLayer {
         let n = x.count / inFeatures
         let y = Tensor(uninitialized: [n, outFeatures])   // the GEMM writes every element (beta = 0)
         guard let bf16 else {
-            Linear.forward(y: y.ptr, x: x.ptr, w: weight.ptr, b: bias?.ptr, n: n, c: inFeatures, oc: outFeatures)
-            adapter?.forward(x: x.ptr, y: y.ptr, n: n, bf16X: nil)
+            folded = fold(n: n)
+            let w = folded?.weight ?? weight
+            Linear.forward(y: y.ptr, x: x.ptr, w: w.ptr, b: bias?.ptr, n: n, c: inFeatures, oc: outFeatures)
+            if folded == nil { adapter?.forward(x: x.ptr, y: y.ptr, n: n, bf16X: nil) }
             return y
         }
         let rows = converted ?? BF16Rows(x.ptr, m: n, k: inFeatures, kernel: bf16.kernel)
@@ -57,9 +62,25 @@ public final class LinearLayer {
             adapter?.backward(dx: dx?.ptr, dy: dy.ptr, x: x.ptr, n: n, bf16DY: rows)
             return
         }
+        if let f = folded, f.n == n, let adapter {
+            folded = nil
+            Linear.backward(dx: dx?.ptr, dw: nil, db: nil, dy: dy.ptr, x: x.ptr, w: f.weight.ptr, n: n,
+                            c: inFeatures, oc: outFeatures)
+            adapter.backward(folded: f.factors, dy: dy.ptr, x: x.ptr, n: n)
+            return
+        }
         Linear.backward(dx: dx?.ptr, dw: weightGrad?.ptr, db: biasGrad?.ptr, dy: dy.ptr, x: x.ptr, w: weight.ptr,
                         n: n, c: inFeatures, oc: outFeatures)
         adapter?.backward(dx: dx?.ptr, dy: dy.ptr, x: x.ptr, n: n, bf16DY: nil)
+    }
+
+    /// The adapter folded into the weight for a float32 forward on n rows, when the base is frozen and folding
+    /// costs less than the factored form.
+    private func fold(n: Int) -> FoldedLowRank.Saved? {
+        guard weightGrad == nil, biasGrad == nil, let f = adapter?.weightDelta(), FoldedLowRank.pays(n: n, f) else {
+            return nil
+        }
+        return FoldedLowRank.Saved(n: n, weight: FoldedLowRank.weight(weight, f), factors: f)
     }
 
     /// The weight the layer computes with, as float32: `weight` itself, or in bf16 mode a copy unpacked from
