@@ -5,7 +5,7 @@ torch.autocast("cpu", dtype=torch.bfloat16), alternating rounds so that every co
 medians over every step; the supernet step over the LoRA step in bf16; the bf16 GEMM's MFU against the tile
 (or dot-product) ceiling measured in the same run (`loranas-bench bf16`); peak RSS.
 
-    python bench/bf16.py --python .venv-test/bin/python [--sizes small medium] [--rounds 2]
+    python bench/bf16.py --python .venv-test/bin/python [--sizes tiny small medium] [--rounds 2]
 
 Writes bench/results/bf16.json and bench/results/bf16.md. OpenBLAS runs the kernels the engine picks for this CPU
 (Cooperlake here) unless --coretype names others (OPENBLAS_CORETYPE; torch does not use OpenBLAS).
@@ -22,6 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, ".build", "release", "loranas-bench")
 STEPS = {"tiny": ("20", "3"), "small": ("6", "1"), "medium": ("3", "1")}
 TARGET_BF16 = {"small": 1.2, "medium": 1.0}
+TARGET_FP32 = {"tiny": 3.0}
 
 
 def run_json(cmd, env):
@@ -46,7 +47,7 @@ def measure(size, rounds, python, env):
     return {
         "size": size, "rounds": rounds, "step_ms": ms, "peak_rss_mib": rss,
         "bf16_vs_torch_bf16": paired(runs["torch_bf16"], runs["ours_bf16"]), "target": TARGET_BF16.get(size),
-        "fp32_vs_torch_fp32": paired(runs["torch_fp32"], runs["ours_fp32"]),
+        "fp32_vs_torch_fp32": paired(runs["torch_fp32"], runs["ours_fp32"]), "target_fp32": TARGET_FP32.get(size),
         "supernet_over_lora_bf16": paired(runs["ours_bf16_supernet"], runs["ours_bf16"]),
         "rss_bf16_over_torch_bf16": rss["ours_bf16"] / rss["torch_bf16"],
         "compute": runs["ours_bf16"][0]["compute"], "openblas_core": runs["ours_bf16"][0]["openblas_core"],
@@ -66,15 +67,16 @@ def markdown(rows, gemms, coretype):
              "ratios of configurations run next to each other. The engine's bf16 mode runs the linear layers on "
              + rows[0]["compute"].split(" on ")[-1] + ".",
              "", "| size | loranas fp32 | loranas bf16 | torch fp32 | torch bf16 autocast | bf16 vs torch bf16 "
-             "(target) | fp32 vs torch fp32 | supernet / LoRA (bf16) | peak RSS bf16: ours / torch |",
+             "(target) | fp32 vs torch fp32 (target) | supernet / LoRA (bf16) | peak RSS bf16: ours / torch |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ms, rss = r["step_ms"], r["peak_rss_mib"]
         target = "" if r["target"] is None else f" (≥ {r['target']})"
+        target_fp32 = "" if r.get("target_fp32") is None else f" (≥ {r['target_fp32']})"
         lines.append(
             f"| {r['size']} | {ms['ours_fp32']:.0f} ms | {ms['ours_bf16']:.0f} ms | {ms['torch_fp32']:.0f} ms | "
             f"{ms['torch_bf16']:.0f} ms | {spread(r['bf16_vs_torch_bf16'], '×')}{target} | "
-            f"{spread(r['fp32_vs_torch_fp32'], '×')} | {spread(r['supernet_over_lora_bf16'])} | "
+            f"{spread(r['fp32_vs_torch_fp32'], '×')}{target_fp32} | {spread(r['supernet_over_lora_bf16'])} | "
             f"{rss['ours_bf16']:.0f} / {rss['torch_bf16']:.0f} MiB ({r['rss_bf16_over_torch_bf16']:.2f}) |")
     lines += ["", "The bf16 GEMM alone (`loranas-bench bf16 --threads 2`: y = x·Wᵀ with x converted to bf16), "
               "against sgemm on the same shape and the kernel's ceiling measured in the same run:", "",

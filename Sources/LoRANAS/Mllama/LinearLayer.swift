@@ -35,10 +35,7 @@ public final class LinearLayer {
         let n = x.count / inFeatures
         let y = Tensor(uninitialized: [n, outFeatures])   // the GEMM writes every element (beta = 0)
         guard let bf16 else {
-            folded = fold(n: n)
-            let w = folded?.weight ?? weight
-            Linear.forward(y: y.ptr, x: x.ptr, w: w.ptr, b: bias?.ptr, n: n, c: inFeatures, oc: outFeatures)
-            if folded == nil { adapter?.forward(x: x.ptr, y: y.ptr, n: n, bf16X: nil) }
+            forwardFloat32(x, y, n: n)
             return y
         }
         let rows = converted ?? BF16Rows(x.ptr, m: n, k: inFeatures, kernel: bf16.kernel)
@@ -72,6 +69,14 @@ public final class LinearLayer {
         Linear.backward(dx: dx?.ptr, dw: weightGrad?.ptr, db: biasGrad?.ptr, dy: dy.ptr, x: x.ptr, w: weight.ptr,
                         n: n, c: inFeatures, oc: outFeatures)
         adapter?.backward(dx: dx?.ptr, dy: dy.ptr, x: x.ptr, n: n, bf16DY: nil)
+    }
+
+    /// y = x·Wᵀ (+ b) + adapter(x) in float32, with the adapter folded into W where that is cheaper.
+    private func forwardFloat32(_ x: Tensor, _ y: Tensor, n: Int) {
+        folded = fold(n: n)
+        let w = folded?.weight ?? weight
+        Linear.forward(y: y.ptr, x: x.ptr, w: w.ptr, b: bias?.ptr, n: n, c: inFeatures, oc: outFeatures)
+        if folded == nil { adapter?.forward(x: x.ptr, y: y.ptr, n: n, bf16X: nil) }
     }
 
     /// The adapter folded into the weight for a float32 forward on n rows, when the base is frozen and folding

@@ -12,6 +12,8 @@ public final class Tensor: @unchecked Sendable {
     private let owner: Tensor?
     /// The length of the anonymous mapping that holds the elements (`init(zeroPages:)`), else 0.
     private let mappedBytes: Int
+    /// The malloc block that holds the elements of a heap tensor (`allocate`), else nil.
+    private let heapBlock: UnsafeMutableRawPointer?
 
     /// A new tensor filled with zeros.
     public init(zeros shape: [Int]) {
@@ -19,8 +21,8 @@ public final class Tensor: @unchecked Sendable {
         _ = Engine.threads   // first use configures threads and the allocator
         self.shape = shape
         self.count = shape.reduce(1, *)
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
-        let ptr = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        let heap = Self.allocate(max(count, 1))
+        let ptr = heap.ptr
         // split across the threads: zeroing (and faulting in) a large buffer is otherwise a serial pass
         Engine.parallelRanges(max(count, 1), grain: 1 << 16) { r in
             (ptr + r.lowerBound).initialize(repeating: 0, count: r.count)
@@ -28,6 +30,7 @@ public final class Tensor: @unchecked Sendable {
         self.ptr = ptr
         self.owner = nil
         self.mappedBytes = 0
+        self.heapBlock = heap.block
     }
 
     /// A new tensor of zeros in pages of its own (an anonymous mapping): a page takes memory when first written,
@@ -43,11 +46,13 @@ public final class Tensor: @unchecked Sendable {
         if let m, m != MAP_FAILED {
             self.ptr = m.bindMemory(to: Float.self, capacity: max(count, 1))
             self.mappedBytes = bytes
+            self.heapBlock = nil
         } else {
-            let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-            self.ptr = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+            let heap = Self.allocate(max(count, 1))
+            self.ptr = heap.ptr
             self.ptr.initialize(repeating: 0, count: max(count, 1))
             self.mappedBytes = 0
+            self.heapBlock = heap.block
         }
         self.owner = nil
     }
@@ -59,10 +64,11 @@ public final class Tensor: @unchecked Sendable {
         _ = Engine.threads
         self.shape = shape
         self.count = shape.reduce(1, *)
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
-        self.ptr = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        let heap = Self.allocate(max(count, 1))
+        self.ptr = heap.ptr
         self.owner = nil
         self.mappedBytes = 0
+        self.heapBlock = heap.block
     }
 
     /// A new tensor holding a copy of `values`.
@@ -78,6 +84,7 @@ public final class Tensor: @unchecked Sendable {
         self.ptr = owner.ptr + offset
         self.owner = owner.owner ?? owner
         self.mappedBytes = 0
+        self.heapBlock = nil
     }
 
     deinit {
@@ -85,8 +92,19 @@ public final class Tensor: @unchecked Sendable {
         if mappedBytes > 0 {
             munmap(UnsafeMutableRawPointer(ptr), mappedBytes)
         } else {
-            UnsafeMutableRawPointer(ptr).deallocate()
+            free(heapBlock)
         }
+    }
+
+    /// Room for `count` floats from malloc, 64-byte aligned by hand inside a block 64 bytes larger. An aligned
+    /// allocation (`posix_memalign`) splits a small free chunk off in front of each block; small objects then
+    /// take those chunks and pin the heap between large activations, so freed activations stop coalescing. At
+    /// medium in bf16 that moved the step's peak RSS by 60 MiB from one build to the next.
+    private static func allocate(_ count: Int) -> (block: UnsafeMutableRawPointer, ptr: UnsafeMutablePointer<Float>) {
+        guard let block = malloc(count * 4 + 64) else { fatalError("out of memory for \(count) floats") }
+        let aligned = (Int(bitPattern: block) + 63) / 64 * 64
+        let raw = block + (aligned - Int(bitPattern: block))
+        return (block, raw.bindMemory(to: Float.self, capacity: count))
     }
 
     /// Hands the whole pages inside elements `range` back to the OS: they read as zeros afterwards and take no
