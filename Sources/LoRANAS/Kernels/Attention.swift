@@ -65,6 +65,7 @@ public enum Attention {
             let p = scratch ?? probs! + task * d.sq * d.sk
             do {
                 let b = task / d.nh, h = task % d.nh, kv = h / g
+                let mask = mask.forSample(b, sk: d.sk)
                 let qh = q + b * d.sq * qs + h * d.hd
                 let kh = k + b * d.sk * ks + kv * d.hd, vh = v + b * d.sk * ks + kv * d.hd
                 gemm(false, true, m: d.sq, n: d.sk, k: d.hd, scale: d.scale, a: qh, lda: qs, b: kh, ldb: ks,
@@ -95,6 +96,7 @@ public enum Attention {
             }
             do {
                 let b = task / d.nkv, kv = task % d.nkv
+                let mask = mask.forSample(b, sk: d.sk)
                 let kh = k + b * d.sk * ks + kv * d.hd, vh = v + b * d.sk * ks + kv * d.hd
                 let dkh = dk + b * d.sk * ks + kv * d.hd, dvh = dv + b * d.sk * ks + kv * d.hd
                 for h in (kv * g)..<((kv + 1) * g) {
@@ -198,6 +200,14 @@ public enum Attention {
 }
 
 extension AttentionMask {
+    /// This mask for the rows of sample b: a causal mask whose keys of b are all valid drops its table, so its
+    /// rows skip the scan of every earlier key.
+    func forSample(_ b: Int, sk: Int) -> AttentionMask {
+        guard case .causal(let valid?) = self else { return self }
+        let keys = UnsafeBufferPointer(start: valid + b * sk, count: sk)
+        return keys.contains(0) ? self : .causal(keyValid: nil)
+    }
+
     /// Query q sees no key from this index on (q + 1 under a causal mask), so its softmax stops there.
     @inline(__always)
     func keyEnd(q: Int, sk: Int) -> Int {

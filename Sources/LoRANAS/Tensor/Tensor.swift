@@ -142,8 +142,8 @@ public final class Tensor: @unchecked Sendable {
     }
 
     public func copy() -> Tensor {
-        let t = Tensor(zeros: shape)
-        t.ptr.update(from: ptr, count: count)
+        let t = Tensor(uninitialized: shape)
+        t.ptr.initialize(from: ptr, count: count)
         return t
     }
 
