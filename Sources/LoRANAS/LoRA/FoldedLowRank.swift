@@ -3,9 +3,10 @@
 /// The factored form (`LowRank`) costs the base's two products (forward, input gradient) plus six thin ones
 /// through the rank: 2·n·in·out + 3·n·R·(in + out) multiply-adds for n rows. Folded, forward builds
 /// W' = W + ΔW once (R·in·out) and backward reads every parameter gradient off the weight's gradient
-/// G = dyᵀ·x: dA = diag(σ)·Bᵀ·G, dB = G·Aᵀ·diag(σ), dσ_j = Σ_i (Bᵀ·G)[j, i]·A[j, i], for 3·n·in·out + 3·R·in·out
-/// in all. When the rank is large against the layer (R = 64 on a 64-wide model) that is about half the work
-/// in two fewer GEMM calls; at real widths the factored form is cheaper, and `pays` keeps it.
+/// G = dyᵀ·x: dA = diag(σ)·Bᵀ·G, dB = G·Aᵀ·diag(σ), dσ_j = Σ_i (Bᵀ·G)[j, i]·A[j, i],
+/// for 3·n·in·out + 3·R·in·out in all. When the rank is large against the layer (R = 64 on a 64-wide model)
+/// that is about half the work in two fewer GEMM calls; at real widths the factored form is cheaper, and `pays`
+/// keeps it.
 /// The same products, summed in another order: the two forms agree to rounding.
 public enum FoldedLowRank {
     /// An adapter as a change of its layer's weight: ΔW = B·diag(σ)·A, A (R, in), B (out, R).

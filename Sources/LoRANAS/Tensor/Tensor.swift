@@ -9,11 +9,17 @@ public final class Tensor: @unchecked Sendable {
     public let shape: [Int]
     public let count: Int
     public let ptr: UnsafeMutablePointer<Float>
-    private let owner: Tensor?
-    /// The length of the anonymous mapping that holds the elements (`init(zeroPages:)`), else 0.
-    private let mappedBytes: Int
-    /// The malloc block that holds the elements of a heap tensor (`allocate`), else nil.
-    private let heapBlock: UnsafeMutableRawPointer?
+    private let storage: Storage
+
+    /// Where the elements live, and so how deinit gives them back.
+    private enum Storage {
+        /// In a malloc block (`allocate`), freed with the tensor.
+        case heap(block: UnsafeMutableRawPointer)
+        /// In an anonymous mapping of this many bytes (`init(zeroPages:)`), unmapped with the tensor.
+        case mapping(bytes: Int)
+        /// In the storage of another tensor, kept alive by this one.
+        case view(of: Tensor)
+    }
 
     /// A new tensor filled with zeros.
     public init(zeros shape: [Int]) {
@@ -28,9 +34,7 @@ public final class Tensor: @unchecked Sendable {
             (ptr + r.lowerBound).initialize(repeating: 0, count: r.count)
         }
         self.ptr = ptr
-        self.owner = nil
-        self.mappedBytes = 0
-        self.heapBlock = heap.block
+        storage = .heap(block: heap.block)
     }
 
     /// A new tensor of zeros in pages of its own (an anonymous mapping): a page takes memory when first written,
@@ -45,16 +49,13 @@ public final class Tensor: @unchecked Sendable {
         let m = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
         if let m, m != MAP_FAILED {
             self.ptr = m.bindMemory(to: Float.self, capacity: max(count, 1))
-            self.mappedBytes = bytes
-            self.heapBlock = nil
+            storage = .mapping(bytes: bytes)
         } else {
             let heap = Self.allocate(max(count, 1))
             self.ptr = heap.ptr
             self.ptr.initialize(repeating: 0, count: max(count, 1))
-            self.mappedBytes = 0
-            self.heapBlock = heap.block
+            storage = .heap(block: heap.block)
         }
-        self.owner = nil
     }
 
     /// A new tensor whose contents are unspecified: for outputs a kernel overwrites in full
@@ -66,9 +67,7 @@ public final class Tensor: @unchecked Sendable {
         self.count = shape.reduce(1, *)
         let heap = Self.allocate(max(count, 1))
         self.ptr = heap.ptr
-        self.owner = nil
-        self.mappedBytes = 0
-        self.heapBlock = heap.block
+        storage = .heap(block: heap.block)
     }
 
     /// A new tensor holding a copy of `values`.
@@ -82,17 +81,18 @@ public final class Tensor: @unchecked Sendable {
         self.shape = shape
         self.count = shape.reduce(1, *)
         self.ptr = owner.ptr + offset
-        self.owner = owner.owner ?? owner
-        self.mappedBytes = 0
-        self.heapBlock = nil
+        if case .view(let root) = owner.storage {
+            storage = .view(of: root)
+        } else {
+            storage = .view(of: owner)
+        }
     }
 
     deinit {
-        guard owner == nil else { return }
-        if mappedBytes > 0 {
-            munmap(UnsafeMutableRawPointer(ptr), mappedBytes)
-        } else {
-            free(heapBlock)
+        switch storage {
+        case .heap(let block): free(block)
+        case .mapping(let bytes): munmap(UnsafeMutableRawPointer(ptr), bytes)
+        case .view: break
         }
     }
 
