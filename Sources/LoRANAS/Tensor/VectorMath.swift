@@ -9,7 +9,9 @@ public typealias F16x = SIMD16<Float>
 @inline(__always) func vmax(_ a: F16x, _ b: F16x) -> F16x { a.replacing(with: b, where: a .< b) }
 @inline(__always) func vmin(_ a: F16x, _ b: F16x) -> F16x { a.replacing(with: b, where: b .< a) }
 
-@inline(__always)
+/// `@inline(always)`: with `__always` the optimizer still outlined it (11 call sites), and an outlined SIMD16
+/// crosses the call as four 128-bit halves, so every caller's exp ran at half width.
+@inline(always)
 func vexp(_ x: F16x) -> F16x {
     let x = vmax(vmin(x, F16x(repeating: 88.3)), F16x(repeating: -87.3))
     // n = round(x / ln2) by the 1.5·2²³ trick: the sum's low mantissa bits hold n as an integer,
@@ -23,22 +25,30 @@ func vexp(_ x: F16x) -> F16x {
     r.addProduct(n, F16x(repeating: -0.693359375))
     r.addProduct(n, F16x(repeating: 2.12194440e-4))
     var p = F16x(repeating: 1.9875691500e-4)
-    p = p * r + 1.3981999507e-3
-    p = p * r + 8.3334519073e-3
-    p = p * r + 4.1665795894e-2
-    p = p * r + 1.6666665459e-1
-    p = p * r + 5.0000001201e-1
-    let r2 = r * r
-    var y = p * r2 + r + 1
+    p = horner(p, r, 1.3981999507e-3)
+    p = horner(p, r, 8.3334519073e-3)
+    p = horner(p, r, 4.1665795894e-2)
+    p = horner(p, r, 1.6666665459e-1)
+    p = horner(p, r, 5.0000001201e-1)
+    var y = r + 1
+    y.addProduct(p, r * r)
     // 2^n through the exponent bits.
     let bits = unsafeBitCast(t, to: SIMD16<Int32>.self) &- 0x4B400000
     y *= unsafeBitCast((bits &+ 127) &<< 23, to: F16x.self)
     return y
 }
 
+/// p·x + c in one fused multiply-add per lane (Swift does not fuse `p * x + c` by itself).
+@inline(always)
+func horner(_ p: F16x, _ x: F16x, _ c: Float) -> F16x {
+    var out = F16x(repeating: c)
+    out.addProduct(p, x)
+    return out
+}
+
 /// erf to float precision: erf(x) = 1 − t·exp(−x² + P(t)), t = 1/(1 + |x|/2) (Numerical Recipes'
-/// erfc, fractional error < 1.2e-7), with the sign restored.
-@inline(__always)
+/// erfc, fractional error < 1.2e-7), with the sign restored. `@inline(always)` as `vexp`.
+@inline(always)
 func verf(_ x: F16x) -> F16x {
     let z = vmax(x, -x)
     let t = 1 / (1 + 0.5 * z)
