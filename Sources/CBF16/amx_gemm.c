@@ -180,8 +180,8 @@ LR_AMX void lr_amx_gemm_nn(const uint16_t *a, int64_t m, int64_t kpn, const uint
 }
 
 LR_AMX float lr_amx_peak(int64_t iters) {
-    static uint16_t a[16 * 32] __attribute__((aligned(64)));
-    static uint16_t b[16 * 32] __attribute__((aligned(64)));
+    uint16_t a[16 * 32] __attribute__((aligned(64)));  // on the stack: threads run this at once
+    uint16_t b[16 * 32] __attribute__((aligned(64)));
     float out[256] __attribute__((aligned(64)));
     for (int i = 0; i < 512; i++) {
         a[i] = 0x3F80;  // 1.0
