@@ -3,11 +3,13 @@
 (qkvo+mlp, budget 0.4) and a fresh fine-tune of the searched ranks, once with the base in float32 and once in
 bfloat16; prints whether the ranks agree and the eval perplexities. As a control, a third run in float32 with the
 learning rate changed by one part in 10⁴ measures how far these short runs move under any small perturbation, so
-bf16's differences can be read against fp32's own sensitivity. With --seeds N, both dtypes also run seeds
+bf16's differences can be read against fp32's own sensitivity; and fp32's ranks fine-tuned alone in bf16, which
+takes the search's ties out of the comparison. With --seeds N, both dtypes also run seeds
 1..N-1 and the mean eval perplexity of each is printed with its spread across seeds (the standard deviation).
 With --peer, PyTorch + PEFT runs the same fine-tune (fp32's searched ranks, exported as a PEFT config and built
-fresh, the same batches and AdamW settings) in fp32, in fp32 at the nudged learning rate, and under bf16 autocast:
-how far the peer's own bf16 lands from its own fp32 on these runs (needs torch, transformers and peft).
+fresh; the same data, batch size, epochs and AdamW settings, its own shuffle) in fp32, in fp32 at the nudged
+learning rate, and under bf16 autocast: how far the peer's own bf16 lands from its own fp32 on these runs (needs
+torch, transformers and peft).
 
     python bench/bf16_demo_tasks.py              # quick mode's data and steps: about 4 minutes on 2 cores
     python bench/bf16_demo_tasks.py --seeds 4    # and the means over seeds 0-3: about 10 minutes

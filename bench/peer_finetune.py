@@ -37,8 +37,8 @@ def samples(files: dict) -> dict[str, list[dict[str, np.ndarray]]]:
     """Each split's samples as the engine's processor makes them (the processor is checked against
     transformers' in the test suite)."""
     with loranas.load_model(BASE) as m:
-        return {k: [dict(d[i]) for i in range(len(d))]
-                for k, d in ((k, loranas.Dataset.from_cauldron(p, model=m)) for k, p in files.items())}
+        splits = {k: loranas.Dataset.from_cauldron(p, model=m) for k, p in files.items()}
+        return {k: [d[i] for i in range(len(d))] for k, d in splits.items()}
 
 
 def finetune(data: dict, peft_dir: str, lora_parameters: int, s, autocast: bool, seed: int = 0) -> float:
