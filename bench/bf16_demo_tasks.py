@@ -21,7 +21,6 @@ import dataclasses
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import loranas
@@ -35,7 +34,6 @@ TARGETS = ADAPTER_SETS["qkvo+mlp"]
 def run(files: dict, dtype: str, s, seed: int = 0, ranks: dict | None = None, peft_dir: str | None = None) -> dict:
     """Search, then fine-tune the searched ranks, on the engine; with ranks given, only the fine-tune of those.
     With peft_dir, the fine-tuned adapter is exported there."""
-    t = time.time()
     with loranas.load_model(BASE, dtype=dtype) as m:
         d = {k: loranas.Dataset.from_cauldron(p, model=m) for k, p in files.items()}
         if ranks is None:
@@ -47,8 +45,7 @@ def run(files: dict, dtype: str, s, seed: int = 0, ranks: dict | None = None, pe
                              lora_alpha=s.lora_alpha)
         if peft_dir is not None:
             f.save_peft(peft_dir)
-        return {"ranks": ranks, "parameters": f.lora_parameters, "ppl": loranas.evaluate(m, d["eval"]).perplexity,
-                "s": time.time() - t}
+        return {"ranks": ranks, "parameters": f.lora_parameters, "ppl": loranas.evaluate(m, d["eval"]).perplexity}
 
 
 def main() -> int:

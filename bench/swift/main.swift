@@ -56,7 +56,7 @@ func ceiling(n: Int, reps: Int) {
 /// runs on the same threads), the FLOP of all over the wall time, best of `reps` (noise only slows a peak loop).
 func bf16Ceiling(_ kernel: BF16Kernel, reps: Int) -> Double {
     let iters = kernel == .amx ? 2_000_000 : 20_000_000
-    let flop = BF16.peakKernel(kernel, iters: iters).flop * Double(Engine.threads)
+    let flop = BF16.peakKernel(kernel, iters: 1).flop * Double(iters * Engine.threads)  // time() warms up
     let times = time(reps) { Engine.parallelFor(Engine.threads) { _ in _ = BF16.peakKernel(kernel, iters: iters) } }
     return flop / (times.min() ?? .infinity) / 1e9
 }
